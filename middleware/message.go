@@ -1,0 +1,70 @@
+package middleware
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Message is a transport-neutral message. Handlers and middleware see only
+// this; As reaches the broker's own type when needed.
+type Message struct {
+	// ID is the broker's message ID (SQS MessageId, AMQP message-id,
+	// Kafka "topic/partition/offset"); transports set it on receive and, when
+	// the broker assigns one, after a publish.
+	ID string
+	// Key orders and partitions messages where the broker supports it
+	// (Kafka record key, SQS MessageGroupId); see README for each broker.
+	Key []byte
+	// Body is the payload. It is never recorded in telemetry.
+	Body []byte
+	// Headers are the message's application headers; the trace context
+	// travels in them (traceparent, tracestate, baggage).
+	Headers map[string]string
+	// Time is when the producer or broker stamped the message; zero if unknown.
+	Time time.Time
+	// DeliveryCount is how many times the broker has delivered this message,
+	// 1 on the first delivery, 0 when the broker does not say.
+	DeliveryCount int
+	// Destination is the queue or topic the message was received from or
+	// published to.
+	Destination string
+
+	as       func(any) bool
+	attrs    []attribute.KeyValue
+	creation trace.SpanContext
+}
+
+// NewMessage returns a message with body and an empty header map.
+func NewMessage(body []byte) *Message {
+	return &Message{Body: body, Headers: map[string]string{}}
+}
+
+// As sets target to the broker's native message and reports whether it
+// could: *types.Message (SQS), *amqp.Delivery (RabbitMQ), *kgo.Record (Kafka).
+// target must be a pointer to one of those pointer-or-value types, as each
+// transport documents.
+func (m *Message) As(target any) bool {
+	if m == nil || m.as == nil {
+		return false
+	}
+	return m.as(target)
+}
+
+// SetAs is for transports: as implements As for this message.
+func (m *Message) SetAs(as func(target any) bool) { m.as = as }
+
+// Attributes returns the broker-specific semantic-convention attributes a
+// transport attached to this message (partition, offset, delivery tag, ...).
+// The returned slice must not be modified.
+func (m *Message) Attributes() []attribute.KeyValue { return m.attrs }
+
+// SetAttributes is for transports: attrs describe this message on its broker
+// and are recorded on the spans that cover it. Build them with the
+// propagation package's semconv builders.
+func (m *Message) SetAttributes(attrs ...attribute.KeyValue) { m.attrs = attrs }
+
+// CreationContext is the producer's span context extracted from the message
+// by the tracing middleware; invalid before that or when there was none.
+func (m *Message) CreationContext() trace.SpanContext { return m.creation }

@@ -1,0 +1,76 @@
+package propagation
+
+import (
+	"go.opentelemetry.io/otel/metric"
+	otelprop "go.opentelemetry.io/otel/propagation"
+)
+
+// W3C limits (https://www.w3.org/TR/trace-context/#tracestate-header-field-values,
+// https://www.w3.org/TR/baggage/#limits).
+const (
+	MaxTraceStateMembers = 32
+	MaxBaggageBytes      = 8192
+	MaxBaggageMembers    = 180
+)
+
+type config struct {
+	propagator    otelprop.TextMapPropagator
+	meterProvider metric.MeterProvider
+	xrayInject    bool
+	xrayExtract   bool
+	maxTraceState int
+	maxBaggageB   int
+	maxBaggageN   int
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		xrayExtract:   true,
+		maxTraceState: MaxTraceStateMembers,
+		maxBaggageB:   MaxBaggageBytes,
+		maxBaggageN:   MaxBaggageMembers,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// Option configures a Propagator.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithTextMapPropagator sets the OpenTelemetry propagator to use instead of
+// the global one. A nil p is ignored.
+func WithTextMapPropagator(p otelprop.TextMapPropagator) Option {
+	return optionFunc(func(c *config) {
+		if p != nil {
+			c.propagator = p
+		}
+	})
+}
+
+// WithMeterProvider sets the MeterProvider for the dropped-field counter.
+// A nil mp is ignored; the default is the global MeterProvider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) {
+		if mp != nil {
+			c.meterProvider = mp
+		}
+	})
+}
+
+// WithXRayInject makes Inject also write the X-Ray header under XRayKey.
+func WithXRayInject(on bool) Option {
+	return optionFunc(func(c *config) { c.xrayInject = on })
+}
+
+// WithXRayExtract turns the X-Ray fallback on extract on (the default) or off.
+func WithXRayExtract(on bool) Option {
+	return optionFunc(func(c *config) { c.xrayExtract = on })
+}

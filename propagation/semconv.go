@@ -1,0 +1,125 @@
+package propagation
+
+import (
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// SemconvVersion is the one semantic-conventions package this module uses.
+const SemconvVersion = "1.43.0"
+
+// SchemaURL is the schema of every attribute otelmq records.
+const SchemaURL = semconv.SchemaURL
+
+// Values of messaging.system.
+const (
+	SystemSQS      = "aws_sqs"
+	SystemRabbitMQ = "rabbitmq"
+	SystemKafka    = "kafka"
+	// SystemMemory is otelmq's in-memory transport; not a semconv value.
+	SystemMemory = "otelmq_memory"
+)
+
+// OperationType is messaging.operation.type.
+type OperationType string
+
+// The operation types of the messaging semantic conventions.
+const (
+	Create  OperationType = "create"
+	Send    OperationType = "send"
+	Receive OperationType = "receive"
+	Process OperationType = "process"
+	Settle  OperationType = "settle"
+)
+
+// Settle operation names used by the transports (messaging.operation.name).
+const (
+	OpAck    = "ack"
+	OpNack   = "nack"
+	OpDelete = "delete"
+	OpCommit = "commit"
+)
+
+// SpanName is "{operation name} {destination}", or the operation name alone
+// when there is no low-cardinality destination.
+func SpanName(operationName, destination string) string {
+	if destination == "" {
+		return operationName
+	}
+	return operationName + " " + destination
+}
+
+// OperationAttributes are the attributes every messaging span starts with:
+// messaging.system, messaging.operation.name and .type, and
+// messaging.destination.name when destination is not empty. extra is
+// appended, so callers build one slice.
+func OperationAttributes(system string, typ OperationType, name, destination string, extra ...attribute.KeyValue) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 4+len(extra))
+	attrs = append(attrs,
+		semconv.MessagingSystemKey.String(system),
+		semconv.MessagingOperationName(name),
+		semconv.MessagingOperationTypeKey.String(string(typ)),
+	)
+	if destination != "" {
+		attrs = append(attrs, semconv.MessagingDestinationName(destination))
+	}
+	return append(attrs, extra...)
+}
+
+// Attribute builders, one per semconv attribute otelmq records.
+var (
+	BatchMessageCount = semconv.MessagingBatchMessageCount
+	MessageID         = semconv.MessagingMessageID
+	ConversationID    = semconv.MessagingMessageConversationID
+	ConsumerGroup     = semconv.MessagingConsumerGroupName
+	ClientID          = semconv.MessagingClientID
+	PartitionID       = semconv.MessagingDestinationPartitionID
+	DestinationName   = semconv.MessagingDestinationName
+	BodySize          = semconv.MessagingMessageBodySize
+	KafkaTombstone    = semconv.MessagingKafkaMessageTombstone
+	RabbitMQRouting   = semconv.MessagingRabbitMQDestinationRoutingKey
+	SQSQueueURL       = semconv.AWSSQSQueueURL
+	AWSRequestID      = semconv.AWSRequestID
+	ServerAddress     = semconv.ServerAddress
+	ServerPort        = semconv.ServerPort
+	ErrorType         = semconv.ErrorType
+	ErrorTypeKey      = semconv.ErrorTypeKey
+)
+
+// Partition is messaging.destination.partition.id for a numeric partition.
+func Partition(p int32) attribute.KeyValue { return PartitionID(strconv.Itoa(int(p))) }
+
+// KafkaOffset is messaging.kafka.offset.
+func KafkaOffset(off int64) attribute.KeyValue {
+	return attribute.Int64(string(semconv.MessagingKafkaOffsetKey), off)
+}
+
+// KafkaKey is messaging.kafka.message.key. Keys are bytes on the wire; the
+// attribute holds them as a string.
+func KafkaKey(key []byte) attribute.KeyValue {
+	return semconv.MessagingKafkaMessageKey(string(key))
+}
+
+// RabbitMQDeliveryTag is messaging.rabbitmq.message.delivery_tag.
+func RabbitMQDeliveryTag(tag uint64) attribute.KeyValue {
+	return attribute.Int64(string(semconv.MessagingRabbitMQMessageDeliveryTagKey), int64(tag))
+}
+
+// RabbitMQDestination names a RabbitMQ destination per semconv:
+// "{exchange}:{routing key}" on send, "{exchange}:{routing key}:{queue}" on
+// receive (queue != ""), with "amq.default" for the default exchange.
+func RabbitMQDestination(exchange, routingKey, queue string) string {
+	if exchange == "" {
+		exchange = "amq.default"
+	}
+	s := exchange
+	if routingKey != "" {
+		s += ":" + routingKey
+	}
+	if queue != "" {
+		s += ":" + queue
+	}
+	return s
+}
