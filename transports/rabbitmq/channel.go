@@ -1,0 +1,121 @@
+package rabbitmq
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// Channel is an *amqp.Channel that traces what goes through it, for code
+// that uses amqp091-go directly instead of Publisher and Subscriber. Every
+// method it does not redefine is the channel's own.
+type Channel struct {
+	*amqp.Channel
+	tracing *middleware.Tracing
+	queues  sync.Map // consumer tag -> queue, so process spans name the queue
+}
+
+// WrapChannel returns ch with tracing configured by opts.
+func WrapChannel(ch *amqp.Channel, opts ...middleware.Option) *Channel {
+	return &Channel{Channel: ch, tracing: middleware.NewTracing(opts...)}
+}
+
+// PublishWithContext publishes msg inside a send span and injects the
+// creation context into a copy of msg.Headers, keeping a creation context
+// the caller already put there.
+func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) error {
+	ctx, span := c.startPublish(ctx, exchange, key, &msg)
+	err := c.Channel.PublishWithContext(ctx, exchange, key, mandatory, immediate, msg)
+	middleware.End(span, err)
+	return err
+}
+
+// PublishWithDeferredConfirmWithContext is PublishWithContext for a channel
+// in confirm mode. The send span ends when the message is written, not when
+// it is confirmed.
+func (c *Channel) PublishWithDeferredConfirmWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) (*amqp.DeferredConfirmation, error) {
+	ctx, span := c.startPublish(ctx, exchange, key, &msg)
+	dc, err := c.Channel.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, immediate, msg)
+	middleware.End(span, err)
+	return dc, err
+}
+
+func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *amqp.Publishing) (context.Context, trace.Span) {
+	d := middleware.Destination{
+		System:     propagation.SystemRabbitMQ,
+		Name:       propagation.RabbitMQDestination(exchange, key, ""),
+		Attributes: []attribute.KeyValue{propagation.RabbitMQRouting(key)},
+	}
+	ctx, span := c.tracing.StartSend(ctx, d, 1)
+	// The caller's table may be shared between publishes: never write to it.
+	msg.Headers = maps.Clone(msg.Headers)
+	c.tracing.InjectCreate(ctx, d, NewCarrier(&msg.Headers), false)
+	return ctx, span
+}
+
+var consumerTags atomic.Uint64
+
+// Consume is the channel's Consume; it remembers which queue consumer tag
+// reads, so StartProcess, Ack and Nack name the queue. An empty consumer tag
+// is replaced by a unique one.
+func (c *Channel) Consume(queue, consumer string, autoAck, exclusive, noLocal, noWait bool, args amqp.Table) (<-chan amqp.Delivery, error) {
+	if consumer == "" {
+		consumer = "ctag-otelmq-" + strconv.FormatUint(consumerTags.Add(1), 10)
+	}
+	c.queues.Store(consumer, queue)
+	return c.Channel.Consume(queue, consumer, autoAck, exclusive, noLocal, noWait, args)
+}
+
+// StartProcess starts the process span of d, parented on its creation
+// context per middleware.WithProcessParent. End it with middleware.End.
+func (c *Channel) StartProcess(ctx context.Context, d amqp.Delivery) (context.Context, trace.Span) {
+	return c.tracing.StartProcess(ctx, c.destination(&d), NewCarrier(&d.Headers), deliveryAttributes(&d)...)
+}
+
+// Ack acknowledges d inside an "ack" settle span.
+func (c *Channel) Ack(ctx context.Context, d amqp.Delivery, multiple bool) error {
+	return c.settle(ctx, &d, propagation.OpAck, func() error { return d.Ack(multiple) })
+}
+
+// Nack rejects d inside a "nack" settle span.
+func (c *Channel) Nack(ctx context.Context, d amqp.Delivery, multiple, requeue bool) error {
+	return c.settle(ctx, &d, propagation.OpNack, func() error { return d.Nack(multiple, requeue) })
+}
+
+func (c *Channel) settle(ctx context.Context, d *amqp.Delivery, op string, settle func() error) error {
+	creation := trace.SpanContextFromContext(c.tracing.Extract(context.Background(), NewCarrier(&d.Headers)))
+	_, span := c.tracing.StartSettle(ctx, c.destination(d), op, []trace.SpanContext{creation}, deliveryAttributes(d)...)
+	err := settle()
+	middleware.End(span, err)
+	return err
+}
+
+// destination names d by the queue its consumer reads when Consume was
+// called through c, else by "{exchange}:{routing key}".
+func (c *Channel) destination(d *amqp.Delivery) middleware.Destination {
+	name := propagation.RabbitMQDestination(d.Exchange, d.RoutingKey, "")
+	if q, ok := c.queues.Load(d.ConsumerTag); ok {
+		name = q.(string)
+	}
+	return middleware.Destination{System: propagation.SystemRabbitMQ, Name: name}
+}
+
+func deliveryAttributes(d *amqp.Delivery) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		propagation.RabbitMQRouting(d.RoutingKey),
+		propagation.RabbitMQDeliveryTag(d.DeliveryTag),
+	}
+	if d.MessageId != "" {
+		attrs = append(attrs, propagation.MessageID(d.MessageId))
+	}
+	return attrs
+}

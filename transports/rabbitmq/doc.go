@@ -1,0 +1,35 @@
+// Package rabbitmq is the RabbitMQ transport of otelmq, over
+// github.com/rabbitmq/amqp091-go: a Publisher and a Subscriber for the
+// middleware package, a Carrier over AMQP header tables, and Channel, a thin
+// traced wrapper for code that uses an *amqp.Channel directly.
+//
+// # Mapping
+//
+// A middleware.Message maps onto AMQP as follows:
+//
+//	Body          <-> message body
+//	Headers       <-> header table; string and []byte values become Headers
+//	                  entries, values of other types (numbers, nested tables,
+//	                  arrays, x-death) are left out but stay on the delivery
+//	Key           <-> header "otelmq-key" (KeyHeader), a byte array: AMQP has no
+//	                  message key
+//	ID            <-> message-id property; the Publisher does not invent one
+//	Time          <-> timestamp property (whole seconds on the wire); the
+//	                  Publisher stamps the publish time when Time is zero
+//	DeliveryCount <-  at least: x-delivery-count + 1 (quorum queues), else
+//	                  1 + the x-death counts + 1 when redelivered
+//	Destination   <-  the queue passed to Subscribe
+//
+// Message.As reaches the delivery: pass a **amqp.Delivery (or an
+// *amqp.Delivery to get a copy).
+//
+// # Destinations and spans
+//
+// Publish's destination is the routing key on the exchange set with
+// WithExchange (default: the default exchange, which routes to the queue
+// of that name). Send spans are named per the semantic conventions,
+// "send amq.default:orders". Subscribe's destination is the queue, and
+// receive, process and settle spans are named by the queue alone ("process
+// orders", "ack orders"); the routing key and delivery tag of each delivery
+// are attributes. Handler success is an "ack", an error or panic a "nack".
+package rabbitmq
