@@ -2,7 +2,50 @@ package propagation
 
 import (
 	"context"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// Carrier keys of the W3C propagators, the ones the limits apply to.
+const (
+	TraceParentKey = "traceparent"
+	TraceStateKey  = "tracestate"
+	BaggageKey     = "baggage"
+)
+
+// Reasons a propagation field was dropped or ignored, recorded as the
+// otelmq.propagation.reason attribute.
+const (
+	// ReasonLimit: tracestate or baggage was over a W3C limit and was cut.
+	ReasonLimit = "limit"
+	// ReasonInvalid: the carrier held a traceparent that did not parse, so the
+	// message starts a new trace.
+	ReasonInvalid = "invalid"
+	// ReasonBudget: the broker had no room for the field (SQS allows 10
+	// message attributes).
+	ReasonBudget = "sqs_attribute_budget"
+)
+
+// DroppedEventName is the span event that records dropped propagation data.
+const DroppedEventName = "otelmq.propagation.dropped"
+
+// Attribute keys of the dropped event and counter.
+const (
+	FieldKey  = attribute.Key("otelmq.propagation.field")
+	ReasonKey = attribute.Key("otelmq.propagation.reason")
+	CountKey  = attribute.Key("otelmq.propagation.count")
+)
+
+// Dropped describes propagation data that was cut or ignored.
+type Dropped struct {
+	Field  string // carrier key: tracestate, baggage, traceparent, ...
+	Reason string // ReasonLimit, ReasonInvalid, ReasonBudget
+	Count  int    // members (tracestate, baggage) or fields dropped
+}
 
 // Inject writes the trace context of ctx into c: the propagator's fields
 // (traceparent, tracestate, baggage by default), cut to the W3C limits, and the
@@ -10,23 +53,202 @@ import (
 // span event on the span in ctx and on the otelmq.propagation.dropped counter;
 // it is never an error.
 func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
-	// TODO(helper): limits, X-Ray inject.
-	p.TextMap().Inject(ctx, c)
+	if c == nil {
+		return
+	}
+	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
+	p.TextMap().Inject(ctx, &lc)
+	if p.cfg.xrayInject {
+		if h := FormatXRay(trace.SpanContextFromContext(ctx)); h != "" {
+			c.Set(XRayKey, h)
+		}
+	}
+	for _, d := range lc.dropped {
+		p.record(ctx, trace.SpanFromContext(ctx), d)
+	}
 }
 
 // Extract returns ctx with the remote span context and baggage found in c.
-// Over-limit tracestate and baggage are cut (and recorded) before parsing.
-// When c carries no valid W3C context and X-Ray extraction is on, the X-Ray
-// header under XRayKey is used instead. Extract never fails and never panics.
+// Over-limit tracestate and baggage are cut before parsing, keeping their
+// first members. When c carries no valid W3C context and X-Ray extraction is
+// on, the X-Ray header under XRayKey is used instead. Extract never fails and
+// never panics; what it cut or ignored is recorded as an event on the span in
+// ctx (if it is recording) and on the counter. Use ExtractDropped to record
+// the events on a span started afterwards, such as a process span.
 func (p *Propagator) Extract(ctx context.Context, c TextMapCarrier) context.Context {
-	// TODO(helper): limits, X-Ray fallback.
-	return p.TextMap().Extract(ctx, c)
+	out, dropped := p.ExtractDropped(ctx, c)
+	AddDroppedEvents(trace.SpanFromContext(ctx), dropped)
+	return out
+}
+
+// ExtractDropped is Extract that returns what was cut or ignored instead of
+// recording it on a span; it still counts it. Callers add the events to the
+// span they start with AddDroppedEvents.
+func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (context.Context, []Dropped) {
+	if c == nil {
+		return ctx, nil
+	}
+	// A span context already in ctx is the local parent, not the message's:
+	// extraction must find the message's own or none.
+	base := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg, reading: true}
+	out := p.TextMap().Extract(base, &lc)
+	dropped := lc.dropped
+	if !trace.SpanContextFromContext(out).IsValid() {
+		if p.cfg.xrayExtract {
+			if sc, ok := ParseXRay(c.Get(XRayKey)); ok {
+				out = trace.ContextWithRemoteSpanContext(out, sc)
+			}
+		}
+		if tp := c.Get(TraceParentKey); tp != "" && !trace.SpanContextFromContext(out).IsValid() {
+			dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
+		}
+	}
+	if !trace.SpanContextFromContext(out).IsValid() {
+		// Nothing in the message: keep the caller's span as it was.
+		out = trace.ContextWithSpan(out, trace.SpanFromContext(ctx))
+	}
+	for _, d := range dropped {
+		p.count(ctx, d)
+	}
+	return out, dropped
 }
 
 // RecordDropped records that n entries of field were dropped for reason
-// (for example "limit" or "sqs_attribute_budget"): a span event on the span
-// in ctx and the otelmq.propagation.dropped counter. Carriers and transports
-// call it; it never fails.
+// (ReasonLimit, ReasonBudget, ...): a span event on the span in ctx and the
+// otelmq.propagation.dropped counter. Carriers and transports call it; it
+// never fails.
 func (p *Propagator) RecordDropped(ctx context.Context, field, reason string, n int) {
-	// TODO(helper)
+	p.record(ctx, trace.SpanFromContext(ctx), Dropped{Field: field, Reason: reason, Count: n})
 }
+
+// AddDroppedEvents adds one DroppedEventName event per entry to span.
+func AddDroppedEvents(span trace.Span, dropped []Dropped) {
+	if !span.IsRecording() {
+		return
+	}
+	for _, d := range dropped {
+		span.AddEvent(DroppedEventName, trace.WithAttributes(
+			FieldKey.String(d.Field), ReasonKey.String(d.Reason), CountKey.Int(d.Count)))
+	}
+}
+
+func (p *Propagator) record(ctx context.Context, span trace.Span, d Dropped) {
+	AddDroppedEvents(span, []Dropped{d})
+	p.count(ctx, d)
+}
+
+func (p *Propagator) count(ctx context.Context, d Dropped) {
+	p.counter().Add(ctx, int64(d.Count), metric.WithAttributes(FieldKey.String(d.Field), ReasonKey.String(d.Reason)))
+}
+
+// counter is created on first use so that a Propagator made before the
+// application installs its MeterProvider still reports to it.
+func (p *Propagator) counter() metric.Int64Counter {
+	p.counterOnce.Do(func() {
+		c, err := p.cfg.meter().Int64Counter("otelmq.propagation.dropped",
+			metric.WithDescription("Trace-context entries dropped or ignored on inject or extract."),
+			metric.WithUnit("{entry}"))
+		if err != nil {
+			p.dropped = noopCounter
+			return
+		}
+		p.dropped = c
+	})
+	return p.dropped
+}
+
+// limitCarrier applies the W3C limits to tracestate and baggage as they are
+// written (inject) or read (extract).
+type limitCarrier struct {
+	TextMapCarrier
+	cfg     *config
+	reading bool
+	dropped []Dropped
+}
+
+func (l *limitCarrier) Get(key string) string {
+	v := l.TextMapCarrier.Get(key)
+	if l.reading {
+		v = l.limit(key, v)
+	}
+	return v
+}
+
+func (l *limitCarrier) Set(key, value string) {
+	if !l.reading {
+		value = l.limit(key, value)
+		if value == "" {
+			return
+		}
+	}
+	l.TextMapCarrier.Set(key, value)
+}
+
+func (l *limitCarrier) limit(key, v string) string {
+	if v == "" {
+		return v
+	}
+	var (
+		out string
+		cut int
+	)
+	switch {
+	case strings.EqualFold(key, TraceStateKey):
+		out, cut = limitList(v, l.cfg.maxTraceState, 0)
+	case strings.EqualFold(key, BaggageKey):
+		out, cut = limitList(v, l.cfg.maxBaggageN, l.cfg.maxBaggageB)
+	default:
+		return v
+	}
+	if cut > 0 {
+		l.dropped = append(l.dropped, Dropped{Field: key, Reason: ReasonLimit, Count: cut})
+	}
+	return out
+}
+
+// limitList keeps the first members of a comma-separated W3C list so that
+// at most maxMembers remain and, when maxBytes > 0, the result is at most
+// maxBytes long. Empty members (",,") are not counted, as the W3C specs
+// allow them. It returns the kept list and how many members were cut.
+func limitList(v string, maxMembers, maxBytes int) (string, int) {
+	if maxBytes <= 0 || len(v) <= maxBytes {
+		// Fast path: count members without allocating.
+		n := 0
+		for m := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(m) != "" {
+				n++
+			}
+		}
+		if n <= maxMembers {
+			return v, 0
+		}
+	}
+	var (
+		b    strings.Builder
+		kept int
+		cut  int
+	)
+	for m := range strings.SplitSeq(v, ",") {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			continue
+		}
+		extra := len(m)
+		if kept > 0 {
+			extra++
+		}
+		if kept >= maxMembers || (maxBytes > 0 && b.Len()+extra > maxBytes) {
+			cut++
+			continue
+		}
+		if kept > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(m)
+		kept++
+	}
+	return b.String(), cut
+}
+
+var noopCounter metric.Int64Counter = noop.Int64Counter{}

@@ -6,11 +6,13 @@ import (
 )
 
 // W3C limits (https://www.w3.org/TR/trace-context/#tracestate-header-field-values,
-// https://www.w3.org/TR/baggage/#limits).
+// https://www.w3.org/TR/baggage/#limits). The baggage specification lowered
+// its member limit from 180 to 64; OpenTelemetry Go parses at most 64, so
+// that is the limit here too.
 const (
 	MaxTraceStateMembers = 32
 	MaxBaggageBytes      = 8192
-	MaxBaggageMembers    = 180
+	MaxBaggageMembers    = 64
 )
 
 type config struct {

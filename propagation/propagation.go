@@ -2,11 +2,11 @@ package propagation
 
 import (
 	"context"
+	"sync"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	otelprop "go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // TextMapCarrier is the carrier every transport adapts its native headers to.
@@ -31,6 +31,9 @@ var fallback = otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, o
 // concurrent use.
 type Propagator struct {
 	cfg config
+
+	counterOnce sync.Once
+	dropped     metric.Int64Counter
 }
 
 // New returns a Propagator configured by opts.
@@ -89,6 +92,3 @@ func (c *config) meter() metric.Meter {
 
 // ScopeName is the instrumentation scope of everything otelmq records.
 const ScopeName = "github.com/otelmq/otelmq"
-
-// spanContextFrom is a tiny alias kept for readability at call sites.
-func spanContextFrom(ctx context.Context) trace.SpanContext { return trace.SpanContextFromContext(ctx) }

@@ -1,17 +1,107 @@
 package propagation
 
-import "go.opentelemetry.io/otel/trace"
+import (
+	"encoding/hex"
+	"strings"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// X-Ray trace header fields. The header is "Root=1-{8 hex epoch}-{24 hex};
+// Parent={16 hex};Sampled={0|1|?}", with optional Self= and Lineage= fields
+// that carry nothing OpenTelemetry can use.
+const (
+	xrayRootPrefix = "Root="
+	xrayParent     = "Parent="
+	xraySampled    = "Sampled="
+	xrayVersion    = "1"
+	// An X-Ray root is "1-" + 8 hex + "-" + 24 hex: 35 bytes.
+	xrayRootLen = 35
+	// Headers beyond this are not X-Ray headers; refusing them early keeps
+	// hostile input from costing time.
+	xrayMaxLen = 256
+)
 
 // ParseXRay parses an X-Ray trace header
 // (Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1)
-// into a remote SpanContext. ok is false for anything malformed.
+// into a remote SpanContext. ok is false for anything malformed, or when Root
+// or Parent is missing or all zeros. Sampled=1 sets the sampled flag;
+// Sampled=0, Sampled=? and no Sampled field leave it clear.
 func ParseXRay(header string) (sc trace.SpanContext, ok bool) {
-	// TODO(helper)
-	return trace.SpanContext{}, false
+	if len(header) > xrayMaxLen {
+		return trace.SpanContext{}, false
+	}
+	var (
+		cfg              trace.SpanContextConfig
+		haveRoot, havePa bool
+	)
+	for part := range strings.SplitSeq(header, ";") {
+		part = strings.TrimSpace(part)
+		switch {
+		case strings.HasPrefix(part, xrayRootPrefix):
+			tid, ok := parseXRayRoot(part[len(xrayRootPrefix):])
+			if !ok {
+				return trace.SpanContext{}, false
+			}
+			cfg.TraceID, haveRoot = tid, true
+		case strings.HasPrefix(part, xrayParent):
+			v := part[len(xrayParent):]
+			if len(v) != 16 {
+				return trace.SpanContext{}, false
+			}
+			if _, err := hex.Decode(cfg.SpanID[:], []byte(v)); err != nil {
+				return trace.SpanContext{}, false
+			}
+			havePa = true
+		case strings.HasPrefix(part, xraySampled):
+			if part[len(xraySampled):] == "1" {
+				cfg.TraceFlags = trace.FlagsSampled
+			}
+		}
+	}
+	if !haveRoot || !havePa {
+		return trace.SpanContext{}, false
+	}
+	cfg.Remote = true
+	sc = trace.NewSpanContext(cfg)
+	return sc, sc.IsValid()
+}
+
+func parseXRayRoot(v string) (trace.TraceID, bool) {
+	var tid trace.TraceID
+	if len(v) != xrayRootLen || v[:2] != xrayVersion+"-" || v[10] != '-' {
+		return tid, false
+	}
+	if _, err := hex.Decode(tid[:4], []byte(v[2:10])); err != nil {
+		return tid, false
+	}
+	if _, err := hex.Decode(tid[4:], []byte(v[11:])); err != nil {
+		return tid, false
+	}
+	return tid, true
 }
 
 // FormatXRay renders sc as an X-Ray trace header; "" when sc is invalid.
+// The first 8 hex digits of the trace ID become the X-Ray epoch field, so
+// any W3C trace ID maps to an X-Ray root and back without loss.
 func FormatXRay(sc trace.SpanContext) string {
-	// TODO(helper)
-	return ""
+	if !sc.IsValid() {
+		return ""
+	}
+	tid := sc.TraceID().String()
+	sampled := "0"
+	if sc.IsSampled() {
+		sampled = "1"
+	}
+	var b strings.Builder
+	b.Grow(len(xrayRootPrefix) + xrayRootLen + 1 + len(xrayParent) + 16 + 1 + len(xraySampled) + 1)
+	b.WriteString(xrayRootPrefix + xrayVersion + "-")
+	b.WriteString(tid[:8])
+	b.WriteByte('-')
+	b.WriteString(tid[8:])
+	b.WriteString(";" + xrayParent)
+	b.WriteString(sc.SpanID().String())
+	b.WriteString(";" + xraySampled)
+	b.WriteString(sampled)
+	return b.String()
 }

@@ -1,0 +1,357 @@
+package propagation_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
+	otelprop "go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/propagation"
+)
+
+const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+func members(prefix string, n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("%s%d=v%d", prefix, i, i)
+	}
+	return strings.Join(parts, ",")
+}
+
+func spanContext(t *testing.T) trace.SpanContext {
+	t.Helper()
+	ctx := otelprop.TraceContext{}.Extract(context.Background(), otelprop.MapCarrier{"traceparent": traceparent})
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		t.Fatal("test traceparent does not parse")
+	}
+	return sc
+}
+
+func TestDefaultFallsBackToW3CWhenNoGlobalPropagator(t *testing.T) {
+	// The global propagator of a program that never set one has no fields.
+	if n := len(otel.GetTextMapPropagator().Fields()); n != 0 {
+		t.Fatalf("test assumes no global propagator, found %d fields", n)
+	}
+	fields := propagation.New().Fields()
+	for _, want := range []string{"traceparent", "tracestate", "baggage"} {
+		if !contains(fields, want) {
+			t.Errorf("Fields() = %v, missing %q", fields, want)
+		}
+	}
+	c := propagation.MapCarrier{}
+	ctx := trace.ContextWithSpanContext(context.Background(), spanContext(t))
+	propagation.Inject(ctx, c)
+	if c["traceparent"] != traceparent {
+		t.Fatalf("traceparent = %q, want %q", c["traceparent"], traceparent)
+	}
+}
+
+func TestExplicitPropagatorWins(t *testing.T) {
+	p := propagation.New(propagation.WithTextMapPropagator(otelprop.Baggage{}))
+	c := propagation.MapCarrier{}
+	ctx := trace.ContextWithSpanContext(context.Background(), spanContext(t))
+	p.Inject(ctx, c)
+	if _, ok := c["traceparent"]; ok {
+		t.Fatal("baggage-only propagator wrote traceparent")
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRoundTrip(t *testing.T) {
+	sc := spanContext(t)
+	m, _ := baggage.NewMember("tenant", "acme")
+	bg, _ := baggage.New(m)
+	ctx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(context.Background(), sc), bg)
+	c := propagation.MapCarrier{}
+	propagation.Inject(ctx, c)
+	out := propagation.Extract(context.Background(), c)
+	got := trace.SpanContextFromContext(out)
+	if got.TraceID() != sc.TraceID() || got.SpanID() != sc.SpanID() || !got.IsRemote() {
+		t.Fatalf("extracted %v, want %v (remote)", got, sc)
+	}
+	if v := baggage.FromContext(out).Member("tenant").Value(); v != "acme" {
+		t.Fatalf("baggage tenant = %q", v)
+	}
+}
+
+// recorders returns a Propagator reporting to a manual metric reader and a
+// context holding a recording span.
+func recorders(t *testing.T, opts ...propagation.Option) (*propagation.Propagator, context.Context, *tracetest.SpanRecorder, *sdkmetric.ManualReader, trace.Span) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("t").Start(context.Background(), "parent")
+	p := propagation.New(append([]propagation.Option{propagation.WithMeterProvider(mp)}, opts...)...)
+	return p, ctx, rec, reader, span
+}
+
+func droppedTotal(t *testing.T, r *sdkmetric.ManualReader, field, reason string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "otelmq.propagation.dropped" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				f, _ := dp.Attributes.Value(propagation.FieldKey)
+				re, _ := dp.Attributes.Value(propagation.ReasonKey)
+				if f.AsString() == field && re.AsString() == reason {
+					total += dp.Value
+				}
+			}
+		}
+	}
+	return total
+}
+
+func TestExtractCutsTraceStateToW3CLimit(t *testing.T) {
+	p, ctx, rec, reader, span := recorders(t)
+	c := propagation.MapCarrier{"traceparent": traceparent, "tracestate": members("k", 40)}
+	out := p.Extract(ctx, c)
+	span.End()
+	sc := trace.SpanContextFromContext(out)
+	if !sc.IsValid() {
+		t.Fatal("a long tracestate must not cost the trace context")
+	}
+	if n := sc.TraceState().Len(); n != propagation.MaxTraceStateMembers {
+		t.Fatalf("tracestate has %d members, want %d (the first ones)", n, propagation.MaxTraceStateMembers)
+	}
+	if sc.TraceState().Get("k0") != "v0" || sc.TraceState().Get("k31") != "v31" {
+		t.Fatalf("the first members must be kept: %s", sc.TraceState())
+	}
+	if got := droppedTotal(t, reader, "tracestate", propagation.ReasonLimit); got != 8 {
+		t.Fatalf("dropped counter = %d, want 8", got)
+	}
+	if !hasDroppedEvent(rec.Ended()[0], "tracestate") {
+		t.Fatal("no dropped event on the span in ctx")
+	}
+}
+
+func hasDroppedEvent(s sdktrace.ReadOnlySpan, field string) bool {
+	for _, e := range s.Events() {
+		if e.Name != propagation.DroppedEventName {
+			continue
+		}
+		for _, a := range e.Attributes {
+			if a.Key == propagation.FieldKey && a.Value.AsString() == field {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestExtractCutsBaggage(t *testing.T) {
+	for name, tc := range map[string]struct {
+		header     string
+		maxMembers int
+	}{
+		"too many members": {members("m", 200), propagation.MaxBaggageMembers},
+		"too many bytes":   {members("x"+strings.Repeat("y", 100), 120), -1},
+		"100 KB":           {"big=" + strings.Repeat("z", 100<<10) + "," + members("s", 3), -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, ctx, _, reader, _ := recorders(t)
+			c := propagation.MapCarrier{"traceparent": traceparent, "baggage": tc.header}
+			out := p.Extract(ctx, c)
+			bg := baggage.FromContext(out)
+			if bg.Len() == 0 {
+				t.Fatal("over-limit baggage must be cut, not thrown away")
+			}
+			if len(bg.String()) > propagation.MaxBaggageBytes {
+				t.Fatalf("baggage is %d bytes", len(bg.String()))
+			}
+			if tc.maxMembers > 0 && bg.Len() != tc.maxMembers {
+				t.Fatalf("baggage has %d members, want %d", bg.Len(), tc.maxMembers)
+			}
+			if droppedTotal(t, reader, "baggage", propagation.ReasonLimit) == 0 {
+				t.Fatal("nothing counted as dropped")
+			}
+			if !trace.SpanContextFromContext(out).IsValid() {
+				t.Fatal("baggage limits must not cost the trace context")
+			}
+		})
+	}
+}
+
+// rawPropagator writes fixed header values, as a custom or foreign
+// propagator might, to show that the limits also hold on inject.
+type rawPropagator map[string]string
+
+func (r rawPropagator) Inject(_ context.Context, c otelprop.TextMapCarrier) {
+	for k, v := range r {
+		c.Set(k, v)
+	}
+}
+func (r rawPropagator) Extract(ctx context.Context, _ otelprop.TextMapCarrier) context.Context {
+	return ctx
+}
+func (r rawPropagator) Fields() []string { return []string{"tracestate", "baggage"} }
+
+func TestInjectCutsToLimits(t *testing.T) {
+	raw := rawPropagator{"tracestate": members("k", 40), "baggage": members("b", 70)}
+	p, ctx, rec, reader, span := recorders(t, propagation.WithTextMapPropagator(raw))
+	c := propagation.MapCarrier{}
+	p.Inject(ctx, c)
+	span.End()
+	if n := strings.Count(c["tracestate"], ",") + 1; n != propagation.MaxTraceStateMembers {
+		t.Fatalf("injected tracestate has %d members", n)
+	}
+	if n := strings.Count(c["baggage"], ",") + 1; n != propagation.MaxBaggageMembers {
+		t.Fatalf("injected baggage has %d members", n)
+	}
+	if got := droppedTotal(t, reader, "tracestate", propagation.ReasonLimit); got != 8 {
+		t.Fatalf("tracestate dropped counter = %d, want 8", got)
+	}
+	if got := droppedTotal(t, reader, "baggage", propagation.ReasonLimit); got != 6 {
+		t.Fatalf("baggage dropped counter = %d, want 6", got)
+	}
+	if !hasDroppedEvent(rec.Ended()[0], "baggage") || !hasDroppedEvent(rec.Ended()[0], "tracestate") {
+		t.Fatal("no dropped events on the producer span")
+	}
+}
+
+func TestExtractInvalidTraceparentIsRecorded(t *testing.T) {
+	p, ctx, _, reader, _ := recorders(t)
+	out, dropped := p.ExtractDropped(ctx, propagation.MapCarrier{"traceparent": "00-zzzz-01"})
+	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
+		t.Fatalf("invalid traceparent produced %v", sc)
+	}
+	if len(dropped) != 1 || dropped[0].Reason != propagation.ReasonInvalid {
+		t.Fatalf("dropped = %+v", dropped)
+	}
+	if droppedTotal(t, reader, "traceparent", propagation.ReasonInvalid) != 1 {
+		t.Fatal("invalid traceparent not counted")
+	}
+	// The caller's own span stays in the context.
+	if trace.SpanFromContext(out) != trace.SpanFromContext(ctx) {
+		t.Fatal("Extract lost the caller's span")
+	}
+}
+
+func TestXRayFallbackAndW3CWins(t *testing.T) {
+	xray := "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	out := propagation.Extract(context.Background(), propagation.MapCarrier{propagation.XRayKey: xray})
+	sc := trace.SpanContextFromContext(out)
+	if sc.TraceID().String() != "5759e988bd862e3fe1be46a994272793" || sc.SpanID().String() != "53995c3f42cd8ad8" || !sc.IsSampled() {
+		t.Fatalf("X-Ray fallback gave %v", sc)
+	}
+	both := propagation.MapCarrier{propagation.XRayKey: xray, "traceparent": traceparent}
+	sc = trace.SpanContextFromContext(propagation.Extract(context.Background(), both))
+	if sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("W3C must win over X-Ray, got %v", sc)
+	}
+	off := propagation.New(propagation.WithXRayExtract(false))
+	if trace.SpanContextFromContext(off.Extract(context.Background(), propagation.MapCarrier{propagation.XRayKey: xray})).IsValid() {
+		t.Fatal("WithXRayExtract(false) still used the X-Ray header")
+	}
+}
+
+func TestXRayInject(t *testing.T) {
+	p := propagation.New(propagation.WithXRayInject(true))
+	c := propagation.MapCarrier{}
+	p.Inject(trace.ContextWithSpanContext(context.Background(), spanContext(t)), c)
+	want := "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+	if c[propagation.XRayKey] != want {
+		t.Fatalf("X-Ray header = %q, want %q", c[propagation.XRayKey], want)
+	}
+	if !contains(p.Fields(), propagation.XRayKey) {
+		t.Fatal("Fields() misses the X-Ray key")
+	}
+}
+
+func TestParseXRay(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		ok      bool
+		sampled bool
+	}{
+		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", true, true},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793; Parent=53995c3f42cd8ad8; Sampled=0; Lineage=a:1", true, false},
+		{"Parent=53995c3f42cd8ad8;Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?", true, false},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793", false, false},
+		{"Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8", false, false},
+		{"Root=1-5759e988-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8", false, false},
+		{"Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8", false, false},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000000", false, false},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=xyz", false, false},
+		{"", false, false},
+		{strings.Repeat("Root=;", 1000), false, false},
+	} {
+		sc, ok := propagation.ParseXRay(tc.in)
+		if ok != tc.ok || (ok && sc.IsSampled() != tc.sampled) {
+			t.Errorf("ParseXRay(%q) = %v, %v; want ok=%v sampled=%v", tc.in, sc, ok, tc.ok, tc.sampled)
+		}
+		if ok && !sc.IsRemote() {
+			t.Errorf("ParseXRay(%q) is not remote", tc.in)
+		}
+	}
+}
+
+func FuzzParseXRay(f *testing.F) {
+	f.Add("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+	f.Add("Root=1-;Parent=;Sampled=")
+	f.Fuzz(func(t *testing.T, s string) {
+		sc, ok := propagation.ParseXRay(s)
+		if !ok {
+			return
+		}
+		if !sc.IsValid() {
+			t.Fatalf("ok with invalid span context for %q", s)
+		}
+		back, ok := propagation.ParseXRay(propagation.FormatXRay(sc))
+		if !ok || back.TraceID() != sc.TraceID() || back.SpanID() != sc.SpanID() || back.IsSampled() != sc.IsSampled() {
+			t.Fatalf("format/parse round trip of %q lost data", s)
+		}
+	})
+}
+
+// FuzzExtract feeds hostile header values to the full extract path: it must
+// never panic, and what it returns must respect the W3C limits.
+func FuzzExtract(f *testing.F) {
+	f.Add(traceparent, members("k", 40), members("b", 200), "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8")
+	f.Add("00-", ",,,,", "=;=;", "Root=")
+	p := propagation.New()
+	f.Fuzz(func(t *testing.T, tp, ts, bg, xray string) {
+		c := propagation.MapCarrier{"traceparent": tp, "tracestate": ts, "baggage": bg, propagation.XRayKey: xray}
+		out := p.Extract(context.Background(), c)
+		if n := trace.SpanContextFromContext(out).TraceState().Len(); n > propagation.MaxTraceStateMembers {
+			t.Fatalf("tracestate with %d members", n)
+		}
+		b := baggage.FromContext(out)
+		if b.Len() > propagation.MaxBaggageMembers {
+			t.Fatalf("baggage with %d members", b.Len())
+		}
+		// Re-injecting what was extracted must also stay within limits.
+		c2 := propagation.MapCarrier{}
+		p.Inject(out, c2)
+		if len(c2["baggage"]) > propagation.MaxBaggageBytes {
+			t.Fatalf("re-injected baggage is %d bytes", len(c2["baggage"]))
+		}
+	})
+}
