@@ -4,7 +4,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/propagation"
 )
 
 // Message is a transport-neutral message. Handlers and middleware see only
@@ -31,9 +34,18 @@ type Message struct {
 	// published to.
 	Destination string
 
-	as       func(any) bool
-	attrs    []attribute.KeyValue
-	creation trace.SpanContext
+	as    func(any) bool
+	attrs []attribute.KeyValue
+
+	// Set by the tracing middleware when it first extracts the message's
+	// headers, so a receive span and a process span extract only once.
+	extracted bool
+	creation  trace.SpanContext
+	baggage   baggage.Baggage
+	dropped   []propagation.Dropped
+	// process is the process span's context, the parent of a settle span
+	// that covers this message alone.
+	process trace.SpanContext
 }
 
 // NewMessage returns a message with body and an empty header map.

@@ -1,9 +1,13 @@
 package middleware
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/propagation"
 )
 
 // ProcessParent chooses the parent of a process span.
@@ -29,6 +33,29 @@ type config struct {
 	processParent  ProcessParent
 	headerAllow    map[string]struct{}
 	createSpans    bool
+	redact         func(attribute.KeyValue) attribute.KeyValue
+	// baggageAllow, when baggageFiltered, names the inbound baggage keys kept.
+	baggageFiltered bool
+	baggageAllow    map[string]struct{}
+}
+
+func (c *config) newPropagator() *propagation.Propagator {
+	return propagation.New(propagation.WithTextMapPropagator(c.propagator), propagation.WithMeterProvider(c.meterProvider))
+}
+
+// filterBaggage applies WithInboundBaggage to baggage extracted from a message.
+func (c *config) filterBaggage(b baggage.Baggage) baggage.Baggage {
+	if !c.baggageFiltered || b.Len() == 0 {
+		return b
+	}
+	var keep []baggage.Member
+	for _, m := range b.Members() {
+		if _, ok := c.baggageAllow[m.Key()]; ok {
+			keep = append(keep, m)
+		}
+	}
+	out, _ := baggage.New(keep...)
+	return out
 }
 
 func newConfig(opts []Option) config {
@@ -101,4 +128,30 @@ func WithHeaderAllowList(names ...string) Option {
 // (the default) or off.
 func WithCreateSpans(on bool) Option {
 	return optionFunc(func(c *config) { c.createSpans = on })
+}
+
+// WithRedactor sets a hook that rewrites every message attribute (header
+// values, IDs, keys) before it is recorded on a process span: return the
+// attribute unchanged, with a masked value, or attribute.KeyValue{} to drop
+// it. The default records attributes as they are; bodies and non-allow-listed
+// headers are never recorded either way.
+func WithRedactor(redact func(attribute.KeyValue) attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.redact = redact })
+}
+
+// WithInboundBaggage limits the baggage taken from consumed messages to the
+// named keys; with no keys all inbound baggage is dropped. Use it for
+// messages from untrusted producers, whose baggage would otherwise reach
+// your code and your outgoing calls. The default keeps all baggage (within
+// the W3C limits).
+func WithInboundBaggage(keys ...string) Option {
+	return optionFunc(func(c *config) {
+		c.baggageFiltered = true
+		if c.baggageAllow == nil {
+			c.baggageAllow = make(map[string]struct{}, len(keys))
+		}
+		for _, k := range keys {
+			c.baggageAllow[k] = struct{}{}
+		}
+	})
 }

@@ -86,6 +86,9 @@ var (
 	ServerPort        = semconv.ServerPort
 	ErrorType         = semconv.ErrorType
 	ErrorTypeKey      = semconv.ErrorTypeKey
+	ServerAddressKey  = semconv.ServerAddressKey
+	ServerPortKey     = semconv.ServerPortKey
+	ConsumerGroupKey  = semconv.MessagingConsumerGroupNameKey
 )
 
 // Partition is messaging.destination.partition.id for a numeric partition.
