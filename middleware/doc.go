@@ -1,0 +1,31 @@
+// Package middleware is otelmq's broker-neutral layer: the Publisher,
+// Subscriber and Handler interfaces every transport implements, a Message
+// type, and the middleware that composes over them: Tracing, Metrics (or
+// both as Telemetry) and Recover.
+//
+// # Spans (OpenTelemetry messaging semantic conventions)
+//
+//   - send {destination} (PRODUCER): one per Publish call; for a batch,
+//     messaging.batch.message_count and one create {destination} span per
+//     message (WithCreateSpans(false) turns those off). Each message's
+//     creation context is injected into its Headers, unless it already
+//     carries one (a relay or a dead-letter publish keeps the original).
+//   - receive {destination} (CLIENT): one per poll that returned messages,
+//     linking every message's creation context.
+//   - process {destination} (CONSUMER): one per message, even when a poll
+//     returned a batch, parented per WithProcessParent: by default on the
+//     message's creation context (one connected trace, with a link to the
+//     receive span).
+//   - ack, nack, delete, commit {destination} (CLIENT): settlement.
+//
+// Errors set the span status and error.type; a recovered panic has
+// error.type "panic". Bodies are never recorded, and header values only for
+// the names given to WithHeaderAllowList.
+//
+// # How transports cooperate
+//
+// Only a transport sees a poll and a settlement, so the Subscriber wrappers
+// install Observers in the Subscribe context and transports report to
+// ObserverFrom(ctx). A transport runs handlers through Call, so a panic is
+// an error whether or not Recover is used.
+package middleware

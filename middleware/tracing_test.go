@@ -1,0 +1,454 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+	"github.com/otelmq/otelmq/transports/memory"
+)
+
+// harness runs a traced publisher and subscriber over the in-memory broker.
+type harness struct {
+	t      *testing.T
+	rec    *tracetest.SpanRecorder
+	tp     *sdktrace.TracerProvider
+	reader *sdkmetric.ManualReader
+	pub    middleware.Publisher
+	sub    middleware.Subscriber
+}
+
+func newHarness(t *testing.T, opts ...middleware.Option) *harness {
+	return newHarnessOn(t, memory.New(), opts...)
+}
+
+func newHarnessOn(t *testing.T, b *memory.Broker, opts ...middleware.Option) *harness {
+	t.Helper()
+	h := &harness{t: t, rec: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
+	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.rec))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
+	tel := middleware.NewTelemetry(append([]middleware.Option{middleware.WithTracerProvider(h.tp), middleware.WithMeterProvider(mp)}, opts...)...)
+	h.pub, h.sub = tel.Publisher(b), tel.Subscriber(b)
+	return h
+}
+
+// consume runs handler until n messages were handled successfully, then
+// stops the subscriber and returns once it has returned.
+func (h *harness) consume(queue string, n int, handler middleware.HandlerFunc) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu sync.Mutex
+		ok int
+	)
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- h.sub.Subscribe(ctx, queue, middleware.HandlerFunc(func(ctx context.Context, m *middleware.Message) error {
+			err := handler(ctx, m)
+			if err == nil {
+				mu.Lock()
+				ok++
+				if ok == n {
+					close(done)
+				}
+				mu.Unlock()
+			}
+			return err
+		}))
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("only %d of %d messages handled", ok, n)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) spans(name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range h.rec.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (h *harness) one(name string) sdktrace.ReadOnlySpan {
+	h.t.Helper()
+	s := h.spans(name)
+	if len(s) != 1 {
+		h.t.Fatalf("%d %q spans, want 1; have %v", len(s), name, h.names())
+	}
+	return s[0]
+}
+
+func (h *harness) names() []string {
+	var n []string
+	for _, s := range h.rec.Ended() {
+		n = append(n, s.Name())
+	}
+	return n
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key {
+			return a.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func hasLink(s sdktrace.ReadOnlySpan, sc trace.SpanContext) bool {
+	for _, l := range s.Links() {
+		if l.SpanContext.SpanID() == sc.SpanID() && l.SpanContext.TraceID() == sc.TraceID() {
+			return true
+		}
+	}
+	return false
+}
+
+func TestOneMessageIsOneConnectedTrace(t *testing.T) {
+	h := newHarness(t)
+	ctx, root := h.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	msg := middleware.NewMessage([]byte("secret body"))
+	if err := h.pub.Publish(ctx, "orders", msg); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	var handlerSpan trace.SpanContext
+	h.consume("orders", 1, func(ctx context.Context, m *middleware.Message) error {
+		handlerSpan = trace.SpanContextFromContext(ctx)
+		return nil
+	})
+
+	send, process := h.one("send orders"), h.one("process orders")
+	receive, ack := h.one("receive orders"), h.one("ack orders")
+	if send.SpanKind() != trace.SpanKindProducer || process.SpanKind() != trace.SpanKindConsumer ||
+		receive.SpanKind() != trace.SpanKindClient || ack.SpanKind() != trace.SpanKindClient {
+		t.Fatal("wrong span kinds")
+	}
+	if send.Parent().SpanID() != root.SpanContext().SpanID() {
+		t.Fatal("send span is not a child of the caller's span")
+	}
+	if process.Parent().SpanID() != send.SpanContext().SpanID() || process.SpanContext().TraceID() != root.SpanContext().TraceID() {
+		t.Fatal("process span is not a child of the send span in the producer's trace")
+	}
+	if handlerSpan.SpanID() != process.SpanContext().SpanID() {
+		t.Fatal("the handler's context does not carry the process span")
+	}
+	if !hasLink(process, receive.SpanContext()) || !hasLink(receive, send.SpanContext()) {
+		t.Fatal("missing receive links")
+	}
+	if ack.Parent().SpanID() != process.SpanContext().SpanID() {
+		t.Fatal("the ack of one message is not a child of its process span")
+	}
+	for _, kv := range []struct{ key, want string }{
+		{"messaging.system", propagation.SystemMemory},
+		{"messaging.operation.type", "process"},
+		{"messaging.operation.name", "process"},
+		{"messaging.destination.name", "orders"},
+		{"messaging.message.id", msg.ID},
+	} {
+		if v, _ := attr(process, kv.key); v.AsString() != kv.want {
+			t.Errorf("process %s = %q, want %q", kv.key, v.AsString(), kv.want)
+		}
+	}
+	if v, _ := attr(receive, "messaging.batch.message_count"); v.AsInt64() != 1 {
+		t.Errorf("receive batch count = %v", v)
+	}
+	for _, s := range h.rec.Ended() {
+		for _, a := range s.Attributes() {
+			if a.Value.Emit() == "secret body" {
+				t.Fatalf("the body was recorded on %s as %s", s.Name(), a.Key)
+			}
+		}
+	}
+}
+
+func TestBatchPublishCreatesOneSpanPerMessage(t *testing.T) {
+	h := newHarness(t)
+	msgs := []*middleware.Message{middleware.NewMessage([]byte("a")), middleware.NewMessage([]byte("b")), middleware.NewMessage([]byte("c"))}
+	if err := h.pub.Publish(context.Background(), "q", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	send := h.one("send q")
+	if v, _ := attr(send, "messaging.batch.message_count"); v.AsInt64() != 3 {
+		t.Fatalf("send batch count = %v", v)
+	}
+	creates := h.spans("create q")
+	if len(creates) != 3 {
+		t.Fatalf("%d create spans, want 3", len(creates))
+	}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		seen[m.Headers["traceparent"]] = true
+	}
+	if len(seen) != 3 {
+		t.Fatal("messages of a batch must carry their own create span's context")
+	}
+	h.consume("q", 3, func(context.Context, *middleware.Message) error { return nil })
+	parents := map[trace.SpanID]bool{}
+	for _, c := range creates {
+		parents[c.SpanContext().SpanID()] = true
+	}
+	for _, p := range h.spans("process q") {
+		if !parents[p.Parent().SpanID()] {
+			t.Fatal("a process span is not a child of its message's create span")
+		}
+	}
+
+	off := newHarness(t, middleware.WithCreateSpans(false))
+	_ = off.pub.Publish(context.Background(), "q", middleware.NewMessage(nil), middleware.NewMessage(nil))
+	if n := len(off.spans("create q")); n != 0 {
+		t.Fatalf("WithCreateSpans(false) made %d create spans", n)
+	}
+}
+
+// TestBatchFromTenTraces: one poll returns ten messages from ten traces; each
+// gets its own process span in its own producer's trace.
+func TestBatchFromTenTraces(t *testing.T) {
+	b := memory.New(memory.WithBatchSize(10))
+	h := newHarnessOn(t, b)
+	var roots []trace.TraceID
+	for range 10 {
+		ctx, root := h.tp.Tracer("test").Start(context.Background(), "producer")
+		if err := h.pub.Publish(ctx, "q", middleware.NewMessage(nil)); err != nil {
+			t.Fatal(err)
+		}
+		root.End()
+		roots = append(roots, root.SpanContext().TraceID())
+	}
+	h.consume("q", 10, func(context.Context, *middleware.Message) error { return nil })
+	receive := h.one("receive q")
+	if len(receive.Links()) != 10 {
+		t.Fatalf("receive links %d messages, want 10", len(receive.Links()))
+	}
+	if v, _ := attr(receive, "messaging.batch.message_count"); v.AsInt64() != 10 {
+		t.Fatalf("batch count = %v", v)
+	}
+	got := map[trace.TraceID]bool{}
+	for _, p := range h.spans("process q") {
+		got[p.SpanContext().TraceID()] = true
+	}
+	for _, id := range roots {
+		if !got[id] {
+			t.Fatalf("no process span in producer trace %s", id)
+		}
+	}
+}
+
+func TestProcessParentModes(t *testing.T) {
+	for _, mode := range []middleware.ProcessParent{middleware.ParentReceive, middleware.ParentNone} {
+		h := newHarness(t, middleware.WithProcessParent(mode))
+		if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
+			t.Fatal(err)
+		}
+		h.consume("q", 1, func(context.Context, *middleware.Message) error { return nil })
+		send, receive, process := h.one("send q"), h.one("receive q"), h.one("process q")
+		if !hasLink(process, send.SpanContext()) {
+			t.Errorf("mode %d: process span does not link the message", mode)
+		}
+		switch mode {
+		case middleware.ParentReceive:
+			if process.Parent().SpanID() != receive.SpanContext().SpanID() {
+				t.Error("ParentReceive: process span is not a child of the receive span")
+			}
+		case middleware.ParentNone:
+			if process.Parent().IsValid() {
+				t.Error("ParentNone: process span has a parent")
+			}
+			if !hasLink(process, receive.SpanContext()) {
+				t.Error("ParentNone: process span does not link the receive span")
+			}
+		}
+	}
+}
+
+func TestExistingCreationContextIsKept(t *testing.T) {
+	h := newHarness(t)
+	const original = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	msg := middleware.NewMessage(nil)
+	msg.Headers["traceparent"] = original
+	if err := h.pub.Publish(context.Background(), "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	if msg.Headers["traceparent"] != original {
+		t.Fatalf("publish overwrote the creation context: %s", msg.Headers["traceparent"])
+	}
+	send := h.one("send q")
+	if len(send.Links()) != 1 || send.Links()[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatal("send span does not link the message's own creation context")
+	}
+}
+
+func TestHandlerErrorAndPanicAreRecordedAndRedelivered(t *testing.T) {
+	h := newHarness(t)
+	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	attempt := 0
+	h.consume("q", 1, func(_ context.Context, m *middleware.Message) error {
+		attempt++
+		if m.DeliveryCount != attempt {
+			t.Errorf("delivery count %d on attempt %d", m.DeliveryCount, attempt)
+		}
+		switch attempt {
+		case 1:
+			return errors.New("payment declined")
+		case 2:
+			panic("boom")
+		}
+		return nil
+	})
+	procs := h.spans("process q")
+	if len(procs) != 3 {
+		t.Fatalf("%d process spans, want 3", len(procs))
+	}
+	wantType := []string{"_OTHER", "panic", ""}
+	for i, p := range procs {
+		v, _ := attr(p, "error.type")
+		if v.AsString() != wantType[i] {
+			t.Errorf("attempt %d error.type = %q, want %q", i+1, v.AsString(), wantType[i])
+		}
+		if (wantType[i] != "") != (p.Status().Code == 1) {
+			t.Errorf("attempt %d status %v", i+1, p.Status())
+		}
+		if dc, _ := attr(p, string(middleware.DeliveryCountKey)); dc.AsInt64() != int64(i+1) {
+			t.Errorf("attempt %d delivery count attribute %v", i+1, dc)
+		}
+		if p.SpanContext().TraceID() != procs[0].SpanContext().TraceID() {
+			t.Error("retries left the message's trace")
+		}
+	}
+	if n := len(h.spans("nack q")); n != 2 {
+		t.Fatalf("%d nack spans, want 2", n)
+	}
+}
+
+func TestHeaderAllowListRedactorAndInboundBaggage(t *testing.T) {
+	h := newHarness(t,
+		middleware.WithHeaderAllowList("tenant", "token"),
+		middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+			if kv.Key == "messaging.header.token" {
+				return attribute.String(string(kv.Key), "REDACTED")
+			}
+			return kv
+		}),
+		middleware.WithInboundBaggage("region"))
+	m1, _ := baggage.NewMember("region", "eu")
+	m2, _ := baggage.NewMember("user", "alice")
+	bg, _ := baggage.New(m1, m2)
+	msg := middleware.NewMessage(nil)
+	msg.Headers["tenant"], msg.Headers["token"], msg.Headers["password"] = "acme", "s3cr3t", "hunter2"
+	if err := h.pub.Publish(baggage.ContextWithBaggage(context.Background(), bg), "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	var got baggage.Baggage
+	h.consume("q", 1, func(ctx context.Context, _ *middleware.Message) error {
+		got = baggage.FromContext(ctx)
+		return nil
+	})
+	p := h.one("process q")
+	if v, _ := attr(p, "messaging.header.tenant"); v.AsString() != "acme" {
+		t.Error("allow-listed header not recorded")
+	}
+	if v, _ := attr(p, "messaging.header.token"); v.AsString() != "REDACTED" {
+		t.Errorf("redactor not applied: %q", v.AsString())
+	}
+	if _, ok := attr(p, "messaging.header.password"); ok {
+		t.Error("a header outside the allow-list was recorded")
+	}
+	if got.Member("region").Value() != "eu" || got.Member("user").Value() != "" {
+		t.Errorf("inbound baggage filter: got %s", got)
+	}
+}
+
+func TestInvalidTraceparentStartsNewTraceWithEvent(t *testing.T) {
+	b := memory.New()
+	h := newHarnessOn(t, b)
+	msg := middleware.NewMessage(nil)
+	msg.Headers["traceparent"] = "00-not-a-trace-01"
+	// Published by a foreign producer, without otelmq.
+	if err := b.Publish(context.Background(), "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	h.consume("q", 1, func(context.Context, *middleware.Message) error { return nil })
+	p := h.one("process q")
+	if p.Parent().IsRemote() {
+		t.Fatal("an invalid traceparent produced a remote parent")
+	}
+	found := false
+	for _, e := range p.Events() {
+		if e.Name == propagation.DroppedEventName {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no event says why the trace is new")
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	future := middleware.NewMessage(nil)
+	future.Time = time.Now().Add(time.Hour) // producer clock ahead of ours
+	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil), future); err != nil {
+		t.Fatal(err)
+	}
+	h.consume("q", 2, func(context.Context, *middleware.Message) error { return nil })
+	var rm metricdata.ResourceMetrics
+	if err := h.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]metricdata.Aggregation{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			got[m.Name] = m.Data
+		}
+	}
+	sum := func(name string) int64 {
+		var n int64
+		for _, dp := range got[name].(metricdata.Sum[int64]).DataPoints {
+			n += dp.Value
+		}
+		return n
+	}
+	if sum(middleware.MetricSentMessages) != 2 || sum(middleware.MetricConsumedMessages) != 2 {
+		t.Fatalf("sent %d consumed %d, want 2 and 2", sum(middleware.MetricSentMessages), sum(middleware.MetricConsumedMessages))
+	}
+	if n := got[middleware.MetricProcessDuration].(metricdata.Histogram[float64]).DataPoints[0].Count; n != 2 {
+		t.Fatalf("process duration count %d", n)
+	}
+	ops := map[string]uint64{}
+	for _, dp := range got[middleware.MetricOperationDuration].(metricdata.Histogram[float64]).DataPoints {
+		v, _ := dp.Attributes.Value("messaging.operation.name")
+		ops[v.AsString()] += dp.Count
+	}
+	if ops["send"] != 1 || ops["ack"] != 2 || ops["receive"] < 1 {
+		t.Fatalf("operation durations by name: %v", ops)
+	}
+	qt := got[middleware.MetricQueueTime].(metricdata.Histogram[float64]).DataPoints[0]
+	lo, _ := qt.Min.Value()
+	hi, _ := qt.Max.Value()
+	if qt.Count != 2 || lo != 0 || hi > 60 {
+		t.Fatalf("queue time: count %d min %v max %v (a future timestamp must clamp to 0)", qt.Count, lo, hi)
+	}
+}
