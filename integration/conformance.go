@@ -1,0 +1,634 @@
+// Package integration holds the one conformance suite every otelmq transport
+// runs against a real broker (RunConformance), and, in package brokers, the
+// fixtures that find or start those brokers.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// Env is one transport connected to a fresh, empty destination.
+type Env struct {
+	// Publisher and Subscriber are the raw transport, without middleware.
+	Publisher  middleware.Publisher
+	Subscriber middleware.Subscriber
+	// Destination is what Publish takes and Source what Subscribe takes
+	// (a routing key and its queue, a queue URL twice, a topic twice).
+	Destination, Source string
+	// NewSubscriber, when set, returns another Subscriber on the same
+	// source, for tests that stop one consumer and start the next (Kafka
+	// needs a new client in the same group).
+	NewSubscriber func(t *testing.T) middleware.Subscriber
+}
+
+// Harness describes a transport to the suite.
+type Harness struct {
+	// System is the expected messaging.system.
+	System string
+	// Setup returns a fresh Env; it registers its own cleanup with t.
+	Setup func(t *testing.T) Env
+	// KeepsKey: Message.Key survives the round trip.
+	KeepsKey bool
+	// CountsDeliveries: DeliveryCount grows on redelivery.
+	CountsDeliveries bool
+	// AtLeastOnce: the broker may deliver a message more than once even
+	// without a failure (the SQS emulator can, when the SDK retries), so
+	// counts are checked as "at least".
+	AtLeastOnce bool
+	// MaxHeaderBytes caps the hostile header sizes sent (0: no cap).
+	MaxHeaderBytes int
+	// Timeout bounds how long the suite waits for deliveries (default 20s).
+	Timeout time.Duration
+}
+
+// RunConformance runs the suite against h. Every transport runs the same
+// tests: what passes on one broker passes on all.
+func RunConformance(t *testing.T, h Harness) {
+	if h.Timeout == 0 {
+		h.Timeout = 20 * time.Second
+	}
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"ConnectedTrace", testConnectedTrace},
+		{"BatchPublish", testBatchPublish},
+		{"TenTraces", testTenTraces},
+		{"ErrorRedelivers", testErrorRedelivers},
+		{"PanicRedelivers", testPanicRedelivers},
+		{"ForeignW3CProducer", testForeignProducer},
+		{"HostileHeaders", testHostileHeaders},
+		{"GracefulShutdown", testGracefulShutdown},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
+	}
+}
+
+// rig is an Env with tracing middleware over an in-memory span recorder.
+type rig struct {
+	Env
+	t   *testing.T
+	h   Harness
+	rec *tracetest.SpanRecorder
+	tp  *sdktrace.TracerProvider
+	tel *middleware.Telemetry
+	pub middleware.Publisher
+	sub middleware.Subscriber
+}
+
+func newRig(t *testing.T, h Harness, opts ...middleware.Option) *rig {
+	t.Helper()
+	env := h.Setup(t)
+	r := &rig{Env: env, t: t, h: h, rec: tracetest.NewSpanRecorder()}
+	r.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.rec))
+	r.tel = middleware.NewTelemetry(append([]middleware.Option{middleware.WithTracerProvider(r.tp)}, opts...)...)
+	r.pub, r.sub = r.tel.Publisher(env.Publisher), r.tel.Subscriber(env.Subscriber)
+	return r
+}
+
+// delivery is what a handler saw.
+type delivery struct {
+	msg  *middleware.Message
+	span trace.SpanContext
+}
+
+// consumer runs a subscriber in the background and records deliveries.
+type consumer struct {
+	t       *testing.T
+	cancel  context.CancelFunc
+	errc    chan error
+	mu      sync.Mutex
+	seen    []delivery
+	ok      map[string]int // successful handlings by body
+	changed chan struct{}
+}
+
+// consume starts sub with handler (nil: always succeed).
+func (r *rig) consume(sub middleware.Subscriber, handler func(context.Context, *middleware.Message) error) *consumer {
+	c := &consumer{t: r.t, errc: make(chan error, 1), ok: map[string]int{}, changed: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go func() {
+		c.errc <- sub.Subscribe(ctx, r.Source, middleware.HandlerFunc(func(ctx context.Context, m *middleware.Message) error {
+			var err error
+			if handler != nil {
+				err = handler(ctx, m)
+			}
+			c.mu.Lock()
+			c.seen = append(c.seen, delivery{msg: m, span: trace.SpanContextFromContext(ctx)})
+			if err == nil {
+				c.ok[string(m.Body)]++
+			}
+			c.mu.Unlock()
+			select {
+			case c.changed <- struct{}{}:
+			default:
+			}
+			return err
+		}))
+	}()
+	r.t.Cleanup(c.stopQuietly)
+	return c
+}
+
+// waitFor waits until every body in bodies was handled successfully.
+func (c *consumer) waitFor(timeout time.Duration, bodies ...string) {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		c.mu.Lock()
+		missing := 0
+		for _, b := range bodies {
+			if c.ok[b] == 0 {
+				missing++
+			}
+		}
+		c.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		select {
+		case <-c.changed:
+		case err := <-c.errc:
+			c.errc <- err
+			c.t.Fatalf("subscriber returned early: %v", err)
+		case <-deadline:
+			c.t.Fatalf("%d of %d messages not handled within %s", missing, len(bodies), timeout)
+		}
+	}
+}
+
+// stop cancels the subscriber and requires it to return nil promptly.
+func (c *consumer) stop() {
+	c.t.Helper()
+	c.cancel()
+	select {
+	case err := <-c.errc:
+		if err != nil {
+			c.t.Fatalf("Subscribe returned %v after cancel, want nil", err)
+		}
+		c.errc <- nil
+	case <-time.After(30 * time.Second):
+		c.t.Fatal("Subscribe did not return within 30s of cancel")
+	}
+}
+
+func (c *consumer) stopQuietly() {
+	c.cancel()
+	select {
+	case err := <-c.errc:
+		c.errc <- err
+	case <-time.After(30 * time.Second):
+	}
+}
+
+func (c *consumer) deliveries() []delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.seen)
+}
+
+func (c *consumer) byBody(body string) []delivery {
+	var out []delivery
+	for _, d := range c.deliveries() {
+		if string(d.msg.Body) == body {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (r *rig) spans(prefix string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range r.rec.Ended() {
+		if strings.HasPrefix(s.Name(), prefix) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *rig) span(id trace.SpanID) sdktrace.ReadOnlySpan {
+	for _, s := range r.rec.Ended() {
+		if s.SpanContext().SpanID() == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// waitSpans waits until at least n spans named with prefix have ended: a
+// settle span ends after the handler returned.
+func (r *rig) waitSpans(prefix string, n int) []sdktrace.ReadOnlySpan {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := r.spans(prefix)
+		if len(s) >= n || time.Now().After(deadline) {
+			if len(s) < n {
+				r.t.Fatalf("%d %q spans ended, want %d", len(s), prefix, n)
+			}
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func attrOf(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key {
+			return a.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func unique(t *testing.T, prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+}
+
+func testRoundTrip(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	msg := middleware.NewMessage([]byte("round-trip"))
+	msg.Key = []byte("customer-7")
+	msg.Headers["x-app"] = "orders"
+	before := time.Now().Add(-2 * time.Second) // broker clocks round to seconds
+	if err := r.pub.Publish(context.Background(), r.Destination, msg); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "round-trip")
+	c.stop()
+	got := c.byBody("round-trip")[0].msg
+	if got.Headers["x-app"] != "orders" {
+		t.Errorf("header x-app = %q", got.Headers["x-app"])
+	}
+	if got.Headers["traceparent"] == "" {
+		t.Error("no traceparent on the consumed message")
+	}
+	if h.KeepsKey && string(got.Key) != "customer-7" {
+		t.Errorf("key = %q", got.Key)
+	}
+	if got.ID == "" {
+		t.Error("consumed message has no ID")
+	}
+	if got.Time.Before(before) || got.Time.After(time.Now().Add(2*time.Second)) {
+		t.Errorf("message time %v is not the publish time", got.Time)
+	}
+	if got.DeliveryCount < 1 {
+		t.Errorf("delivery count %d", got.DeliveryCount)
+	}
+	if got.Destination == "" {
+		t.Error("no destination on the consumed message")
+	}
+}
+
+func testConnectedTrace(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders", trace.WithSpanKind(trace.SpanKindServer))
+	if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte("connected"))); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "connected")
+	c.stop()
+	d := c.byBody("connected")[0]
+	if d.span.TraceID() != root.SpanContext().TraceID() {
+		t.Fatal("the handler did not run in the producer's trace")
+	}
+	sends := r.spans("send ")
+	if len(sends) != 1 || sends[0].Parent().SpanID() != root.SpanContext().SpanID() || sends[0].SpanKind() != trace.SpanKindProducer {
+		t.Fatalf("want one PRODUCER send span under the caller, got %d", len(sends))
+	}
+	process := r.span(d.span.SpanID())
+	if process == nil || process.SpanKind() != trace.SpanKindConsumer || !strings.HasPrefix(process.Name(), "process ") {
+		t.Fatal("the handler's span is not a CONSUMER process span")
+	}
+	if process.Parent().SpanID() != sends[0].SpanContext().SpanID() {
+		t.Fatal("the process span is not a child of the send span")
+	}
+	for _, s := range []sdktrace.ReadOnlySpan{sends[0], process} {
+		if v, _ := attrOf(s, "messaging.system"); v.AsString() != h.System {
+			t.Errorf("%s: messaging.system = %q, want %q", s.Name(), v.AsString(), h.System)
+		}
+		if v, _ := attrOf(s, "messaging.destination.name"); v.AsString() == "" {
+			t.Errorf("%s: no messaging.destination.name", s.Name())
+		}
+	}
+	receives := r.waitSpans("receive ", 1)
+	linked := false
+	for _, rs := range receives {
+		for _, l := range rs.Links() {
+			linked = linked || l.SpanContext.SpanID() == sends[0].SpanContext().SpanID()
+		}
+	}
+	if !linked {
+		t.Error("no receive span links the message")
+	}
+	settles := r.waitSpans("", 0)
+	found := false
+	for _, s := range settles {
+		if v, _ := attrOf(s, "messaging.operation.type"); v.AsString() == "settle" {
+			found = true
+		}
+	}
+	if !found {
+		// A settle span ends after the handler; give it a moment.
+		time.Sleep(200 * time.Millisecond)
+		for _, s := range r.rec.Ended() {
+			if v, _ := attrOf(s, "messaging.operation.type"); v.AsString() == "settle" {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("no settle span")
+		}
+	}
+}
+
+func testBatchPublish(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	var msgs []*middleware.Message
+	var bodies []string
+	for i := range 12 {
+		b := fmt.Sprintf("batch-%d", i)
+		bodies = append(bodies, b)
+		msgs = append(msgs, middleware.NewMessage([]byte(b)))
+	}
+	if err := r.pub.Publish(context.Background(), r.Destination, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, bodies...)
+	c.stop()
+	creates := map[trace.SpanID]bool{}
+	for _, s := range r.spans("create ") {
+		creates[s.SpanContext().SpanID()] = true
+	}
+	if len(creates) != 12 {
+		t.Fatalf("%d create spans, want 12", len(creates))
+	}
+	for _, b := range bodies {
+		ds := c.byBody(b)
+		p := r.span(ds[0].span.SpanID())
+		if p == nil || !creates[p.Parent().SpanID()] {
+			t.Fatalf("message %s: process span is not a child of its create span", b)
+		}
+	}
+}
+
+func testTenTraces(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	traces := map[string]trace.TraceID{}
+	var bodies []string
+	for i := range 10 {
+		b := fmt.Sprintf("trace-%d", i)
+		ctx, root := r.tp.Tracer("test").Start(context.Background(), "producer")
+		if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte(b))); err != nil {
+			t.Fatal(err)
+		}
+		root.End()
+		traces[b] = root.SpanContext().TraceID()
+		bodies = append(bodies, b)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, bodies...)
+	c.stop()
+	for b, id := range traces {
+		for _, d := range c.byBody(b) {
+			if d.span.TraceID() != id {
+				t.Fatalf("message %s processed in trace %s, want its producer's %s", b, d.span.TraceID(), id)
+			}
+		}
+	}
+}
+
+func testErrorRedelivers(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	if err := r.pub.Publish(context.Background(), r.Destination, middleware.NewMessage([]byte("flaky"))); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	attempts := 0
+	c := r.consume(r.sub, func(_ context.Context, m *middleware.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		if attempts == 1 {
+			return fmt.Errorf("payment service unavailable")
+		}
+		return nil
+	})
+	c.waitFor(h.Timeout, "flaky")
+	c.stop()
+	ds := c.byBody("flaky")
+	if len(ds) < 2 {
+		t.Fatalf("%d deliveries, want a redelivery after the error", len(ds))
+	}
+	if ds[0].span.TraceID() != ds[1].span.TraceID() {
+		t.Fatal("the redelivery left the message's trace")
+	}
+	if h.CountsDeliveries && ds[1].msg.DeliveryCount <= ds[0].msg.DeliveryCount {
+		t.Errorf("delivery count %d then %d", ds[0].msg.DeliveryCount, ds[1].msg.DeliveryCount)
+	}
+	first := r.span(ds[0].span.SpanID())
+	if v, _ := attrOf(first, "error.type"); first.Status().Code != 1 || v.AsString() == "" {
+		t.Errorf("failed attempt: status %v, error.type %q", first.Status(), v.AsString())
+	}
+}
+
+func testPanicRedelivers(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	if err := r.pub.Publish(context.Background(), r.Destination, middleware.NewMessage([]byte("panicky"))); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	attempts := 0
+	c := r.consume(r.sub, func(_ context.Context, m *middleware.Message) error {
+		mu.Lock()
+		attempts++
+		n := attempts
+		mu.Unlock()
+		if n == 1 {
+			panic("nil map in handler")
+		}
+		return nil
+	})
+	c.waitFor(h.Timeout, "panicky")
+	c.stop()
+	var panicked bool
+	for _, s := range r.spans("process ") {
+		if v, _ := attrOf(s, "error.type"); v.AsString() == "panic" {
+			panicked = true
+		}
+	}
+	if !panicked {
+		t.Fatal("the panic is not recorded on a process span")
+	}
+}
+
+// testForeignProducer: a client that is not otelmq writes a W3C traceparent
+// by hand, as other languages' instrumentations do.
+func testForeignProducer(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	msg := middleware.NewMessage([]byte("foreign"))
+	msg.Headers["traceparent"] = tp
+	msg.Headers["tracestate"] = "vendor=abc"
+	if err := r.Publisher.Publish(context.Background(), r.Destination, msg); err != nil { // raw, untraced
+		t.Fatal(err)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "foreign")
+	c.stop()
+	d := c.byBody("foreign")[0]
+	if d.span.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("processed in trace %s, want the foreign producer's", d.span.TraceID())
+	}
+	p := r.span(d.span.SpanID())
+	if p.Parent().SpanID().String() != "00f067aa0ba902b7" || p.SpanContext().TraceState().Get("vendor") != "abc" {
+		t.Fatal("the process span is not a child of the foreign span with its tracestate")
+	}
+}
+
+// testHostileHeaders: malformed or huge trace headers never cost a message
+// or panic; the process span starts a new trace and says why.
+func testHostileHeaders(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	limit := func(n int) int {
+		if h.MaxHeaderBytes > 0 && n > h.MaxHeaderBytes {
+			return h.MaxHeaderBytes
+		}
+		return n
+	}
+	cases := map[string]map[string]string{
+		"hostile-invalid-traceparent": {"traceparent": "00-xyz-not-hex-99"},
+		"hostile-huge-tracestate": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			"tracestate": strings.Repeat("k=v,", limit(10<<10)/4)},
+		"hostile-huge-baggage": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			"baggage": strings.Repeat("k=v,", limit(100<<10)/4)},
+		"hostile-garbage-baggage": {"baggage": "=;=;,,;;%%%\x00\xff"},
+	}
+	var bodies []string
+	for body, headers := range cases {
+		msg := middleware.NewMessage([]byte(body))
+		for k, v := range headers {
+			msg.Headers[k] = v
+		}
+		if err := r.Publisher.Publish(context.Background(), r.Destination, msg); err != nil {
+			t.Fatalf("%s: publish: %v", body, err)
+		}
+		bodies = append(bodies, body)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, bodies...)
+	c.stop()
+	for _, b := range bodies {
+		if n := len(c.byBody(b)); n != 1 && !h.AtLeastOnce {
+			t.Errorf("%s handled %d times, want once", b, n)
+		}
+	}
+	p := r.span(c.byBody("hostile-invalid-traceparent")[0].span.SpanID())
+	if p.Parent().IsRemote() {
+		t.Error("an invalid traceparent became a remote parent")
+	}
+	var why bool
+	for _, e := range p.Events() {
+		why = why || e.Name == propagation.DroppedEventName
+	}
+	if !why {
+		t.Error("no event says why the invalid traceparent started a new trace")
+	}
+	ts := r.span(c.byBody("hostile-huge-tracestate")[0].span.SpanID())
+	if ts.SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Error("a huge tracestate cost the trace context")
+	}
+	if n := ts.SpanContext().TraceState().Len(); n > propagation.MaxTraceStateMembers {
+		t.Errorf("tracestate kept %d members", n)
+	}
+}
+
+// testGracefulShutdown: cancelling Subscribe lets the running handler finish
+// and settle; nothing is lost, and a new subscriber gets the rest.
+func testGracefulShutdown(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	var bodies []string
+	for i := range 5 {
+		bodies = append(bodies, fmt.Sprintf("drain-%d", i))
+	}
+	for _, b := range bodies {
+		if err := r.pub.Publish(context.Background(), r.Destination, middleware.NewMessage([]byte(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := make(chan string, 10)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	finished := map[string]bool{}
+	first := r.consume(r.sub, func(ctx context.Context, m *middleware.Message) error {
+		started <- string(m.Body)
+		<-release
+		if ctx.Err() != nil {
+			return ctx.Err() // the handler's context must outlive the shutdown
+		}
+		mu.Lock()
+		finished[string(m.Body)] = true
+		mu.Unlock()
+		return nil
+	})
+	var inFlight string
+	select {
+	case inFlight = <-started:
+	case <-time.After(h.Timeout):
+		t.Fatal("no message reached the handler")
+	}
+	stopped := make(chan struct{})
+	go func() { first.stop(); close(stopped) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-stopped:
+		t.Fatal("Subscribe returned while a handler was still running")
+	default:
+	}
+	close(release)
+	<-stopped
+	if !finished[inFlight] {
+		t.Fatal("the in-flight handler did not finish successfully")
+	}
+
+	next := r.sub
+	if r.NewSubscriber != nil {
+		next = r.tel.Subscriber(r.NewSubscriber(t))
+	}
+	mu.Lock()
+	var rest []string
+	for _, b := range bodies {
+		if !finished[b] {
+			rest = append(rest, b)
+		}
+	}
+	mu.Unlock()
+	second := r.consume(next, nil)
+	second.waitFor(h.Timeout, rest...)
+	second.stop()
+	if !h.AtLeastOnce && len(second.byBody(inFlight)) > 0 {
+		t.Errorf("%s was settled before shutdown but delivered again", inFlight)
+	}
+}
