@@ -43,6 +43,8 @@ type Message struct {
 	creation  trace.SpanContext
 	baggage   baggage.Baggage
 	dropped   []propagation.Dropped
+	// attempts is set by Retry.
+	attempts int
 	// process is the process span's context, the parent of a settle span
 	// that covers this message alone.
 	process trace.SpanContext

@@ -344,10 +344,15 @@ func End(span trace.Span, err error) {
 // Go type of a custom error, and "_OTHER" for plain errors.New/fmt.Errorf
 // values, whose type says nothing.
 func ErrorType(err error) string {
-	var pe *PanicError
+	var (
+		pe    *PanicError
+		retry *retryableError
+	)
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &retry):
+		return ErrorType(retry.err)
 	case errors.As(err, &pe):
 		return "panic"
 	case errors.Is(err, context.DeadlineExceeded):

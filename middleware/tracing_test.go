@@ -452,3 +452,5 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("queue time: count %d min %v max %v (a future timestamp must clamp to 0)", qt.Count, lo, hi)
 	}
 }
+
+func spanContextOf(ctx context.Context) trace.SpanContext { return trace.SpanContextFromContext(ctx) }

@@ -1,0 +1,95 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+)
+
+// Headers DeadLetter adds to a dead-lettered message.
+const (
+	HeaderDLQSource    = "otelmq-dlq-source"
+	HeaderDLQAttempts  = "otelmq-dlq-attempts"
+	HeaderDLQErrorType = "otelmq-dlq-error-type"
+	// HeaderDLQError holds the error text, only with WithErrorText: error
+	// messages can hold personal data.
+	HeaderDLQError = "otelmq-dlq-error"
+)
+
+// DeadLetterOption configures DeadLetter.
+type DeadLetterOption func(*deadLetterConfig)
+
+type deadLetterConfig struct {
+	maxDeliveries int
+	errorText     bool
+}
+
+// WithMaxDeliveries dead-letters a failing message only once the broker has
+// delivered it n times (its DeliveryCount), leaving earlier failures
+// unsettled for the broker to redeliver. The default, 1, dead-letters on the
+// first failure that reaches DeadLetter, which suits a Retry inside it.
+func WithMaxDeliveries(n int) DeadLetterOption {
+	return func(c *deadLetterConfig) {
+		if n > 0 {
+			c.maxDeliveries = n
+		}
+	}
+}
+
+// WithErrorText also copies the error's text into HeaderDLQError.
+func WithErrorText() DeadLetterOption {
+	return func(c *deadLetterConfig) { c.errorText = true }
+}
+
+// DeadLetter is handler middleware that publishes a message whose handler
+// failed for the last time to destination on pub (any transport, so the
+// dead-letter queue may live on another broker) and then settles it.
+//
+// The dead-lettered message keeps its body, key and headers, so its trace
+// context is unchanged: a traced pub links the publish and keeps the
+// original creation context, and the dead-letter consumer's process span
+// joins the original trace. It also carries HeaderDLQSource (the original
+// destination), HeaderDLQAttempts and HeaderDLQErrorType. If the publish
+// fails the message is not settled and both errors are returned, so nothing
+// is lost.
+func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) HandlerMiddleware {
+	cfg := deadLetterConfig{maxDeliveries: 1}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, msg *Message) error {
+			err := Call(ctx, next, msg)
+			if err == nil {
+				return nil
+			}
+			var retry *retryableError
+			if errors.As(err, &retry) || (cfg.maxDeliveries > 1 && msg.DeliveryCount < cfg.maxDeliveries) {
+				return err // the broker redelivers it
+			}
+			dead := deadLetterMessage(msg, err, cfg.errorText)
+			if perr := pub.Publish(ctx, destination, dead); perr != nil {
+				return errors.Join(err, fmt.Errorf("otelmq: dead-lettering to %s: %w", destination, perr))
+			}
+			return nil
+		})
+	}
+}
+
+func deadLetterMessage(msg *Message, err error, errorText bool) *Message {
+	headers := maps.Clone(msg.Headers)
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	headers[HeaderDLQSource] = msg.Destination
+	headers[HeaderDLQAttempts] = strconv.Itoa(max(msg.Attempts(), 1))
+	headers[HeaderDLQErrorType] = ErrorType(err)
+	if errorText {
+		headers[HeaderDLQError] = err.Error()
+	}
+	return &Message{Key: msg.Key, Body: msg.Body, Headers: headers, Time: msg.Time}
+}

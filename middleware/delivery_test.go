@@ -1,0 +1,216 @@
+package middleware_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/transports/memory"
+)
+
+var errDeclined = errors.New("payment declined")
+
+func TestRetryInPlaceThenSucceed(t *testing.T) {
+	h := newHarness(t)
+	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	retry := middleware.Retry(middleware.WithAttempts(3), middleware.WithBackoff(func(int) time.Duration { return time.Millisecond }))
+	h.consume("q", 1, retry(middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+		if calls.Add(1) < 3 {
+			return errDeclined
+		}
+		if m.Attempts() != 3 {
+			t.Errorf("Attempts() = %d on the third try", m.Attempts())
+		}
+		return nil
+	})).Handle)
+	if calls.Load() != 3 {
+		t.Fatalf("handler called %d times, want 3", calls.Load())
+	}
+	p := h.one("process q")
+	if len(h.spans("attempt 2")) != 1 || len(h.spans("attempt 3")) != 1 {
+		t.Fatalf("attempt spans missing: %v", h.names())
+	}
+	if h.one("attempt 2").Parent().SpanID() != p.SpanContext().SpanID() {
+		t.Fatal("attempt span is not a child of the process span")
+	}
+	if len(h.spans("nack q")) != 0 {
+		t.Fatal("an in-place retry went back to the broker")
+	}
+}
+
+func TestRetryWithBrokerRedelivery(t *testing.T) {
+	h := newHarness(t)
+	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	retry := middleware.Retry(middleware.WithAttempts(3), middleware.WithBrokerRedelivery())
+	h.consume("q", 1, retry(middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+		if calls.Add(1) < 3 {
+			return errDeclined
+		}
+		return nil
+	})).Handle)
+	if n := len(h.spans("process q")); n != 3 {
+		t.Fatalf("%d deliveries, want 3 (broker redelivery)", n)
+	}
+	if v, _ := attr(h.spans("process q")[0], "error.type"); v.AsString() != "_OTHER" {
+		t.Fatalf("error.type of a retryable failure = %q", v.AsString())
+	}
+}
+
+// TestDeadLetterKeepsTheTrace: producer -> failed attempts -> DLQ handler is
+// one trace, and the DLQ lives on another broker.
+func TestDeadLetterKeepsTheTrace(t *testing.T) {
+	main, dlqBroker := memory.New(), memory.New()
+	h := newHarnessOn(t, main)
+	ctx, root := h.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	msg := middleware.NewMessage([]byte("order-13"))
+	msg.Key = []byte("k")
+	msg.Headers["x-tenant"] = "acme"
+	if err := h.pub.Publish(ctx, "orders", msg); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	dlqPub := middleware.NewTracing(middleware.WithTracerProvider(h.tp)).Publisher(dlqBroker)
+	handler := middleware.ChainHandler(
+		middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return errDeclined }),
+		middleware.DeadLetter(dlqPub, "orders-dlq", middleware.WithErrorText()),
+		middleware.Retry(middleware.WithAttempts(2), middleware.WithBackoff(func(int) time.Duration { return 0 })),
+	)
+	h.consume("orders", 1, handler.Handle)
+
+	var dead *middleware.Message
+	var deadTrace string
+	dlqSub := middleware.NewTracing(middleware.WithTracerProvider(h.tp)).Subscriber(dlqBroker)
+	dlqH := &harness{t: t, rec: h.rec, tp: h.tp, sub: dlqSub}
+	dlqH.consume("orders-dlq", 1, func(ctx context.Context, m *middleware.Message) error {
+		dead = m
+		deadTrace = traceIDOf(ctx)
+		return nil
+	})
+	if string(dead.Body) != "order-13" || string(dead.Key) != "k" || dead.Headers["x-tenant"] != "acme" {
+		t.Fatalf("dead-lettered message lost data: %+v", dead)
+	}
+	if dead.Headers[middleware.HeaderDLQSource] != "orders" || dead.Headers[middleware.HeaderDLQAttempts] != "2" ||
+		dead.Headers[middleware.HeaderDLQErrorType] != "_OTHER" || dead.Headers[middleware.HeaderDLQError] != errDeclined.Error() {
+		t.Fatalf("dead-letter headers: %v", dead.Headers)
+	}
+	if dead.Headers["traceparent"] != msg.Headers["traceparent"] {
+		t.Fatal("the trace context changed on the way to the DLQ")
+	}
+	if deadTrace != root.SpanContext().TraceID().String() {
+		t.Fatal("the DLQ handler is not in the original trace")
+	}
+	if len(h.spans("ack orders")) != 1 {
+		t.Fatal("the dead-lettered message was not settled on its source")
+	}
+}
+
+func TestDeadLetterPublishFailureLosesNothing(t *testing.T) {
+	b := memory.New()
+	h := newHarnessOn(t, b)
+	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	broken := middleware.PublisherFunc(func(context.Context, string, ...*middleware.Message) error {
+		return errors.New("dlq broker down")
+	})
+	var calls atomic.Int32
+	h.consume("q", 1, middleware.DeadLetter(broken, "dlq")(middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+		if calls.Add(1) == 1 {
+			return errDeclined
+		}
+		return nil
+	})).Handle)
+	if calls.Load() != 2 {
+		t.Fatalf("handler called %d times: a failed dead-letter publish must leave the message for redelivery", calls.Load())
+	}
+	p := h.spans("process q")[0]
+	if p.Status().Code != 1 || !strings.Contains(p.Status().Description, "dlq broker down") {
+		t.Fatalf("first process span status %v", p.Status())
+	}
+}
+
+func TestRelayAndDualPublish(t *testing.T) {
+	oldB, newB := memory.New(), memory.New()
+	h := newHarnessOn(t, oldB)
+	tr := middleware.NewTracing(middleware.WithTracerProvider(h.tp))
+	ctx, root := h.tp.Tracer("test").Start(context.Background(), "producer")
+	msg := middleware.NewMessage([]byte("migrating"))
+	msg.Key = []byte("key-1")
+	msg.Headers["x-app"] = "a"
+	if err := h.pub.Publish(ctx, "old", msg); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	rctx, stop := context.WithCancel(context.Background())
+	relayed := make(chan error, 1)
+	go func() { relayed <- middleware.Relay(rctx, tr.Subscriber(oldB), "old", tr.Publisher(newB), "new") }()
+	newH := &harness{t: t, rec: h.rec, tp: h.tp, sub: tr.Subscriber(newB)}
+	var got *middleware.Message
+	var gotTrace string
+	newH.consume("new", 1, func(ctx context.Context, m *middleware.Message) error {
+		got, gotTrace = m, traceIDOf(ctx)
+		return nil
+	})
+	stop()
+	if err := <-relayed; err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Body) != "migrating" || string(got.Key) != "key-1" || got.Headers["x-app"] != "a" {
+		t.Fatalf("relay lost data: %+v", got)
+	}
+	if gotTrace != root.SpanContext().TraceID().String() {
+		t.Fatal("the relayed message left its trace")
+	}
+	if n := len(h.spans("send new")); n != 1 {
+		t.Fatalf("%d relay send spans", n)
+	}
+	if ready, inFlight := oldB.Len("old"); ready+inFlight != 0 {
+		t.Fatal("the source message was not settled after the relay")
+	}
+
+	dual := tr.Publisher(middleware.DualPublish(oldB, "a", newB, "b"))
+	m2 := middleware.NewMessage([]byte("both"))
+	if err := dual.Publish(context.Background(), "ignored", m2); err != nil {
+		t.Fatal(err)
+	}
+	if r1, _ := oldB.Len("a"); r1 != 1 {
+		t.Fatal("primary did not get the message")
+	}
+	if r2, _ := newB.Len("b"); r2 != 1 {
+		t.Fatal("secondary did not get the message")
+	}
+}
+
+func traceIDOf(ctx context.Context) string {
+	return spanContextOf(ctx).TraceID().String()
+}
+
+func TestLogHandlerAddsTraceIDs(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(middleware.NewLogHandler(slog.NewJSONHandler(&buf, nil)))
+	h := newHarness(t)
+	ctx, span := h.tp.Tracer("test").Start(context.Background(), "work")
+	log.InfoContext(ctx, "inside")
+	span.End()
+	log.Info("outside")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if !strings.Contains(lines[0], `"trace_id":"`+span.SpanContext().TraceID().String()+`"`) ||
+		!strings.Contains(lines[0], `"span_id":"`+span.SpanContext().SpanID().String()+`"`) {
+		t.Fatalf("record inside a span: %s", lines[0])
+	}
+	if strings.Contains(lines[1], "trace_id") {
+		t.Fatalf("record outside a span: %s", lines[1])
+	}
+}

@@ -1,0 +1,63 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+)
+
+// Relay consumes source on src and publishes every message to destination
+// on dst (any transport to any other), keeping body, key, headers, time and
+// trace context. It settles a message on the source only after dst accepted
+// it, so a failure anywhere means a redelivery, never a loss (at least once).
+// With traced src and dst, the relay's own process and send spans sit in the
+// message's trace. Relay blocks like Subscribe.
+func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, destination string) error {
+	return src.Subscribe(ctx, source, RelayHandler(dst, destination))
+}
+
+// RelayHandler is the handler Relay uses, for composing with other handler
+// middleware (Retry, DeadLetter).
+func RelayHandler(dst Publisher, destination string) Handler {
+	return HandlerFunc(func(ctx context.Context, msg *Message) error {
+		out := &Message{Key: msg.Key, Body: msg.Body, Headers: maps.Clone(msg.Headers), Time: msg.Time}
+		if err := dst.Publish(ctx, destination, out); err != nil {
+			return fmt.Errorf("otelmq: relaying %s to %s: %w", msg.ID, destination, err)
+		}
+		return nil
+	})
+}
+
+// DualPublish publishes every message to primary and then to a copy on
+// secondary, for the cut-over from one broker to another: consumers on both
+// see every message with the same trace context. It returns the primary's
+// error, joined with the secondary's; callers that must not fail on the
+// secondary can wrap it.
+func DualPublish(primary Publisher, primaryDest string, secondary Publisher, secondaryDest string) Publisher {
+	return &dualPublisher{primary: primary, secondary: secondary, pd: primaryDest, sd: secondaryDest}
+}
+
+type dualPublisher struct {
+	primary, secondary Publisher
+	pd, sd             string
+}
+
+// Describe describes the primary destination.
+func (d *dualPublisher) Describe(string) Destination { return Describe(d.primary, d.pd) }
+
+// Publish ignores its destination argument: the destinations were fixed by
+// DualPublish, since the two brokers name them differently.
+func (d *dualPublisher) Publish(ctx context.Context, _ string, msgs ...*Message) error {
+	copies := make([]*Message, len(msgs))
+	for i, m := range msgs {
+		if m != nil {
+			copies[i] = &Message{Key: m.Key, Body: m.Body, Headers: maps.Clone(m.Headers), Time: m.Time}
+		}
+	}
+	err := d.primary.Publish(ctx, d.pd, msgs...)
+	if serr := d.secondary.Publish(ctx, d.sd, copies...); serr != nil {
+		err = errors.Join(err, fmt.Errorf("otelmq: dual publish to %s: %w", d.sd, serr))
+	}
+	return err
+}

@@ -1,0 +1,138 @@
+package middleware
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// RetryOption configures Retry.
+type RetryOption func(*retryConfig)
+
+type retryConfig struct {
+	attempts int
+	backoff  func(attempt int) time.Duration
+	inPlace  bool
+}
+
+// WithAttempts sets how many times a message is tried in all (default 3).
+func WithAttempts(n int) RetryOption {
+	return func(c *retryConfig) {
+		if n > 0 {
+			c.attempts = n
+		}
+	}
+}
+
+// WithBackoff sets the wait before attempt n+1 after attempt n failed
+// (in-place retries only). The default is exponential from 100ms, capped at
+// 5s, with full jitter.
+func WithBackoff(f func(attempt int) time.Duration) RetryOption {
+	return func(c *retryConfig) {
+		if f != nil {
+			c.backoff = f
+		}
+	}
+}
+
+// WithBrokerRedelivery makes Retry leave retries to the broker: a failed
+// message is returned unsettled while its DeliveryCount is below the
+// attempts, so the broker's own redelivery (SQS visibility timeout, RabbitMQ
+// requeue, Kafka rewind) and its delay settings apply. The default retries
+// in place, inside the same delivery, which works on every broker, including
+// those that do not count deliveries.
+func WithBrokerRedelivery() RetryOption {
+	return func(c *retryConfig) { c.inPlace = false }
+}
+
+// ExponentialBackoff returns base * 2^(attempt-1), capped at max, with full
+// jitter (a random wait between zero and that), so retries from many
+// consumers do not arrive together.
+func ExponentialBackoff(base, maximum time.Duration) func(attempt int) time.Duration {
+	return func(attempt int) time.Duration {
+		d := base
+		for i := 1; i < attempt && d < maximum; i++ {
+			d *= 2
+		}
+		d = min(d, maximum)
+		if d <= 0 {
+			return 0
+		}
+		return rand.N(d) + 1
+	}
+}
+
+// AttemptKey records the attempt number on attempt spans and retry events.
+const AttemptKey = attribute.Key("otelmq.retry.attempt")
+
+// Retry is handler middleware that retries a failing message. In place (the
+// default), each attempt after the first is a child span "attempt {n}" of the
+// process span, so failed attempts are visible in the message's trace; the
+// wait between attempts ends early when ctx ends. With WithBrokerRedelivery
+// the broker redelivers instead. Either way the message's attempt count is
+// what DeadLetter reports.
+func Retry(opts ...RetryOption) HandlerMiddleware {
+	cfg := retryConfig{attempts: 3, backoff: ExponentialBackoff(100*time.Millisecond, 5*time.Second), inPlace: true}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, msg *Message) error {
+			if !cfg.inPlace {
+				msg.attempts = max(msg.DeliveryCount, 1)
+				err := Call(ctx, next, msg)
+				if err != nil && msg.attempts < cfg.attempts {
+					return &retryableError{err: err}
+				}
+				return err
+			}
+			tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(propagation.ScopeName)
+			var err error
+			for attempt := 1; attempt <= cfg.attempts; attempt++ {
+				msg.attempts = max(msg.DeliveryCount-1, 0)*cfg.attempts + attempt
+				if attempt == 1 {
+					err = Call(ctx, next, msg)
+				} else {
+					actx, span := tracer.Start(ctx, "attempt "+strconv.Itoa(attempt),
+						trace.WithAttributes(AttemptKey.Int(attempt)))
+					err = Call(actx, next, msg)
+					End(span, err)
+				}
+				if err == nil || attempt == cfg.attempts {
+					return err
+				}
+				trace.SpanFromContext(ctx).AddEvent("otelmq.retry", trace.WithAttributes(
+					AttemptKey.Int(attempt), propagation.ErrorTypeKey.String(ErrorType(err))))
+				select {
+				case <-time.After(cfg.backoff(attempt)):
+				case <-ctx.Done():
+					return err
+				}
+			}
+			return err
+		})
+	}
+}
+
+// retryableError marks an error a broker is expected to redeliver after.
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+// Attempts is how many times msg has been tried so far, as counted by Retry
+// (in place or from the broker's delivery count); 0 before any handler ran.
+func (m *Message) Attempts() int {
+	if m.attempts > 0 {
+		return m.attempts
+	}
+	return m.DeliveryCount
+}
