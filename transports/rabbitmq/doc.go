@@ -13,7 +13,10 @@
 //	                  arrays, x-death) are left out but stay on the delivery
 //	Key           <-> header "otelmq-key" (KeyHeader), a byte array: AMQP has no
 //	                  message key
-//	ID            <-> message-id property; the Publisher does not invent one
+//	ID            <-> message-id property; when ID is empty the Publisher
+//	                  assigns a random one and sets msg.ID to it, so a
+//	                  message published again keeps its ID and consumers
+//	                  can drop duplicates
 //	Time          <-> timestamp property (whole seconds on the wire); the
 //	                  Publisher stamps the publish time when Time is zero
 //	DeliveryCount <-  at least: x-delivery-count + 1 (quorum queues), else
@@ -32,4 +35,16 @@
 // receive, process and settle spans are named by the queue alone ("process
 // orders", "ack orders"); the routing key and delivery tag of each delivery
 // are attributes. Handler success is an "ack", an error or panic a "nack".
+//
+// # Reconnecting
+//
+// amqp091-go does not reconnect: a connection closed by the broker, the
+// network or an operator stays closed. Dial returns a *Connection, a Dialer
+// that redials with backoff when its connection is closed. On it the
+// Publisher opens a new channel at the next Publish (the Publish that was
+// cut off returns an error naming its unconfirmed messages; publish them
+// again and expect duplicates), and Subscribe opens a new channel and resumes
+// consuming (WithReconnect). Deliveries that were being handled when the
+// channel died cannot be acked; the broker redelivers them, so handlers
+// must tolerate duplicates.
 package rabbitmq

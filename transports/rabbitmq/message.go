@@ -88,7 +88,9 @@ func deliveryCount(d *amqp.Delivery) int {
 		for _, death := range deaths {
 			if t, ok := death.(amqp.Table); ok {
 				if c, ok := intValue(t["count"]); ok && c > 0 && c < 1<<31 {
-					n += int(c)
+					// Saturate: a forged x-death must not overflow int
+					// (32-bit platforms) into a count below 1.
+					n = int(min(int64(n)+c, 1<<30))
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -16,16 +17,49 @@ type Dialer interface {
 
 var _ Dialer = (*amqp.Connection)(nil)
 
+// contextDialer is a Dialer whose Channel can wait (to redial) and so takes
+// a context; *Connection is one.
+type contextDialer interface {
+	ChannelContext(ctx context.Context) (*amqp.Channel, error)
+}
+
 // openChannel opens a channel on conn; a nil conn is an error, not a panic.
-func openChannel(conn Dialer) (*amqp.Channel, error) {
-	if c, ok := conn.(*amqp.Connection); conn == nil || ok && c == nil {
+// ctx bounds the wait when conn redials.
+func openChannel(ctx context.Context, conn Dialer) (*amqp.Channel, error) {
+	if isNil(conn) {
 		return nil, errors.New("rabbitmq: no connection")
 	}
-	ch, err := conn.Channel()
+	var ch *amqp.Channel
+	var err error
+	if cd, ok := conn.(contextDialer); ok {
+		ch, err = cd.ChannelContext(ctx)
+	} else {
+		ch, err = conn.Channel()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: opening a channel: %w", err)
 	}
 	return ch, nil
+}
+
+// isNil reports whether conn is nil or a typed nil of the Dialers this
+// package knows, whose methods would panic.
+func isNil(conn Dialer) bool {
+	switch c := conn.(type) {
+	case nil:
+		return true
+	case *amqp.Connection:
+		return c == nil
+	case *Connection:
+		return c == nil
+	}
+	return false
+}
+
+// canReconnect reports whether conn comes back after its connection closes.
+func canReconnect(conn Dialer) bool {
+	r, ok := conn.(interface{ canReconnect() bool })
+	return ok && !isNil(conn) && r.canReconnect()
 }
 
 type config struct {
@@ -35,14 +69,16 @@ type config struct {
 	concurrency int
 	consumerTag string
 	requeue     bool
+	reconnect   *bool // nil: on when the Dialer can reconnect
 	host        string
 	port        int
 }
 
 func newConfig(conn Dialer, opts []Option) config {
 	c := config{prefetch: 64, concurrency: 1, requeue: true}
-	if ac, ok := conn.(*amqp.Connection); ok && ac != nil {
-		c.host, c.port = splitAddr(ac.RemoteAddr())
+	// *amqp.Connection and *Connection both know the broker address.
+	if ra, ok := conn.(interface{ RemoteAddr() net.Addr }); ok && !isNil(conn) {
+		c.host, c.port = splitAddr(ra.RemoteAddr())
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -116,6 +152,18 @@ func WithConsumerTag(tag string) Option {
 // queue's x-dead-letter-exchange (or drops it when there is none).
 func WithRequeue(on bool) Option {
 	return optionFunc(func(c *config) { c.requeue = on })
+}
+
+// WithReconnect chooses what Subscribe does when its channel or connection
+// closes under it: with true it opens a new channel (waiting with backoff)
+// and resumes consuming until its context ends; with false it returns an
+// error. The default is true when the Dialer is a *Connection, which redials,
+// and false otherwise, because a closed *amqp.Connection never comes back.
+//
+// Errors that a new channel cannot cure (the queue does not exist, access
+// refused, an exclusive consumer holds the queue) end Subscribe either way.
+func WithReconnect(on bool) Option {
+	return optionFunc(func(c *config) { c.reconnect = &on })
 }
 
 // WithServer sets server.address and server.port. By default they are read

@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -49,6 +50,8 @@ func (p *Publisher) Describe(routingKey string) middleware.Destination {
 // Publish sends msgs with routing key routingKey. With confirms on it
 // returns after the broker confirmed every message. The error names every
 // message that was not published or was nacked, by index and message ID.
+// A message with an empty ID gets a random one, written to its ID field
+// before it is sent; so msgs must not be read or written concurrently.
 func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*middleware.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -61,7 +64,7 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		}
 		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, id, err))
 	}
-	ch, err := p.channel()
+	ch, err := p.channel(ctx)
 	if err != nil {
 		for i, msg := range msgs {
 			fail(i, msg, err)
@@ -75,6 +78,12 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		if msg == nil {
 			fail(i, msg, errors.New("nil message"))
 			continue
+		}
+		if msg.ID == "" {
+			// AMQP brokers assign no message ID. Inventing one here (and
+			// keeping it on msg) lets a caller that publishes a failed
+			// batch again send the same IDs, so consumers can deduplicate.
+			msg.ID = rand.Text()
 		}
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, false, false, publishing(msg, now))
 		if err != nil {
@@ -91,6 +100,11 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		switch {
 		case err != nil:
 			fail(i, msgs[i], fmt.Errorf("waiting for the confirm: %w", err))
+		case !acked && ch.IsClosed():
+			// amqp091 resolves outstanding confirms as nacks when the
+			// channel closes; say so, because the broker may well have the
+			// message (publish again and expect a duplicate).
+			fail(i, msgs[i], errors.New("channel closed before the broker confirmed"))
 		case !acked:
 			fail(i, msgs[i], errors.New("nacked by the broker"))
 		}
@@ -111,12 +125,12 @@ func (p *Publisher) publishError(routingKey string, errs []error) error {
 
 // channel returns the open channel, opening one (in confirm mode when
 // confirms are on) if there is none. p.mu is held.
-func (p *Publisher) channel() (*amqp.Channel, error) {
+func (p *Publisher) channel(ctx context.Context) (*amqp.Channel, error) {
 	if p.ch != nil && !p.ch.IsClosed() {
 		return p.ch, nil
 	}
 	p.ch = nil
-	ch, err := openChannel(p.conn)
+	ch, err := openChannel(ctx, p.conn)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ var (
 )
 
 // NewSubscriber returns a Subscriber that opens one channel on conn per
-// Subscribe call.
+// Subscribe call, and a new one each time it reconnects.
 func NewSubscriber(conn Dialer, opts ...Option) *Subscriber {
 	return &Subscriber{conn: conn, cfg: newConfig(conn, opts)}
 }
@@ -53,28 +54,67 @@ func (s *Subscriber) Describe(queue string) middleware.Destination {
 // When ctx ends Subscribe stops taking deliveries, waits for the running
 // handlers, settles them as usual (ack on success, nack on error), closes
 // its channel, which returns the prefetched but unhandled messages to the
-// queue, and returns nil. When the channel or the consumer is closed for any
-// other reason it returns an error; it does not reconnect.
+// queue, and returns nil.
+//
+// When the channel or the consumer is closed for any other reason,
+// Subscribe returns an error, unless reconnecting is on (WithReconnect; the
+// default for a *Connection): then it waits for the running handlers, opens
+// a new channel with backoff and resumes consuming. The handlers that were
+// running when the channel died cannot settle their messages: the ack or
+// nack fails, the error is reported to the observers' Settled, and the broker
+// redelivers those messages, as it does the prefetched ones.
 func (s *Subscriber) Subscribe(ctx context.Context, queue string, h middleware.Handler) error {
 	if h == nil {
 		return errors.New("rabbitmq: subscribe: nil handler")
 	}
-	ch, err := openChannel(s.conn)
+	if isNil(s.conn) {
+		return errors.New("rabbitmq: subscribe: no connection")
+	}
+	reconnect := canReconnect(s.conn)
+	if s.cfg.reconnect != nil {
+		reconnect = *s.cfg.reconnect
+	}
+	obs := middleware.ObserverFrom(ctx)
+	dest := s.Describe(queue)
+	for attempt := 0; ; attempt++ {
+		consumed, err := s.consume(ctx, queue, h, obs, dest)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !reconnect || permanent(err) || !canReconnect(s.conn) && connectionClosed(s.conn) {
+			return err
+		}
+		if consumed {
+			// The last channel worked: start the backoff over.
+			attempt = 0
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(s.backoff(attempt)):
+		}
+	}
+}
+
+// consume runs one channel's consumer until ctx ends or the channel or the
+// consumer closes, and waits for its handlers. consumed reports whether
+// basic.consume succeeded, so the caller can tell a channel that worked for
+// a while from one that cannot be opened.
+func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Handler, obs middleware.Observer, dest middleware.Destination) (consumed bool, _ error) {
+	ch, err := openChannel(ctx, s.conn)
 	if err != nil {
-		return err
+		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
 	}
 	defer ch.Close()
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	if err := ch.Qos(s.cfg.prefetch, 0, false); err != nil {
-		return fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
+		return false, fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
 	}
 	deliveries, err := ch.Consume(queue, s.cfg.consumerTag, false, false, false, false, nil)
 	if err != nil {
-		return fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
+		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
 	}
 
-	obs := middleware.ObserverFrom(ctx)
-	dest := s.Describe(queue)
 	var wg sync.WaitGroup
 	for range s.cfg.concurrency {
 		wg.Go(func() {
@@ -89,6 +129,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, queue string, h middleware.H
 					if ctx.Err() != nil {
 						return // unacked: requeued when the channel closes
 					}
+					if ch.IsClosed() {
+						// A delivery amqp091 buffered before the channel
+						// died: it cannot be acked, and the broker has
+						// already put it back on the queue.
+						continue
+					}
 					s.handle(ctx, obs, dest, h, &d, queue)
 				}
 			}
@@ -97,16 +143,54 @@ func (s *Subscriber) Subscribe(ctx context.Context, queue string, h middleware.H
 	wg.Wait()
 
 	if ctx.Err() != nil {
-		return nil
+		return true, nil
 	}
 	select {
 	case e, ok := <-closed:
 		if ok && e != nil {
-			return fmt.Errorf("rabbitmq: consuming %q: channel closed: %w", queue, e)
+			return true, fmt.Errorf("rabbitmq: consuming %q: channel closed: %w", queue, e)
 		}
 	default:
 	}
-	return fmt.Errorf("rabbitmq: consuming %q: consumer closed by the broker or the connection", queue)
+	return true, fmt.Errorf("rabbitmq: consuming %q: consumer closed by the broker or the connection", queue)
+}
+
+// permanent reports whether err is one a new channel cannot cure: the
+// *Connection was closed by its owner, or the broker
+// refused the queue itself (404 not found, 403 access refused, 405 resource
+// locked by an exclusive consumer, 406 precondition failed).
+func permanent(err error) bool {
+	if errors.Is(err, errConnectionClosed) {
+		return true
+	}
+	var e *amqp.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case amqp.NotFound, amqp.AccessRefused, amqp.ResourceLocked, amqp.PreconditionFailed:
+		return true
+	}
+	return false
+}
+
+// connectionClosed reports whether conn is an *amqp.Connection that is
+// closed for good.
+func connectionClosed(conn Dialer) bool {
+	c, ok := conn.(*amqp.Connection)
+	return ok && c != nil && c.IsClosed()
+}
+
+// backoff is the wait before the attempt-th consecutive reopening: from
+// 100ms doubling to 5s, with jitter. *Connection paces its own redials; this
+// paces channels that fail while the connection is fine.
+func (s *Subscriber) backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond
+	for range min(attempt, 6) {
+		d *= 2
+	}
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
 }
 
 // handle runs h on one delivery and settles it. The handler's context does

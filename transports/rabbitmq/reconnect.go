@@ -1,0 +1,245 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Connection is a Dialer that survives its AMQP connection being closed by
+// the broker or the network: it keeps one *amqp.Connection and, when that is
+// closed, dials a new one (with exponential backoff between failed attempts)
+// the next time a channel is asked for. amqp091-go never reconnects by
+// itself.
+//
+// Publisher already reopens its channel when it finds it closed, and
+// Subscriber reopens its channel and resumes consuming when its Dialer is a
+// *Connection (see WithReconnect), so both carry on after a broker restart
+// or a forced close. Messages in flight at that moment are not lost but may
+// be handled twice: unconfirmed publishes fail and should be retried, and
+// unacknowledged deliveries are redelivered by the broker.
+//
+// A Connection is safe for concurrent use.
+type Connection struct {
+	url     string
+	cfg     amqp.Config
+	min     time.Duration
+	max     time.Duration
+	timeout time.Duration
+
+	// sem serializes dialing; it is a channel rather than a mutex so that a
+	// caller waiting for another caller's redial can give up when its
+	// context ends.
+	sem chan struct{}
+
+	mu      sync.Mutex
+	conn    *amqp.Connection
+	closed  bool
+	redials int
+}
+
+var _ Dialer = (*Connection)(nil)
+
+// DialOption configures Dial.
+type DialOption func(*Connection)
+
+// WithAMQPConfig sets the amqp091 configuration used for every dial (TLS,
+// heartbeat, connection properties such as "connection_name").
+func WithAMQPConfig(cfg amqp.Config) DialOption {
+	return func(c *Connection) { c.cfg = cfg }
+}
+
+// WithBackoff sets the wait after the first failed dial and its upper bound;
+// the wait doubles after each consecutive failure, with jitter. The defaults
+// are 100ms and 5s. Non-positive values keep the default.
+func WithBackoff(initial, maximum time.Duration) DialOption {
+	return func(c *Connection) {
+		if initial > 0 {
+			c.min = initial
+		}
+		if maximum > 0 {
+			c.max = maximum
+		}
+		if c.max < c.min {
+			c.max = c.min
+		}
+	}
+}
+
+// WithRedialTimeout bounds how long Channel keeps redialing before it
+// returns an error; the default is 30s. ChannelContext is bounded by its
+// context as well.
+func WithRedialTimeout(d time.Duration) DialOption {
+	return func(c *Connection) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
+// Dial connects to url and returns a Connection that redials when its
+// connection is closed. The first dial is not retried, so a wrong URL or
+// credentials fail at once.
+func Dial(url string, opts ...DialOption) (*Connection, error) {
+	c := &Connection{
+		url:     url,
+		min:     100 * time.Millisecond,
+		max:     5 * time.Second,
+		timeout: 30 * time.Second,
+		sem:     make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	conn, err := c.dial()
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	return c, nil
+}
+
+func (c *Connection) dial() (*amqp.Connection, error) {
+	conn, err := amqp.DialConfig(c.url, c.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq: dial: %w", err)
+	}
+	return conn, nil
+}
+
+// Channel opens a channel, redialing first when the connection is closed;
+// it gives up after the redial timeout (WithRedialTimeout).
+func (c *Connection) Channel() (*amqp.Channel, error) {
+	return c.ChannelContext(context.Background())
+}
+
+// ChannelContext is Channel that also gives up when ctx ends.
+func (c *Connection) ChannelContext(ctx context.Context) (*amqp.Channel, error) {
+	if c == nil {
+		return nil, errors.New("rabbitmq: no connection")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var last error
+	for attempt := 0; ; attempt++ {
+		conn, err := c.connection(ctx)
+		if err == nil {
+			ch, cerr := conn.Channel()
+			if cerr == nil {
+				return ch, nil
+			}
+			// The connection may have died between the check and the
+			// channel.open; anything else (channel_max reached) is not
+			// cured by redialing, but retrying it is harmless.
+			err = cerr
+		}
+		if errors.Is(err, errConnectionClosed) {
+			return nil, err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("rabbitmq: no channel: %w (last error: %w)", ctx.Err(), last)
+		case <-time.After(c.backoff(attempt)):
+		}
+	}
+}
+
+var errConnectionClosed = errors.New("rabbitmq: Connection closed by Close")
+
+// connection returns the open connection, dialing once if it is closed.
+func (c *Connection) connection(ctx context.Context) (*amqp.Connection, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.sem }()
+
+	c.mu.Lock()
+	conn, closed := c.conn, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, errConnectionClosed
+	}
+	if conn != nil && !conn.IsClosed() {
+		return conn, nil
+	}
+	conn, err := c.dial()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed { // Close ran while we dialed
+		_ = conn.Close()
+		return nil, errConnectionClosed
+	}
+	c.conn = conn
+	c.redials++
+	return conn, nil
+}
+
+// backoff is the wait after the attempt-th consecutive failure: exponential
+// from the initial wait up to the maximum, with up to 50% jitter so that
+// many clients cut off together do not redial in lockstep.
+func (c *Connection) backoff(attempt int) time.Duration {
+	d := c.min
+	for range min(attempt, 30) {
+		d *= 2
+		if d >= c.max {
+			d = c.max
+			break
+		}
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Redials returns how many times the connection was redialed after Dial.
+func (c *Connection) Redials() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.redials
+}
+
+// RemoteAddr is the broker address of the current connection, nil when
+// there is none; it lets Publisher and Subscriber fill server.address.
+func (c *Connection) RemoteAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.RemoteAddr()
+}
+
+// canReconnect marks Dialers that come back after their connection closes;
+// Subscriber resumes consuming by default on them.
+func (c *Connection) canReconnect() bool { return true }
+
+// Close closes the connection and stops redialing; channels opened on it
+// close too.
+func (c *Connection) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	if errors.Is(err, amqp.ErrClosed) {
+		return nil
+	}
+	return err
+}
