@@ -1,0 +1,102 @@
+package awssqs
+
+import (
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// System attribute names of ReceiveMessage.
+const (
+	attrReceiveCount  = string(types.MessageSystemAttributeNameApproximateReceiveCount)
+	attrSentTimestamp = string(types.MessageSystemAttributeNameSentTimestamp)
+	attrTraceHeader   = string(types.MessageSystemAttributeNameAWSTraceHeader)
+	attrGroupID       = string(types.MessageSystemAttributeNameMessageGroupId)
+)
+
+// describe names a queue by its URL: the queue name is the last path segment
+// (https://sqs.us-east-1.amazonaws.com/123456789012/orders -> orders).
+func describe(queueURL string) middleware.Destination {
+	d := middleware.Destination{
+		System:     propagation.SystemSQS,
+		Name:       queueName(queueURL),
+		Attributes: []attribute.KeyValue{propagation.SQSQueueURL(queueURL)},
+	}
+	u, err := url.Parse(queueURL)
+	if err != nil || u.Host == "" {
+		return d
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	d.Attributes = append(d.Attributes, propagation.ServerAddress(host))
+	if p, err := strconv.Atoi(port); err == nil {
+		d.Attributes = append(d.Attributes, propagation.ServerPort(p))
+	}
+	return d
+}
+
+func queueName(queueURL string) string {
+	if u, err := url.Parse(queueURL); err == nil && u.Path != "" {
+		return path.Base(strings.TrimSuffix(u.Path, "/"))
+	}
+	return path.Base(strings.TrimSuffix(queueURL, "/"))
+}
+
+// isFIFO reports whether queueURL names a FIFO queue, whose names end in
+// ".fifo".
+func isFIFO(queueURL string) bool { return strings.HasSuffix(queueName(queueURL), ".fifo") }
+
+// message converts m, received from queueURL, to a Message; As reaches m.
+func message(m *types.Message, queueURL, requestID string) *middleware.Message {
+	msg := &middleware.Message{
+		ID:          aws.ToString(m.MessageId),
+		Body:        []byte(aws.ToString(m.Body)),
+		Headers:     decodeHeaders(m.MessageAttributes),
+		Destination: queueURL,
+	}
+	if v := m.Attributes[attrTraceHeader]; v != "" {
+		msg.Headers[propagation.XRayKey] = v
+	}
+	if ms, err := strconv.ParseInt(m.Attributes[attrSentTimestamp], 10, 64); err == nil {
+		msg.Time = time.UnixMilli(ms)
+	}
+	if n, err := strconv.Atoi(m.Attributes[attrReceiveCount]); err == nil && n > 0 {
+		msg.DeliveryCount = n
+	}
+	if g := m.Attributes[attrGroupID]; g != "" {
+		msg.Key = []byte(g)
+	}
+	msg.SetAs(func(target any) bool {
+		switch t := target.(type) {
+		case **types.Message:
+			*t = m
+		case *types.Message:
+			*t = *m
+		default:
+			return false
+		}
+		return true
+	})
+	attrs := []attribute.KeyValue{propagation.MessageID(msg.ID), propagation.SQSQueueURL(queueURL)}
+	if requestID != "" {
+		attrs = append(attrs, propagation.AWSRequestID(requestID))
+	}
+	msg.SetAttributes(attrs...)
+	return msg
+}

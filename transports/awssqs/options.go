@@ -1,0 +1,140 @@
+package awssqs
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/otelmq/otelmq/middleware"
+)
+
+// API is the part of *sqs.Client the transport uses, so tests and callers
+// can wrap the client (fault injection, rate limiting).
+type API interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+var _ API = (*sqs.Client)(nil)
+
+// Limits SQS puts on a request.
+const (
+	maxBatch       = 10               // entries per SendMessageBatch / messages per ReceiveMessage
+	maxWait        = 20 * time.Second // WaitTimeSeconds
+	maxVisibility  = 12 * time.Hour   // VisibilityTimeout
+	defaultWorkers = 10
+)
+
+// DefaultPropagationFields are the headers the Publisher treats as
+// propagation fields (see EncodeHeaders) unless WithPropagationFields says
+// otherwise.
+var DefaultPropagationFields = []string{"traceparent", "tracestate", "baggage"}
+
+type config struct {
+	propagationFields []string
+	deduplicationID   func(*middleware.Message) string
+
+	maxMessages       int32
+	waitTime          time.Duration
+	visibilityTimeout *time.Duration
+	retryVisibility   *time.Duration
+	concurrency       int
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		propagationFields: DefaultPropagationFields,
+		deduplicationID:   func(m *middleware.Message) string { return m.ID },
+		maxMessages:       maxBatch,
+		waitTime:          maxWait,
+		concurrency:       defaultWorkers,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// Option configures a Publisher or a Subscriber; each ignores the options
+// that only concern the other.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithPropagationFields sets the header names the Publisher spends the
+// attribute budget on last, packs together or drops (see EncodeHeaders).
+// The default is DefaultPropagationFields; pass the Fields of the
+// propagator in use when it writes others.
+func WithPropagationFields(fields ...string) Option {
+	return optionFunc(func(c *config) { c.propagationFields = fields })
+}
+
+// WithDeduplicationID sets how the Publisher derives the
+// MessageDeduplicationId of a message sent to a FIFO queue; an empty result
+// sends none, which a queue without ContentBasedDeduplication rejects. The
+// default is the message's ID. It is not used for standard queues.
+func WithDeduplicationID(f func(*middleware.Message) string) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.deduplicationID = f
+		}
+	})
+}
+
+// WithMaxMessages sets how many messages one ReceiveMessage asks for,
+// between 1 and 10; the default is 10.
+func WithMaxMessages(n int) Option {
+	return optionFunc(func(c *config) { c.maxMessages = int32(min(max(n, 1), maxBatch)) })
+}
+
+// WithWaitTime sets the long-poll wait of ReceiveMessage, up to 20 s (the
+// default), in whole seconds. 0 is short polling, which costs a request
+// per empty poll.
+func WithWaitTime(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.waitTime = min(max(d, 0), maxWait) })
+}
+
+// WithVisibilityTimeout sets the visibility timeout of the messages a
+// Subscriber receives, in whole seconds up to 12 h: how long a handler has
+// before another consumer may receive the message. By default the queue's
+// own applies.
+func WithVisibilityTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		d = min(max(d, 0), maxVisibility)
+		c.visibilityTimeout = &d
+	})
+}
+
+// WithRetryVisibility makes a Subscriber set the visibility timeout of a
+// message whose handler failed to d (whole seconds; 0 makes it visible at
+// once), so its redelivery does not wait for the rest of the receive's
+// visibility timeout. By default the message stays invisible until that
+// timeout ends.
+func WithRetryVisibility(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		d = min(max(d, 0), maxVisibility)
+		c.retryVisibility = &d
+	})
+}
+
+// WithConcurrency sets how many handlers a Subscriber runs at once; the
+// default is 10. Values below 1 are ignored. Messages of one FIFO group
+// are handled in order only with 1.
+func WithConcurrency(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.concurrency = n
+		}
+	})
+}
+
+func seconds(d time.Duration) int32 { return int32(d / time.Second) }

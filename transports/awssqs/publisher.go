@@ -1,0 +1,201 @@
+package awssqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// Publisher sends Messages to SQS queues; the destination of Publish is the
+// queue URL. It is safe for concurrent use.
+type Publisher struct {
+	api API
+	cfg config
+}
+
+var (
+	_ middleware.Publisher = (*Publisher)(nil)
+	_ middleware.Describer = (*Publisher)(nil)
+)
+
+// NewPublisher returns a Publisher that sends through api, usually an
+// *sqs.Client.
+func NewPublisher(api API, opts ...Option) *Publisher {
+	return &Publisher{api: api, cfg: newConfig(opts)}
+}
+
+// Describe names the destination by the queue name, the last segment of
+// queueURL, with the URL and the server address as attributes.
+func (p *Publisher) Describe(queueURL string) middleware.Destination { return describe(queueURL) }
+
+// Publish sends msgs to the queue at queueURL: one message with
+// SendMessage, more with SendMessageBatch, ten per request. It sets each
+// sent message's ID to the MessageId SQS assigned. The error names every
+// message that was not sent, by index, ID, error code and message; the
+// others were sent.
+//
+// Headers become message attributes within the budget EncodeHeaders
+// describes; propagation fields it drops are recorded with
+// propagation.Default().RecordDropped and the message is still sent.
+// Headers[propagation.XRayKey] becomes the AWSTraceHeader system attribute.
+// For a FIFO queue, Key is the MessageGroupId and WithDeduplicationID gives
+// the MessageDeduplicationId. Time is not sent: SQS stamps SentTimestamp.
+func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middleware.Message) error {
+	var errs []error
+	fail := func(i int, msg *middleware.Message, err error) {
+		id := ""
+		if msg != nil {
+			id = msg.ID
+		}
+		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, id, err))
+	}
+
+	entries := make([]types.SendMessageBatchRequestEntry, 0, len(msgs))
+	for i, msg := range msgs {
+		entry, err := p.entry(ctx, queueURL, i, msg)
+		if err != nil {
+			fail(i, msg, err)
+			continue
+		}
+		entries = append(entries, entry)
+	}
+
+	if len(msgs) == 1 && len(entries) == 1 {
+		e := entries[0]
+		out, err := p.api.SendMessage(ctx, &sqs.SendMessageInput{
+			QueueUrl:                aws.String(queueURL),
+			MessageBody:             e.MessageBody,
+			MessageAttributes:       e.MessageAttributes,
+			MessageSystemAttributes: e.MessageSystemAttributes,
+			MessageGroupId:          e.MessageGroupId,
+			MessageDeduplicationId:  e.MessageDeduplicationId,
+		})
+		if err != nil {
+			fail(0, msgs[0], err)
+		} else {
+			msgs[0].ID = aws.ToString(out.MessageId)
+		}
+		return publishError(queueURL, errs)
+	}
+
+	for chunk := range slices.Chunk(entries, maxBatch) {
+		errs = append(errs, p.sendBatch(ctx, queueURL, chunk, msgs)...)
+	}
+	return publishError(queueURL, errs)
+}
+
+// entry converts msgs[i] to a batch entry whose Id is i.
+func (p *Publisher) entry(ctx context.Context, queueURL string, i int, msg *middleware.Message) (types.SendMessageBatchRequestEntry, error) {
+	if msg == nil {
+		return types.SendMessageBatchRequestEntry{}, errors.New("nil message")
+	}
+	attrs, dropped, err := EncodeHeaders(msg.Headers, p.cfg.propagationFields)
+	if err != nil {
+		return types.SendMessageBatchRequestEntry{}, err
+	}
+	for _, field := range dropped {
+		propagation.Default().RecordDropped(ctx, field, DroppedReason, 1)
+	}
+	e := types.SendMessageBatchRequestEntry{
+		Id:                aws.String(strconv.Itoa(i)),
+		MessageBody:       aws.String(string(msg.Body)),
+		MessageAttributes: attrs,
+	}
+	if xray := msg.Headers[propagation.XRayKey]; xray != "" {
+		e.MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
+			attrTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(xray)},
+		}
+	}
+	if isFIFO(queueURL) {
+		if len(msg.Key) > 0 {
+			e.MessageGroupId = aws.String(string(msg.Key))
+		}
+		if id := p.cfg.deduplicationID(msg); id != "" {
+			e.MessageDeduplicationId = aws.String(id)
+		}
+	}
+	return e, nil
+}
+
+// sendBatch sends up to ten entries and returns an error for each entry
+// that was not sent.
+//
+// goaws (v0.5.4) answers a SendMessageBatch that delivered every entry with
+// a response the SDK parses as 0 Successful and 0 Failed. Entries missing
+// from both lists therefore count as sent when the response lists nothing
+// at all; when it lists some entries, a missing one is an error, since SQS
+// itself always accounts for every entry.
+func (p *Publisher) sendBatch(ctx context.Context, queueURL string, chunk []types.SendMessageBatchRequestEntry, msgs []*middleware.Message) []error {
+	var errs []error
+	fail := func(id string, err error) {
+		i, _ := strconv.Atoi(id)
+		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, msgs[i].ID, err))
+	}
+	out, err := p.api.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: chunk})
+	if err != nil {
+		for _, e := range chunk {
+			fail(*e.Id, err)
+		}
+		return errs
+	}
+	answered := make(map[string]bool, len(chunk))
+	for _, ok := range out.Successful {
+		id := aws.ToString(ok.Id)
+		if i, err := strconv.Atoi(id); err == nil && inChunk(chunk, id) {
+			msgs[i].ID = aws.ToString(ok.MessageId)
+			answered[id] = true
+		}
+	}
+	for _, f := range out.Failed {
+		id := aws.ToString(f.Id)
+		if !inChunk(chunk, id) {
+			continue
+		}
+		answered[id] = true
+		fail(id, &BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault})
+	}
+	if len(out.Successful) == 0 && len(out.Failed) == 0 {
+		return errs // goaws: everything was delivered
+	}
+	for _, e := range chunk {
+		if !answered[*e.Id] {
+			fail(*e.Id, errors.New("missing from the SendMessageBatch response"))
+		}
+	}
+	return errs
+}
+
+func inChunk(chunk []types.SendMessageBatchRequestEntry, id string) bool {
+	return slices.ContainsFunc(chunk, func(e types.SendMessageBatchRequestEntry) bool { return *e.Id == id })
+}
+
+// BatchEntryError is why SQS refused one entry of a SendMessageBatch.
+type BatchEntryError struct {
+	Code        string
+	Message     string
+	SenderFault bool // the request was at fault, so sending it again fails again
+}
+
+func (e *BatchEntryError) Error() string {
+	fault := "server fault"
+	if e.SenderFault {
+		fault = "sender fault"
+	}
+	return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, fault)
+}
+
+func publishError(queueURL string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("awssqs: publish to %s: %d message(s) failed: %w", queueName(queueURL), len(errs), errors.Join(errs...))
+}
