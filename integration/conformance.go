@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -49,6 +51,8 @@ type Harness struct {
 	// without a failure (the SQS emulator can, when the SDK retries), so
 	// counts are checked as "at least".
 	AtLeastOnce bool
+	// OrderedByKey: messages with the same key are handled in publish order.
+	OrderedByKey bool
 	// MaxHeaderBytes caps the hostile header sizes sent (0: no cap).
 	MaxHeaderBytes int
 	// Timeout bounds how long the suite waits for deliveries (default 20s).
@@ -58,9 +62,7 @@ type Harness struct {
 // RunConformance runs the suite against h. Every transport runs the same
 // tests: what passes on one broker passes on all.
 func RunConformance(t *testing.T, h Harness) {
-	if h.Timeout == 0 {
-		h.Timeout = 20 * time.Second
-	}
+	h.Timeout = h.timeout()
 	tests := []struct {
 		name string
 		fn   func(*testing.T, Harness)
@@ -74,30 +76,41 @@ func RunConformance(t *testing.T, h Harness) {
 		{"ForeignW3CProducer", testForeignProducer},
 		{"HostileHeaders", testHostileHeaders},
 		{"GracefulShutdown", testGracefulShutdown},
+		{"Metrics", testMetrics},
+		{"KeyOrder", testKeyOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
 	}
 }
 
+func (h Harness) timeout() time.Duration {
+	if h.Timeout == 0 {
+		return 20 * time.Second
+	}
+	return h.Timeout
+}
+
 // rig is an Env with tracing middleware over an in-memory span recorder.
 type rig struct {
 	Env
-	t   *testing.T
-	h   Harness
-	rec *tracetest.SpanRecorder
-	tp  *sdktrace.TracerProvider
-	tel *middleware.Telemetry
-	pub middleware.Publisher
-	sub middleware.Subscriber
+	t      *testing.T
+	h      Harness
+	rec    *tracetest.SpanRecorder
+	tp     *sdktrace.TracerProvider
+	reader *sdkmetric.ManualReader
+	tel    *middleware.Telemetry
+	pub    middleware.Publisher
+	sub    middleware.Subscriber
 }
 
 func newRig(t *testing.T, h Harness, opts ...middleware.Option) *rig {
 	t.Helper()
 	env := h.Setup(t)
-	r := &rig{Env: env, t: t, h: h, rec: tracetest.NewSpanRecorder()}
+	r := &rig{Env: env, t: t, h: h, rec: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
 	r.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.rec))
-	r.tel = middleware.NewTelemetry(append([]middleware.Option{middleware.WithTracerProvider(r.tp)}, opts...)...)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
+	r.tel = middleware.NewTelemetry(append([]middleware.Option{middleware.WithTracerProvider(r.tp), middleware.WithMeterProvider(mp)}, opts...)...)
 	r.pub, r.sub = r.tel.Publisher(env.Publisher), r.tel.Subscriber(env.Subscriber)
 	return r
 }
@@ -630,5 +643,79 @@ func testGracefulShutdown(t *testing.T, h Harness) {
 	second.stop()
 	if !h.AtLeastOnce && len(second.byBody(inFlight)) > 0 {
 		t.Errorf("%s was settled before shutdown but delivered again", inFlight)
+	}
+}
+
+func testMetrics(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	if err := r.pub.Publish(context.Background(), r.Destination, middleware.NewMessage([]byte("metered"))); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "metered")
+	c.stop()
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	ops := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					counts[m.Name] += dp.Value
+					if v, _ := dp.Attributes.Value("messaging.system"); v.AsString() != h.System {
+						t.Errorf("%s: messaging.system %q", m.Name, v.AsString())
+					}
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					counts[m.Name] += int64(dp.Count)
+					if op, ok := dp.Attributes.Value("messaging.operation.type"); ok && m.Name == middleware.MetricOperationDuration {
+						ops[op.AsString()] = true
+					}
+				}
+			}
+		}
+	}
+	for _, name := range []string{middleware.MetricSentMessages, middleware.MetricConsumedMessages,
+		middleware.MetricProcessDuration, middleware.MetricQueueTime} {
+		if counts[name] < 1 {
+			t.Errorf("metric %s not recorded", name)
+		}
+	}
+	for _, op := range []string{"send", "receive", "settle"} {
+		if !ops[op] {
+			t.Errorf("no %s in %s", op, middleware.MetricOperationDuration)
+		}
+	}
+}
+
+func testKeyOrder(t *testing.T, h Harness) {
+	if !h.OrderedByKey {
+		t.Skip("this transport does not promise order by key")
+	}
+	r := newRig(t, h)
+	var bodies []string
+	for i := range 40 {
+		b := fmt.Sprintf("ordered-%02d", i)
+		bodies = append(bodies, b)
+		msg := middleware.NewMessage([]byte(b))
+		msg.Key = []byte("customer-1")
+		if err := r.pub.Publish(context.Background(), r.Destination, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, bodies...)
+	c.stop()
+	var got []string
+	for _, d := range c.deliveries() {
+		got = append(got, string(d.msg.Body))
+	}
+	if !slices.IsSorted(got) {
+		t.Fatalf("messages with one key handled out of order: %v", got)
 	}
 }
