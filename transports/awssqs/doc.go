@@ -44,6 +44,47 @@
 // panic leaves it for redelivery when its visibility timeout ends, or sooner
 // with WithRetryVisibility.
 //
+// # Native client instrumentation
+//
+// Code that keeps its own SQS calls instead of using Publisher and Subscriber
+// installs an Instrumentation on the client: WithTracing(opts...) (or
+// NewInstrumentation(t).ClientOption()) as an option of sqs.NewFromConfig,
+// sqs.New or a single call, or Instrumentation.AppendMiddlewares on
+// aws.Config.APIOptions. It is an Initialize middleware of the SDK's stack
+// that sees only SendMessage, SendMessageBatch and ReceiveMessage:
+//
+//   - SendMessage: a send span around the call, and the creation context
+//     injected into a copy of MessageAttributes within the attribute budget
+//     above (a valid traceparent the caller set, in any casing or packed, is
+//     kept; fields that find no slot are recorded as dropped on the send
+//     span and the counter). The caller's input is never modified.
+//   - SendMessageBatch: one send span and, for more than one entry, a
+//     create span per entry whose context that entry carries.
+//   - ReceiveMessage: "All" is added to MessageAttributeNames and
+//     AWSTraceHeader, ApproximateReceiveCount and SentTimestamp to
+//     MessageSystemAttributeNames when missing (so the caller may get more
+//     attributes than it named), and a receive span linking the messages'
+//     creation contexts is recorded when messages come back.
+//
+// In the receive loop, Instrumentation.StartProcess starts the process span
+// of one message, in the producer's trace (W3C first, else AWSTraceHeader),
+// and Instrumentation.DeleteMessage deletes it inside a delete span. Pass
+// ReceiveContext(ctx, out) to StartProcess to link the receive span. Do not
+// also wrap a Publisher or Subscriber on an instrumented client with
+// middleware tracing: both would record send and receive spans (the trace
+// context is still injected once). The contrib otelaws middleware can run
+// on the same client: its client spans are children of the send span, and
+// it writes trace context only into HTTP headers, not into messages.
+//
+// # X-Ray
+//
+// On receive, AWSTraceHeader becomes Headers["AWSTraceHeader"], which the
+// propagation package falls back to when a message carries no W3C context.
+// On publish, Headers["AWSTraceHeader"] is sent as that system attribute;
+// middleware.NewTracing has no X-Ray-inject option, so a propagator given
+// with middleware.WithPropagator that writes propagation.FormatXRay under
+// propagation.XRayKey is the way to have the middleware set it.
+//
 // # goaws
 //
 // goaws v0.5.4, the in-process SQS the tests use, answers SendMessageBatch

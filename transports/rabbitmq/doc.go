@@ -23,6 +23,12 @@
 //	                  1 + the x-death counts + 1 when redelivered
 //	Destination   <-  the queue passed to Subscribe
 //
+// Delivery mode: the Publisher publishes every message persistent
+// (delivery mode 2, amqp.Persistent), so that a durable queue keeps it
+// across a broker restart; WithTransient publishes transient messages
+// (delivery mode 1), which are cheaper but lost on restart. Message has no
+// field for it.
+//
 // Message.As reaches the delivery: pass a **amqp.Delivery (or an
 // *amqp.Delivery to get a copy).
 //

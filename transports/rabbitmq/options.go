@@ -69,6 +69,7 @@ type config struct {
 	concurrency int
 	consumerTag string
 	requeue     bool
+	transient   bool  // publish with amqp.Transient instead of amqp.Persistent
 	reconnect   *bool // nil: on when the Dialer can reconnect
 	host        string
 	port        int
@@ -152,6 +153,24 @@ func WithConsumerTag(tag string) Option {
 // queue's x-dead-letter-exchange (or drops it when there is none).
 func WithRequeue(on bool) Option {
 	return optionFunc(func(c *config) { c.requeue = on })
+}
+
+// WithTransient makes a Publisher publish with the transient delivery mode
+// (1) instead of the default persistent one (2). A transient message is not
+// written to disk, so publishing is cheaper, but it is lost when the broker
+// restarts, even from a durable queue. Use it for messages that are worthless
+// after a restart (live metrics, cache invalidations).
+func WithTransient() Option {
+	return optionFunc(func(c *config) { c.transient = true })
+}
+
+// deliveryMode is the AMQP delivery mode the Publisher stamps on every
+// message.
+func (c config) deliveryMode() uint8 {
+	if c.transient {
+		return amqp.Transient
+	}
+	return amqp.Persistent
 }
 
 // WithReconnect chooses what Subscribe does when its channel or connection

@@ -85,7 +85,12 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 			// batch again send the same IDs, so consumers can deduplicate.
 			msg.ID = rand.Text()
 		}
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, false, false, publishing(msg, now))
+		pub := publishing(msg, now)
+		// Persistent by default: a durable queue keeps a message across a
+		// broker restart only if the message is persistent too, and losing
+		// queued work silently is the worse surprise (WithTransient opts out).
+		pub.DeliveryMode = p.cfg.deliveryMode()
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, false, false, pub)
 		if err != nil {
 			fail(i, msg, err)
 			continue

@@ -1,0 +1,184 @@
+// Command kafka shows the three ways to trace Kafka with otelmq, on an
+// in-process kfake cluster:
+//
+//  1. the unified API: kafka.NewPublisher / kafka.NewSubscriber wrapped in
+//     middleware.Telemetry;
+//  2. native-client instrumentation: franz-go's own kotel hooks on the
+//     producer, read by otelmq's Subscriber (transports/kafka has no kgo
+//     hooks of its own; both write W3C traceparent headers, so they
+//     interoperate);
+//  3. manual propagation with kafka.Carrier and propagation.Inject/Extract,
+//     for code that produces and polls with a bare *kgo.Client.
+//
+// Each section prints its spans; each ends in one trace.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	otelprop "go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/examples/internal/embedded"
+	"github.com/otelmq/otelmq/examples/internal/show"
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+	"github.com/otelmq/otelmq/transports/kafka"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// section runs one example against its own recorder, so its spans print
+// apart, and checks they form one trace.
+func section(w io.Writer, title string, f func(tp trace.TracerProvider) error) error {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	if err := f(tp); err != nil {
+		return fmt.Errorf("%s: %w", title, err)
+	}
+	show.Spans(w, title, rec.Ended())
+	if _, ok := show.OneTrace(rec.Ended()); !ok {
+		return fmt.Errorf("%s: spans are not in one trace", title)
+	}
+	return nil
+}
+
+func run(ctx context.Context, w io.Writer) error {
+	topics := []string{"unified", "native", "manual"}
+	seeds, closeKafka, err := embedded.StartKafka(topics...)
+	if err != nil {
+		return err
+	}
+	defer closeKafka()
+	consumer := func(topic string) (*kgo.Client, error) {
+		return kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+			kgo.ConsumerGroup("example-"+topic), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
+	}
+	// consumeOne runs sub on topic until one message was handled.
+	consumeOne := func(sub middleware.Subscriber, topic string) error {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		handled := false
+		err := sub.Subscribe(ctx, topic, middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
+			handled = true
+			cancel() // one message is enough; Subscribe commits it and returns
+			return nil
+		}))
+		if err == nil && !handled {
+			err = fmt.Errorf("no message on %s", topic)
+		}
+		return err
+	}
+
+	if err := section(w, "1. unified API (kafka.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
+		tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp))
+		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		ctx, span := tp.Tracer("example").Start(ctx, "place order")
+		msg := middleware.NewMessage([]byte(`{"order":1}`))
+		msg.Key = []byte("customer-7") // orders of one customer stay in order
+		err = tel.Publisher(kafka.NewPublisher(producer)).Publish(ctx, "unified", msg)
+		span.End()
+		if err != nil {
+			return err
+		}
+		cl, err := consumer("unified")
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return consumeOne(tel.Subscriber(kafka.NewSubscriber(cl)), "unified")
+	}); err != nil {
+		return err
+	}
+
+	if err := section(w, "\n2. native client: franz-go kotel hooks on the producer, otelmq Subscriber on the consumer", func(tp trace.TracerProvider) error {
+		// kotel uses the global propagator unless told; name W3C explicitly
+		// so the example does not depend on global state.
+		k := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(
+			kotel.TracerProvider(tp),
+			kotel.TracerPropagator(otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})),
+		)))
+		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.WithHooks(k.Hooks()...))
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		ctx, span := tp.Tracer("example").Start(ctx, "place order")
+		err = producer.ProduceSync(ctx, &kgo.Record{Topic: "native", Value: []byte(`{"order":2}`)}).FirstErr()
+		span.End()
+		if err != nil {
+			return err
+		}
+		cl, err := consumer("native")
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp))
+		return consumeOne(tel.Subscriber(kafka.NewSubscriber(cl)), "native")
+	}); err != nil {
+		return err
+	}
+
+	return section(w, "\n3. manual: kafka.Carrier with propagation.Inject/Extract on a bare *kgo.Client", func(tp trace.TracerProvider) error {
+		tracer := tp.Tracer("example")
+		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		pctx, span := tracer.Start(ctx, "send manual", trace.WithSpanKind(trace.SpanKindProducer))
+		rec := &kgo.Record{Topic: "manual", Value: []byte(`{"order":3}`)}
+		propagation.Inject(pctx, kafka.NewCarrier(rec)) // traceparent (and baggage) as record headers
+		err = producer.ProduceSync(pctx, rec).FirstErr()
+		span.End()
+		if err != nil {
+			return err
+		}
+
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("manual"))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		pollCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		for {
+			fetches := cl.PollFetches(pollCtx)
+			if err := pollCtx.Err(); err != nil {
+				return fmt.Errorf("no record on manual: %w", err)
+			}
+			got := false
+			fetches.EachRecord(func(r *kgo.Record) {
+				// The producer's span context becomes the parent.
+				cctx := propagation.Extract(context.Background(), kafka.NewCarrier(r))
+				_, span := tracer.Start(cctx, "process manual", trace.WithSpanKind(trace.SpanKindConsumer))
+				span.End()
+				got = true
+			})
+			if got {
+				return nil
+			}
+		}
+	})
+}

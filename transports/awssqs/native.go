@@ -1,0 +1,335 @@
+package awssqs
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// Instrumentation traces the SQS calls of code that drives an *sqs.Client
+// itself instead of using Publisher and Subscriber. Install it on a client
+// with ClientOption (or on an aws.Config with AppendMiddlewares); use
+// StartProcess and DeleteMessage in the receive loop.
+//
+// Do not also wrap a Publisher or Subscriber on the same client with
+// middleware tracing: both would record send and receive spans. The trace
+// context itself is never injected twice, because an existing traceparent is
+// kept.
+type Instrumentation struct {
+	tracing *middleware.Tracing
+}
+
+// NewInstrumentation returns an Instrumentation that records through t; a nil
+// t is middleware.NewTracing().
+func NewInstrumentation(t *middleware.Tracing) *Instrumentation {
+	if t == nil {
+		t = middleware.NewTracing()
+	}
+	return &Instrumentation{tracing: t}
+}
+
+// WithTracing is NewInstrumentation(middleware.NewTracing(opts...)).ClientOption():
+// pass it to sqs.NewFromConfig or sqs.New, or to a single call.
+func WithTracing(opts ...middleware.Option) func(*sqs.Options) {
+	return NewInstrumentation(middleware.NewTracing(opts...)).ClientOption()
+}
+
+// Tracing returns the Tracing the Instrumentation records through.
+func (i *Instrumentation) Tracing() *middleware.Tracing { return i.tracing }
+
+// ClientOption returns an sqs.Options function that installs the
+// instrumentation on a client (sqs.NewFromConfig(cfg, opt)) or on one call
+// (client.SendMessage(ctx, in, opt)).
+func (i *Instrumentation) ClientOption() func(*sqs.Options) {
+	return func(o *sqs.Options) { i.AppendMiddlewares(&o.APIOptions) }
+}
+
+// AppendMiddlewares installs the instrumentation in apiOptions, such as
+// aws.Config.APIOptions, the way otelaws.AppendMiddlewares does. Calls of
+// other services and other SQS operations pass through untouched.
+func (i *Instrumentation) AppendMiddlewares(apiOptions *[]func(*smithymiddleware.Stack) error) {
+	*apiOptions = append(*apiOptions, i.addMiddleware)
+}
+
+// middlewareID names the middleware in the stack; installing the same
+// instrumentation twice (client and call options) keeps the first.
+const middlewareID = "otelmq.awssqs.Tracing"
+
+func (i *Instrumentation) addMiddleware(stack *smithymiddleware.Stack) error {
+	if _, ok := stack.Initialize.Get(middlewareID); ok {
+		return nil
+	}
+	// Before: the SDK's own Initialize middlewares (input validation, the
+	// MD5 checks of SendMessage) were added first, so this one runs outside
+	// them and they see the input with the trace context in it; a span
+	// middleware added later at After (otelaws) is a child of the send span.
+	return stack.Initialize.Add(smithymiddleware.InitializeMiddlewareFunc(middlewareID, i.handle), smithymiddleware.Before)
+}
+
+func (i *Instrumentation) handle(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
+	switch p := in.Parameters.(type) {
+	case *sqs.SendMessageInput:
+		if p != nil {
+			return i.sendMessage(ctx, in, p, next)
+		}
+	case *sqs.SendMessageBatchInput:
+		if p != nil {
+			return i.sendMessageBatch(ctx, in, p, next)
+		}
+	case *sqs.ReceiveMessageInput:
+		if p != nil {
+			return i.receiveMessage(ctx, in, p, next)
+		}
+	}
+	return next.HandleInitialize(ctx, in)
+}
+
+func (i *Instrumentation) sendMessage(ctx context.Context, in smithymiddleware.InitializeInput, p *sqs.SendMessageInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
+	d := describe(aws.ToString(p.QueueUrl))
+	ctx, span := i.tracing.StartSend(ctx, d, 1)
+	// The caller's input and maps may be reused for the next message: the
+	// trace context goes into copies.
+	cp := *p
+	cp.MessageAttributes, cp.MessageSystemAttributes = i.inject(ctx, d, p.MessageAttributes, p.MessageSystemAttributes, false)
+	in.Parameters = &cp
+	out, md, err := next.HandleInitialize(ctx, in)
+	if res, ok := out.Result.(*sqs.SendMessageOutput); ok && res != nil && res.MessageId != nil {
+		span.SetAttributes(propagation.MessageID(*res.MessageId))
+	}
+	middleware.End(span, err)
+	return out, md, err
+}
+
+func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddleware.InitializeInput, p *sqs.SendMessageBatchInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
+	d := describe(aws.ToString(p.QueueUrl))
+	ctx, span := i.tracing.StartSend(ctx, d, len(p.Entries))
+	cp := *p
+	cp.Entries = slices.Clone(p.Entries)
+	batch := len(cp.Entries) > 1
+	for j := range cp.Entries {
+		e := &cp.Entries[j]
+		e.MessageAttributes, e.MessageSystemAttributes = i.inject(ctx, d, e.MessageAttributes, e.MessageSystemAttributes, batch)
+	}
+	in.Parameters = &cp
+	out, md, err := next.HandleInitialize(ctx, in)
+	if res, ok := out.Result.(*sqs.SendMessageBatchOutput); ok && res != nil && len(res.Failed) > 0 && err == nil {
+		// The request succeeded but SQS refused some entries: the send
+		// did not fully happen, which the span must not hide.
+		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d entries failed", len(res.Failed), len(cp.Entries)))
+		span.SetAttributes(propagation.ErrorTypeKey.String(aws.ToString(res.Failed[0].Code)))
+	}
+	middleware.End(span, err)
+	return out, md, err
+}
+
+// inject returns copies of attrs and sys with the creation context of one
+// message added within the attribute budget (see EncodeHeaders): a valid
+// traceparent already there is kept and nothing is written; the fields go one
+// attribute each when they fit beside the message's own attributes, else
+// packed into PackedAttribute, else they are dropped and recorded. An X-Ray
+// header the propagator writes becomes the AWSTraceHeader system attribute
+// unless the message already has one.
+func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, attrs map[string]types.MessageAttributeValue, sys map[string]types.MessageSystemAttributeValue, batch bool) (map[string]types.MessageAttributeValue, map[string]types.MessageSystemAttributeValue) {
+	fields := map[string]string{}
+	c := injectCarrier{read: NewCarrier(&attrs), fields: fields}
+	i.tracing.InjectCreate(ctx, d, c, batch)
+	if xray := fields[propagation.XRayKey]; xray != "" {
+		delete(fields, propagation.XRayKey)
+		if _, ok := sys[attrTraceHeader]; !ok {
+			sys = maps.Clone(sys)
+			if sys == nil {
+				sys = map[string]types.MessageSystemAttributeValue{}
+			}
+			sys[attrTraceHeader] = types.MessageSystemAttributeValue{DataType: aws.String("String"), StringValue: aws.String(xray)}
+		}
+	}
+	if len(fields) == 0 {
+		return attrs, sys
+	}
+	// What the propagator writes replaces stale fields of the same name
+	// (an invalid traceparent, a tracestate without one) and a stale pack.
+	written := make(map[string]bool, len(fields))
+	for k := range fields {
+		written[strings.ToLower(k)] = true
+	}
+	out := make(map[string]types.MessageAttributeValue, len(attrs)+len(fields))
+	for k, v := range attrs {
+		if k != PackedAttribute && !written[strings.ToLower(k)] {
+			out[k] = v
+		}
+	}
+	switch own := len(out); {
+	case own+len(fields) <= MaxAttributes:
+		for k, v := range fields {
+			out[k] = stringAttribute(v)
+		}
+	case own < MaxAttributes:
+		out[PackedAttribute] = stringAttribute(Pack(fields))
+	default:
+		// No slot left: the message is still sent, without its context.
+		for _, k := range slices.Sorted(maps.Keys(fields)) {
+			i.tracing.Propagator().RecordDropped(ctx, k, DroppedReason, 1)
+		}
+		return attrs, sys
+	}
+	return out, sys
+}
+
+// injectCarrier reads a message's attributes, so InjectCreate sees a
+// traceparent the caller set (in any casing, or packed), and collects what
+// the propagator writes, so the budget can place it.
+type injectCarrier struct {
+	read   Carrier
+	fields map[string]string
+}
+
+func (c injectCarrier) Get(key string) string {
+	if v, ok := c.fields[key]; ok {
+		return v
+	}
+	return c.read.Get(key)
+}
+
+func (c injectCarrier) Set(key, value string) {
+	if value != "" {
+		c.fields[key] = value
+	}
+}
+
+func (c injectCarrier) Keys() []string { return c.read.Keys() }
+
+// receiveSpanKey holds, in the ReceiveMessage output's ResultMetadata, the
+// receive span recorded for it.
+type receiveSpanKey struct{}
+
+func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddleware.InitializeInput, p *sqs.ReceiveMessageInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
+	cp := *p
+	// SQS returns no message attributes and no system attributes unless
+	// asked; without them there is no trace context to continue.
+	if !slices.ContainsFunc(p.MessageAttributeNames, func(n string) bool { return n == "All" || n == ".*" }) {
+		cp.MessageAttributeNames = append(slices.Clip(p.MessageAttributeNames), "All")
+	}
+	cp.MessageSystemAttributeNames = slices.Clip(p.MessageSystemAttributeNames)
+	for _, want := range []types.MessageSystemAttributeName{
+		types.MessageSystemAttributeNameAWSTraceHeader,
+		types.MessageSystemAttributeNameApproximateReceiveCount,
+		types.MessageSystemAttributeNameSentTimestamp,
+	} {
+		if !slices.Contains(cp.MessageSystemAttributeNames, want) && !slices.Contains(cp.MessageSystemAttributeNames, types.MessageSystemAttributeNameAll) {
+			cp.MessageSystemAttributeNames = append(cp.MessageSystemAttributeNames, want)
+		}
+	}
+	in.Parameters = &cp
+	start := time.Now()
+	out, md, err := next.HandleInitialize(ctx, in)
+	res, ok := out.Result.(*sqs.ReceiveMessageOutput)
+	if err != nil || !ok || res == nil || len(res.Messages) == 0 {
+		// Like the Subscriber: an empty poll is not a receive.
+		return out, md, err
+	}
+	queueURL := aws.ToString(p.QueueUrl)
+	creations := make([]trace.SpanContext, 0, len(res.Messages))
+	for j := range res.Messages {
+		creations = append(creations, i.creation(&res.Messages[j]))
+	}
+	var attrs []attribute.KeyValue
+	if id := requestID(md); id != "" {
+		attrs = append(attrs, propagation.AWSRequestID(id))
+	}
+	rctx := i.tracing.StartReceive(ctx, describe(queueURL), start, creations, attrs...)
+	// The client copies md into the output's ResultMetadata, where
+	// ReceiveContext finds the span.
+	md.Set(receiveSpanKey{}, trace.SpanContextFromContext(rctx))
+	return out, md, err
+}
+
+// ReceiveContext returns ctx carrying the receive span that the
+// instrumentation recorded for out, so process spans started from it with
+// StartProcess link that receive. Without one it returns ctx.
+func ReceiveContext(ctx context.Context, out *sqs.ReceiveMessageOutput) context.Context {
+	if out == nil {
+		return ctx
+	}
+	if sc, ok := out.ResultMetadata.Get(receiveSpanKey{}).(trace.SpanContext); ok && sc.IsValid() {
+		return trace.ContextWithSpanContext(ctx, sc)
+	}
+	return ctx
+}
+
+// creation is the creation context m carries, invalid when none.
+func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
+	ctx, _ := i.tracing.Propagator().ExtractDropped(context.Background(), messageCarrier{m})
+	if sc := trace.SpanContextFromContext(ctx); sc.IsRemote() {
+		return sc
+	}
+	return trace.SpanContext{}
+}
+
+// StartProcess starts the process span (CONSUMER) of m, received from
+// queueURL, parented on the producer's creation context per
+// middleware.WithProcessParent; a W3C traceparent wins over the
+// AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) to link the
+// receive. End the span with middleware.End.
+func (i *Instrumentation) StartProcess(ctx context.Context, queueURL string, m types.Message) (context.Context, trace.Span) {
+	return i.tracing.StartProcess(ctx, describe(queueURL), messageCarrier{&m}, messageAttributes(&m, queueURL)...)
+}
+
+// MessageDeleter is the DeleteMessage method of *sqs.Client.
+type MessageDeleter interface {
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+}
+
+// DeleteMessage deletes m from queueURL through api inside a "delete" settle
+// span, a child of the span in ctx (the process span) that links m's
+// creation context.
+func (i *Instrumentation) DeleteMessage(ctx context.Context, api MessageDeleter, queueURL string, m types.Message, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
+	ctx, span := i.tracing.StartSettle(ctx, describe(queueURL), propagation.OpDelete,
+		[]trace.SpanContext{i.creation(&m)}, messageAttributes(&m, queueURL)...)
+	out, err := api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}, optFns...)
+	middleware.End(span, err)
+	return out, err
+}
+
+func messageAttributes(m *types.Message, queueURL string) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{propagation.SQSQueueURL(queueURL), propagation.BodySize(len(aws.ToString(m.Body)))}
+	if m.MessageId != nil {
+		attrs = append(attrs, propagation.MessageID(*m.MessageId))
+	}
+	if n, err := strconv.Atoi(m.Attributes[attrReceiveCount]); err == nil && n > 0 {
+		attrs = append(attrs, middleware.DeliveryCountKey.Int(n))
+	}
+	return attrs
+}
+
+// messageCarrier reads a received message: its message attributes through
+// Carrier, and XRayKey from the AWSTraceHeader system attribute, where SQS
+// puts the X-Ray header (a message attribute of that name is the fallback).
+type messageCarrier struct{ m *types.Message }
+
+func (c messageCarrier) Get(key string) string {
+	if key == propagation.XRayKey {
+		if v := c.m.Attributes[attrTraceHeader]; v != "" {
+			return v
+		}
+	}
+	return NewCarrier(&c.m.MessageAttributes).Get(key)
+}
+
+func (c messageCarrier) Set(key, value string) { NewCarrier(&c.m.MessageAttributes).Set(key, value) }
+
+func (c messageCarrier) Keys() []string { return NewCarrier(&c.m.MessageAttributes).Keys() }

@@ -1,0 +1,364 @@
+package awssqs_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	smithymiddleware "github.com/aws/smithy-go/middleware"
+	"go.opentelemetry.io/otel/baggage"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/integration/brokers"
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+	"github.com/otelmq/otelmq/transports/awssqs"
+)
+
+// nativeRig is a goaws client with the native instrumentation installed and
+// in-memory trace and metric recorders.
+type nativeRig struct {
+	rec    *tracetest.SpanRecorder
+	tp     *sdktrace.TracerProvider
+	reader *sdkmetric.ManualReader
+	inst   *awssqs.Instrumentation
+	raw    *sqs.Client // no instrumentation: to look at what really went over the wire
+	client *sqs.Client
+	url    string
+}
+
+func newNativeRig(t *testing.T, name string, opts ...middleware.Option) *nativeRig {
+	t.Helper()
+	r := &nativeRig{rec: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
+	r.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(r.rec))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
+	r.inst = awssqs.NewInstrumentation(middleware.NewTracing(append([]middleware.Option{
+		middleware.WithTracerProvider(r.tp), middleware.WithMeterProvider(mp),
+	}, opts...)...))
+	r.raw = brokers.SQS(t)
+	r.client = sqs.New(r.raw.Options(), r.inst.ClientOption())
+	r.url = brokers.SQSQueue(t, r.raw, name, nil)
+	return r
+}
+
+// receiveAll receives through client until every body in bodies arrived,
+// keeping the first delivery of each (goaws may deliver twice), with the
+// output each came in.
+func receiveAll(t *testing.T, client *sqs.Client, url string, bodies ...string) map[string]received {
+	t.Helper()
+	got := map[string]received{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < len(bodies) {
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d of %d messages", len(got), len(bodies))
+		}
+		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			if _, dup := got[aws.ToString(m.Body)]; !dup {
+				got[aws.ToString(m.Body)] = received{m: m, out: out}
+			}
+		}
+	}
+	return got
+}
+
+type received struct {
+	m   types.Message
+	out *sqs.ReceiveMessageOutput
+}
+
+func (r *nativeRig) spans(prefix string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range r.rec.Ended() {
+		if strings.HasPrefix(s.Name(), prefix) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func linksTo(s sdktrace.ReadOnlySpan, sc trace.SpanContext) bool {
+	return slices.ContainsFunc(s.Links(), func(l sdktrace.Link) bool { return l.SpanContext.SpanID() == sc.SpanID() })
+}
+
+func TestNativeSendReceiveProcess(t *testing.T) {
+	r := newNativeRig(t, "native")
+	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	in := &sqs.SendMessageInput{
+		QueueUrl:          aws.String(r.url),
+		MessageBody:       aws.String("native"),
+		MessageAttributes: map[string]types.MessageAttributeValue{"tenant": {DataType: aws.String("String"), StringValue: aws.String("acme")}},
+	}
+	out, err := r.client.SendMessage(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	if len(in.MessageAttributes) != 1 {
+		t.Errorf("the caller's attribute map was changed: %v", slices.Sorted(maps.Keys(in.MessageAttributes)))
+	}
+	sends := r.spans("send ")
+	if len(sends) != 1 || sends[0].Parent().SpanID() != root.SpanContext().SpanID() || sends[0].SpanKind() != trace.SpanKindProducer {
+		t.Fatalf("want one PRODUCER send span under the caller, got %d", len(sends))
+	}
+	send := sends[0]
+	if v := attr(send, "messaging.message.id"); v != aws.ToString(out.MessageId) || v == "" {
+		t.Errorf("send span message id = %q, want %q", v, aws.ToString(out.MessageId))
+	}
+
+	// The user's own loop: receive, process, delete.
+	got := receiveAll(t, r.client, r.url, "native")["native"]
+	if v := got.m.MessageAttributes["tenant"]; aws.ToString(v.StringValue) != "acme" {
+		t.Errorf("tenant attribute lost: %+v", got.m.MessageAttributes)
+	}
+	pctx, span := r.inst.StartProcess(awssqs.ReceiveContext(context.Background(), got.out), r.url, got.m)
+	if _, err := r.inst.DeleteMessage(pctx, r.client, r.url, got.m); err != nil {
+		t.Fatal(err)
+	}
+	middleware.End(span, nil)
+
+	process := r.spans("process ")
+	if len(process) != 1 {
+		t.Fatalf("%d process spans", len(process))
+	}
+	p := process[0]
+	if p.SpanContext().TraceID() != root.SpanContext().TraceID() || p.Parent().SpanID() != send.SpanContext().SpanID() || p.SpanKind() != trace.SpanKindConsumer {
+		t.Fatal("the process span is not a CONSUMER child of the send span")
+	}
+	receives := r.spans("receive ")
+	if len(receives) == 0 || !linksTo(receives[len(receives)-1], send.SpanContext()) {
+		t.Fatal("no receive span links the message's creation context")
+	}
+	if !linksTo(p, receives[len(receives)-1].SpanContext()) {
+		t.Error("the process span does not link the receive span ReceiveContext carried")
+	}
+	deletes := r.spans("delete ")
+	if len(deletes) != 1 || deletes[0].Parent().SpanID() != p.SpanContext().SpanID() {
+		t.Error("want one delete span under the process span")
+	}
+	if n := approximateCount(t, r.raw, r.url); n != 0 {
+		t.Errorf("%d messages left after DeleteMessage", n)
+	}
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, a := range s.Attributes() {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
+}
+
+func TestNativeBatchInjectsPerEntry(t *testing.T) {
+	r := newNativeRig(t, "native-batch")
+	var entries []types.SendMessageBatchRequestEntry
+	var bodies []string
+	for i := range 3 {
+		b := fmt.Sprint("entry-", i)
+		bodies = append(bodies, b)
+		entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), MessageBody: aws.String(b)})
+	}
+	if _, err := r.client.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(r.url), Entries: entries}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.MessageAttributes != nil {
+			t.Error("the caller's entries were changed")
+		}
+	}
+	sends, creates := r.spans("send "), r.spans("create ")
+	if len(sends) != 1 || len(creates) != 3 {
+		t.Fatalf("%d send and %d create spans, want 1 and 3", len(sends), len(creates))
+	}
+	createIDs := map[trace.SpanID]bool{}
+	for _, c := range creates {
+		if c.Parent().SpanID() != sends[0].SpanContext().SpanID() {
+			t.Error("a create span is not a child of the send span")
+		}
+		createIDs[c.SpanContext().SpanID()] = true
+	}
+	got := receiveAll(t, r.raw, r.url, bodies...)
+	seen := map[trace.SpanID]bool{}
+	for _, b := range bodies {
+		tp := aws.ToString(got[b].m.MessageAttributes["traceparent"].StringValue)
+		sc := trace.SpanContextFromContext(propagation.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp}))
+		if !createIDs[sc.SpanID()] || seen[sc.SpanID()] {
+			t.Errorf("%s: traceparent %q is not its own create span", b, tp)
+		}
+		seen[sc.SpanID()] = true
+	}
+}
+
+func TestNativeKeepsExistingTraceparent(t *testing.T) {
+	r := newNativeRig(t, "native-keep")
+	// A relay forwards a message with its original creation context, in a
+	// casing of its own.
+	_, err := r.client.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl:          aws.String(r.url),
+		MessageBody:       aws.String("relayed"),
+		MessageAttributes: map[string]types.MessageAttributeValue{"TraceParent": {DataType: aws.String("String"), StringValue: aws.String(traceparent)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := receiveAll(t, r.raw, r.url, "relayed")["relayed"].m
+	if len(m.MessageAttributes) != 1 || aws.ToString(m.MessageAttributes["TraceParent"].StringValue) != traceparent {
+		t.Errorf("attributes = %v, want the original TraceParent alone", m.MessageAttributes)
+	}
+	send := r.spans("send ")[0]
+	want := trace.SpanContextFromContext(propagation.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent}))
+	if !linksTo(send, want) {
+		t.Error("the send span does not link the kept creation context")
+	}
+}
+
+// stringAttrs returns n application String attributes.
+func stringAttrs(n int) map[string]types.MessageAttributeValue {
+	attrs := make(map[string]types.MessageAttributeValue, n)
+	for i := range n {
+		attrs[fmt.Sprintf("a%02d", i)] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(fmt.Sprint(i))}
+	}
+	return attrs
+}
+
+func TestNativeAttributeBudget(t *testing.T) {
+	r := newNativeRig(t, "native-budget")
+	ctx := baggageCtx(t, "user=alice")
+	for _, n := range []int{7, 9, 10} {
+		_, err := r.client.SendMessage(ctx, &sqs.SendMessageInput{
+			QueueUrl: aws.String(r.url), MessageBody: aws.String(fmt.Sprint("user-", n)), MessageAttributes: stringAttrs(n),
+		})
+		if err != nil {
+			t.Fatalf("%d attributes: %v", n, err)
+		}
+	}
+	got := receiveAll(t, r.raw, r.url, "user-7", "user-9", "user-10")
+
+	direct := got["user-7"].m.MessageAttributes
+	if len(direct) != 9 || direct["traceparent"].StringValue == nil || direct["baggage"].StringValue == nil {
+		t.Errorf("7 user attributes: want them plus traceparent and baggage, got %v", slices.Sorted(maps.Keys(direct)))
+	}
+	packed := got["user-9"].m.MessageAttributes
+	if len(packed) != 10 || packed[awssqs.PackedAttribute].StringValue == nil {
+		t.Errorf("9 user attributes: want them plus %q, got %v", awssqs.PackedAttribute, slices.Sorted(maps.Keys(packed)))
+	}
+	if tp := awssqs.NewCarrier(&packed).Get("traceparent"); tp == "" {
+		t.Error("no traceparent in the packed attribute")
+	}
+	full := got["user-10"].m.MessageAttributes
+	if !maps.EqualFunc(full, stringAttrs(10), func(a, b types.MessageAttributeValue) bool {
+		return aws.ToString(a.StringValue) == aws.ToString(b.StringValue)
+	}) {
+		t.Errorf("10 user attributes: want exactly them, got %v", slices.Sorted(maps.Keys(full)))
+	}
+
+	// The drop is on the send span of that message and on the counter.
+	events := 0
+	for _, s := range r.spans("send ") {
+		for _, e := range s.Events() {
+			if e.Name == propagation.DroppedEventName {
+				events++
+			}
+		}
+	}
+	if events != 2 { // traceparent and baggage
+		t.Errorf("%d dropped events on send spans, want 2", events)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var dropped int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "otelmq.propagation.dropped" {
+				for _, dp := range sum.DataPoints {
+					if v, _ := dp.Attributes.Value(propagation.ReasonKey); v.AsString() == awssqs.DroppedReason {
+						dropped += dp.Value
+					}
+				}
+			}
+		}
+	}
+	if dropped != 2 {
+		t.Errorf("otelmq.propagation.dropped{reason=%s} = %d, want 2", awssqs.DroppedReason, dropped)
+	}
+}
+
+func TestNativeReceiveAsksForAttributes(t *testing.T) {
+	r := newNativeRig(t, "native-ask")
+	var sent *sqs.ReceiveMessageInput
+	// An Initialize middleware added after the instrumentation's sees the
+	// input it passes on.
+	spy := func(o *sqs.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *smithymiddleware.Stack) error {
+			return s.Initialize.Add(smithymiddleware.InitializeMiddlewareFunc("spy", func(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
+				sent, _ = in.Parameters.(*sqs.ReceiveMessageInput)
+				return next.HandleInitialize(ctx, in)
+			}), smithymiddleware.After)
+		})
+	}
+	in := &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(r.url),
+		MessageAttributeNames:       []string{"tenant"},
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameSentTimestamp},
+	}
+	if _, err := r.client.ReceiveMessage(context.Background(), in, spy); err != nil {
+		t.Fatal(err)
+	}
+	if sent == nil {
+		t.Fatal("the spy saw no ReceiveMessageInput")
+	}
+	if want := []string{"tenant", "All"}; !slices.Equal(sent.MessageAttributeNames, want) {
+		t.Errorf("MessageAttributeNames = %v, want %v", sent.MessageAttributeNames, want)
+	}
+	wantSys := []types.MessageSystemAttributeName{"SentTimestamp", "AWSTraceHeader", "ApproximateReceiveCount"}
+	if !slices.Equal(sent.MessageSystemAttributeNames, wantSys) {
+		t.Errorf("MessageSystemAttributeNames = %v, want %v", sent.MessageSystemAttributeNames, wantSys)
+	}
+	if len(in.MessageAttributeNames) != 1 || len(in.MessageSystemAttributeNames) != 1 {
+		t.Error("the caller's input was changed")
+	}
+	if n := len(r.spans("receive ")); n != 0 {
+		t.Errorf("%d receive spans for an empty poll", n)
+	}
+}
+
+// TestNativeInstalledTwice: the client option and the same option per call
+// must not trace the call twice.
+func TestNativeInstalledTwice(t *testing.T) {
+	r := newNativeRig(t, "native-twice")
+	_, err := r.client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(r.url), MessageBody: aws.String("x")}, r.inst.ClientOption())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.spans("send ")); n != 1 {
+		t.Errorf("%d send spans, want 1", n)
+	}
+}
+
+func baggageCtx(t *testing.T, members string) context.Context {
+	t.Helper()
+	b, err := baggage.Parse(members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return baggage.ContextWithBaggage(context.Background(), b)
+}

@@ -1,0 +1,59 @@
+// Package kafka is the Kafka transport of otelmq, over
+// github.com/twmb/franz-go: a Publisher and a Subscriber for the middleware
+// package over the caller's *kgo.Client, and a Carrier over record headers.
+//
+// # Mapping
+//
+// A middleware.Message maps onto a Kafka record as follows:
+//
+//	Body          <-> record value; a nil value is a tombstone
+//	Key           <-> record key (nil: no key)
+//	Headers       <-> record headers, written in sorted key order; when a
+//	                  key appears more than once the last value wins, a nil
+//	                  value reads as ""
+//	ID            <-  "topic/partition/offset", set on receive and after a
+//	                  successful Publish
+//	Time          <-> record timestamp; the client stamps the produce time
+//	                  when Time is zero, and Publish copies it back
+//	DeliveryCount <-  1 + how many times a handler in this process failed on
+//	                  this offset; Kafka does not count deliveries, so a
+//	                  redelivery after a restart or rebalance counts from 1
+//	Destination   <-  the record's topic
+//
+// Message.As reaches the record: pass a **kgo.Record (or a *kgo.Record to get
+// a copy). Each message carries the partition, offset, key, tombstone flag,
+// consumer group and message ID as semantic-convention attributes.
+//
+// # Client options
+//
+// The Subscriber consumes with a *kgo.Client built for it:
+//
+//	cl, err := kgo.NewClient(
+//		kgo.SeedBrokers(seeds...),
+//		kgo.ConsumeTopics("orders"),    // exactly the topic passed to Subscribe
+//		kgo.ConsumerGroup("billing"),   // required: offsets are committed to it
+//		kgo.DisableAutoCommit(),        // required: only handled records are committed
+//		kgo.BlockRebalanceOnPoll(),     // recommended
+//	)
+//
+// Subscribe rejects a client without a group, with auto-commit on, or that
+// consumes other topics. A client serves one Subscribe: when it returns, the
+// client has left the group (so the other members take over its partitions
+// at once) and cannot rejoin; subscribe again with a new client. BlockRebalanceOnPoll keeps a rebalance from moving
+// a partition while its records are being handled, so the commit that
+// follows is made by the partition's owner; Subscribe allows rebalances
+// again after every poll. Without it, a rebalance in the middle of a poll
+// can make records be handled twice, never lost. Keep handlers shorter than
+// the group's rebalance timeout, or bound the work per poll with
+// WithMaxPollRecords.
+//
+// # Delivery
+//
+// Delivery is at least once and in order per partition. A handler's nil
+// commits its record; an error or panic stops its partition for the poll
+// and rewinds the partition to that record, which is delivered again by the
+// next poll, and the records after it are delivered after it: a failing
+// record blocks its partition until it succeeds (dead-lettering is the
+// handler's business). Spans are named by the topic ("process orders",
+// "commit orders").
+package kafka

@@ -1,0 +1,368 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// Subscriber consumes a topic as a member of the client's consumer group and
+// commits only the records whose handler returned nil. See the package
+// documentation for the client options it needs.
+type Subscriber struct {
+	cl    *kgo.Client
+	cfg   config
+	group string
+}
+
+var (
+	// subscribedClients holds the clients a Subscribe is polling, because
+	// two Subscribe calls on one client would steal each other's records.
+	subscribedClients sync.Map // *kgo.Client -> struct{}
+	// leftClients holds the clients that left their group when a Subscribe
+	// returned: a kgo client cannot rejoin, and polling it would block
+	// forever. Weak keys let the clients be collected.
+	leftClients sync.Map // weak.Pointer[kgo.Client] -> struct{}
+)
+
+func markLeft(cl *kgo.Client) {
+	key := weak.Make(cl)
+	if _, loaded := leftClients.LoadOrStore(key, struct{}{}); !loaded {
+		runtime.AddCleanup(cl, func(key weak.Pointer[kgo.Client]) { leftClients.Delete(key) }, key)
+	}
+}
+
+func hasLeft(cl *kgo.Client) bool {
+	_, ok := leftClients.Load(weak.Make(cl))
+	return ok
+}
+
+// leaveTimeout bounds how long Subscribe waits to leave the group: a leave
+// that does not finish leaves the partitions stuck until the session timeout,
+// which is no worse than not leaving.
+const leaveTimeout = 10 * time.Second
+
+var (
+	_ middleware.Subscriber = (*Subscriber)(nil)
+	_ middleware.Describer  = (*Subscriber)(nil)
+)
+
+// NewSubscriber returns a Subscriber over cl, which must be a group consumer
+// with auto-commit disabled (Subscribe checks). The Subscriber does not own
+// cl: closing cl is the caller's job, and ends a running Subscribe with an
+// error.
+func NewSubscriber(cl *kgo.Client, opts ...Option) *Subscriber {
+	s := &Subscriber{cl: cl, cfg: newConfig(cl, opts)}
+	if cl != nil {
+		s.group, _ = cl.OptValue(kgo.ConsumerGroup).(string)
+	}
+	return s
+}
+
+// Describe names the destination by the topic; the consumer group is a
+// destination attribute.
+func (s *Subscriber) Describe(topic string) middleware.Destination {
+	attrs := s.cfg.serverAttributes()
+	if s.group != "" {
+		attrs = append(attrs, propagation.ConsumerGroup(s.group))
+	}
+	return middleware.Destination{System: propagation.SystemKafka, Name: topic, Attributes: attrs}
+}
+
+// Subscribe polls the client and hands topic's records to h until ctx ends
+// or the client is closed.
+//
+// Each poll that returns records is one receive: the observers' Received
+// sees all of its messages before any handler runs. Partitions are handled
+// concurrently (see WithConcurrency), the records of one partition one at a
+// time in offset order. When a handler returns an error or panics, that
+// partition stops for this poll: the failed record and the ones after it are
+// not committed, and the partition is rewound to the failed record, so the
+// next poll delivers it again (after WithRetryBackoff) with DeliveryCount
+// one higher. After all partitions are done, the handled records are
+// committed in one commit, reported to Settled as OpCommit, and, when the
+// client was built with kgo.BlockRebalanceOnPoll, rebalances are allowed
+// again.
+//
+// When ctx ends, running handlers finish (their context does not end with
+// ctx), no further record is started, the handled records are committed,
+// the client leaves the consumer group, so the other members take over its
+// partitions at once instead of after a rebalance it would never finish
+// polling for, and Subscribe returns nil. A kgo client cannot rejoin a group
+// it left: subscribe again with a new client, and close the old one. When
+// the client is closed Subscribe returns an error.
+//
+// A failed commit is reported to Settled and is not fatal: the next commit
+// of the partition covers the records, and if there is none, the next owner
+// of the partition delivers them again.
+//
+// Only one Subscribe may run per client at a time, because a poll takes
+// records for every partition the client owns.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.Handler) error {
+	if h == nil {
+		return errors.New("kafka: subscribe: nil handler")
+	}
+	if err := s.checkClient(topic); err != nil {
+		return err
+	}
+	if _, busy := subscribedClients.LoadOrStore(s.cl, struct{}{}); busy {
+		return fmt.Errorf("kafka: subscribe %q: a Subscribe is already polling this client; one Subscribe per client", topic)
+	}
+	defer subscribedClients.Delete(s.cl)
+	if hasLeft(s.cl) {
+		return fmt.Errorf("kafka: subscribe %q: the client left its group when an earlier Subscribe returned; subscribe with a new client", topic)
+	}
+
+	l := &pollLoop{
+		s:         s,
+		h:         h,
+		obs:       middleware.ObserverFrom(ctx),
+		dest:      s.Describe(topic),
+		topic:     topic,
+		redeliver: make(map[int32]redelivery),
+	}
+	for ctx.Err() == nil {
+		start := time.Now()
+		fetches := s.cl.PollRecords(ctx, s.cfg.maxPollRecords)
+		if fetches.IsClientClosed() {
+			return fmt.Errorf("kafka: consuming %q: %w", topic, kgo.ErrClientClosed)
+		}
+		// Other fetch errors are retried by the client; a context error
+		// means ctx ended, which the loop condition sees.
+		failed := false
+		if records := fetches.Records(); len(records) > 0 {
+			failed = l.handlePoll(ctx, start, records)
+		}
+		s.cl.AllowRebalance()
+		if failed && s.cfg.retryBackoff > 0 {
+			t := time.NewTimer(s.cfg.retryBackoff)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	markLeft(s.cl)
+	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+	defer cancel()
+	if err := s.cl.LeaveGroupContext(leaveCtx); err != nil && !errors.Is(err, kgo.ErrClientClosed) {
+		return fmt.Errorf("kafka: consuming %q: leaving group %q: %w", topic, s.group, err)
+	}
+	return nil
+}
+
+// checkClient reports why the client cannot back Subscribe(topic): without a
+// group there is nothing to commit to, with auto-commit the client would
+// commit records whose handler failed or has not run, and a client that
+// consumes other topics would hand Subscribe records it cannot deliver.
+func (s *Subscriber) checkClient(topic string) error {
+	if s.cl == nil {
+		return fmt.Errorf("kafka: subscribe %q: no client", topic)
+	}
+	if s.group == "" {
+		return fmt.Errorf("kafka: subscribe %q: the client has no consumer group; build it with kgo.ConsumerGroup", topic)
+	}
+	if disabled, _ := s.cl.OptValue(kgo.DisableAutoCommit).(bool); !disabled {
+		return fmt.Errorf("kafka: subscribe %q: the client auto-commits, which would commit records whose handler failed; build it with kgo.DisableAutoCommit", topic)
+	}
+	if regex, _ := s.cl.OptValue(kgo.ConsumeRegex).(bool); regex {
+		return fmt.Errorf("kafka: subscribe %q: the client consumes by regex; build it with kgo.ConsumeTopics(%q)", topic, topic)
+	}
+	topics := consumeTopics(s.cl)
+	if !slices.Contains(topics, topic) {
+		return fmt.Errorf("kafka: subscribe %q: the client does not consume it (it consumes %q); build it with kgo.ConsumeTopics(%q)", topic, topics, topic)
+	}
+	if len(topics) > 1 {
+		return fmt.Errorf("kafka: subscribe %q: the client also consumes other topics (%q); use one client per subscribed topic", topic, topics)
+	}
+	return nil
+}
+
+// consumeTopics returns the topics set with kgo.ConsumeTopics, sorted.
+func consumeTopics(cl *kgo.Client) []string {
+	switch v := cl.OptValue(kgo.ConsumeTopics).(type) {
+	case map[string]*regexp.Regexp:
+		return slices.Sorted(maps.Keys(v))
+	case []string:
+		return slices.Sorted(slices.Values(v))
+	}
+	return nil
+}
+
+// redelivery counts how often the handler failed on the record at offset.
+type redelivery struct {
+	offset   int64
+	failures int
+}
+
+// pollLoop is the state of one Subscribe call.
+type pollLoop struct {
+	s     *Subscriber
+	h     middleware.Handler
+	obs   middleware.Observer
+	dest  middleware.Destination
+	topic string
+
+	// redeliver tracks, per partition, the record being retried; only the
+	// poll loop goroutine touches it.
+	redeliver map[int32]redelivery
+}
+
+// partitionWork is one partition's share of a poll.
+type partitionWork struct {
+	partition int32
+	records   []*kgo.Record
+	msgs      []*middleware.Message
+	handled   int  // records[:handled] succeeded
+	failed    bool // records[handled] failed; otherwise handling stopped for shutdown
+}
+
+// handlePoll handles the records of one poll, commits the handled ones,
+// rewinds each partition to its first unhandled record, and reports whether
+// a handler failed.
+func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*kgo.Record) bool {
+	parts := l.split(records)
+	if ctx.Err() != nil {
+		// The poll returned as ctx ended: hand nothing out, but rewind so
+		// a later Subscribe on this client does not skip these records.
+		l.rewind(parts)
+		return false
+	}
+	all := make([]*middleware.Message, 0, len(records))
+	for _, p := range parts {
+		all = append(all, p.msgs...)
+	}
+	// Handlers outlive ctx so a shutdown lets them finish and be committed.
+	hctx := context.WithoutCancel(l.obs.Received(ctx, l.dest, start, all))
+
+	workers := l.s.cfg.concurrency
+	if workers <= 0 || workers > len(parts) {
+		workers = len(parts)
+	}
+	next := make(chan *partitionWork)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for p := range next {
+				l.handlePartition(ctx, hctx, p)
+			}
+		})
+	}
+	for _, p := range parts {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+
+	var (
+		commitRecords []*kgo.Record
+		commitMsgs    []*middleware.Message
+		failed        bool
+	)
+	for _, p := range parts {
+		commitRecords = append(commitRecords, p.records[:p.handled]...)
+		commitMsgs = append(commitMsgs, p.msgs[:p.handled]...)
+		l.track(p)
+		failed = failed || p.failed
+	}
+	if len(commitRecords) > 0 {
+		st := time.Now()
+		err := l.s.cl.CommitRecords(context.WithoutCancel(ctx), commitRecords...)
+		if err != nil {
+			err = fmt.Errorf("kafka: committing %d record(s) of %q: %w", len(commitRecords), l.topic, err)
+		}
+		l.obs.Settled(hctx, l.dest, propagation.OpCommit, st, commitMsgs, err)
+	}
+	l.rewind(parts)
+	return failed
+}
+
+// rewind sets each partition with unhandled records back to the first of
+// them. The client has already fetched past them, so without this the next
+// poll would skip them until a restart or rebalance. The record's leader
+// epoch keeps the client's truncation detection working. It runs after the
+// commit, never concurrently with one, as kgo.Client.SetOffsets asks.
+func (l *pollLoop) rewind(parts []*partitionWork) {
+	var offsets map[int32]kgo.EpochOffset
+	for _, p := range parts {
+		if p.handled == len(p.records) {
+			continue
+		}
+		first := p.records[p.handled]
+		if offsets == nil {
+			offsets = make(map[int32]kgo.EpochOffset)
+		}
+		offsets[p.partition] = kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}
+	}
+	if len(offsets) > 0 {
+		l.s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{l.topic: offsets})
+	}
+}
+
+// split groups records by partition, keeping offset order, and builds their
+// messages.
+func (l *pollLoop) split(records []*kgo.Record) []*partitionWork {
+	var parts []*partitionWork
+	byPartition := make(map[int32]*partitionWork)
+	for _, r := range records {
+		p := byPartition[r.Partition]
+		if p == nil {
+			p = &partitionWork{partition: r.Partition}
+			byPartition[r.Partition] = p
+			parts = append(parts, p)
+		}
+		deliveries := 1
+		if rd, ok := l.redeliver[r.Partition]; ok && rd.offset == r.Offset {
+			deliveries += rd.failures
+		}
+		p.records = append(p.records, r)
+		p.msgs = append(p.msgs, message(r, l.s.group, deliveries))
+	}
+	return parts
+}
+
+// handlePartition runs the handler on p's records in order until one fails
+// or ctx ends.
+func (l *pollLoop) handlePartition(ctx, hctx context.Context, p *partitionWork) {
+	for _, msg := range p.msgs {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := middleware.Call(hctx, l.h, msg); err != nil {
+			p.failed = true
+			return
+		}
+		p.handled++
+	}
+}
+
+// track updates the redelivery count of p's partition.
+func (l *pollLoop) track(p *partitionWork) {
+	rd, tracked := l.redeliver[p.partition]
+	if tracked && p.handled > 0 && rd.offset <= p.records[p.handled-1].Offset {
+		delete(l.redeliver, p.partition)
+		tracked = false
+	}
+	if !p.failed {
+		return
+	}
+	off := p.records[p.handled].Offset
+	if !tracked || rd.offset != off {
+		rd = redelivery{offset: off}
+	}
+	rd.failures++
+	l.redeliver[p.partition] = rd
+}
