@@ -188,10 +188,13 @@ func run(ctx context.Context, cfg config, out io.Writer) (*report, error) {
 			middleware.WithHeaderAllowList(headerOrderID),
 		)
 	}
+	// One handler for all services: a slog handler serializes its own
+	// writes, so services sharing one writer must share the handler.
+	// NewLogHandler adds trace_id and span_id to every record logged with a
+	// span's context, so logs and traces link up.
+	logHandler := middleware.NewLogHandler(slog.NewTextHandler(cfg.logs, nil))
 	logger := func(service string) *slog.Logger {
-		// NewLogHandler adds trace_id and span_id to every record logged
-		// with a span's context, so logs and traces link up.
-		return slog.New(middleware.NewLogHandler(slog.NewTextHandler(cfg.logs, nil))).With("service", service)
+		return slog.New(logHandler).With("service", service)
 	}
 
 	// Brokers.
