@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelmq/otelmq/propagation"
 )
@@ -21,6 +22,9 @@ type Tracing struct {
 	cfg    config
 	tracer trace.Tracer
 	prop   *propagation.Propagator
+	// noop is set when the provider given is OpenTelemetry's no-op one:
+	// no span can ever record, so only propagation is done.
+	noop bool
 }
 
 // NewTracing returns tracing middleware configured by opts.
@@ -36,8 +40,22 @@ func NewTracing(opts ...Option) *Tracing {
 		cfg:    cfg,
 		tracer: tp.Tracer(propagation.ScopeName, trace.WithSchemaURL(propagation.SchemaURL)),
 		prop:   cfg.newPropagator(),
+		noop:   isNoop(cfg.tracerProvider),
 	}
 }
+
+// isNoop recognizes the no-op providers by type. The global provider is
+// never treated as no-op: it may delegate to an SDK installed later.
+func isNoop(tp trace.TracerProvider) bool {
+	switch tp.(type) {
+	case noop.TracerProvider, *noop.TracerProvider:
+		return true
+	}
+	return tp != nil && fmt.Sprintf("%T", tp) == noopProviderType
+}
+
+// noopProviderType is the type of the deprecated trace.NewNoopTracerProvider.
+var noopProviderType = fmt.Sprintf("%T", trace.NewNoopTracerProvider()) //nolint:staticcheck // recognized, not used
 
 // Propagator returns the propagator this Tracing injects and extracts with.
 func (t *Tracing) Propagator() *propagation.Propagator { return t.prop }
@@ -57,6 +75,21 @@ type tracedPublisher struct {
 func (p *tracedPublisher) Describe(dest string) Destination { return Describe(p.next, dest) }
 
 func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Message) error {
+	if p.t.noop {
+		// Propagate the caller's context and baggage; no span of ours.
+		for _, msg := range msgs {
+			if msg == nil {
+				continue
+			}
+			if msg.Headers == nil {
+				msg.Headers = make(map[string]string, 3)
+			}
+			if msg.Headers[propagation.TraceParentKey] == "" {
+				p.t.prop.Inject(ctx, propagation.MapCarrier(msg.Headers))
+			}
+		}
+		return p.next.Publish(ctx, dest, msgs...)
+	}
 	d := Describe(p.next, dest)
 	ctx, span := p.t.StartSend(ctx, d, len(msgs))
 	batch := len(msgs) > 1
@@ -96,6 +129,21 @@ type tracedSubscriber struct {
 func (s *tracedSubscriber) Describe(src string) Destination { return Describe(s.next, src) }
 
 func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler) error {
+	if s.t.noop {
+		// Handlers still run in the producer's trace and see its baggage.
+		return s.next.Subscribe(ctx, src, HandlerFunc(func(ctx context.Context, msg *Message) error {
+			if len(msg.Headers) > 0 {
+				s.t.extract(ctx, msg)
+				if msg.creation.IsValid() {
+					ctx = trace.ContextWithRemoteSpanContext(ctx, msg.creation)
+				}
+				if msg.baggage.Len() > 0 {
+					ctx = baggage.ContextWithBaggage(ctx, msg.baggage)
+				}
+			}
+			return Call(ctx, h, msg)
+		}))
+	}
 	d := Describe(s.next, src)
 	return s.next.Subscribe(WithObserver(ctx, s.t), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		ctx, span := s.t.startProcess(ctx, d, msg)

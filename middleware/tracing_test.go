@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
@@ -454,3 +455,31 @@ func TestMetrics(t *testing.T) {
 }
 
 func spanContextOf(ctx context.Context) trace.SpanContext { return trace.SpanContextFromContext(ctx) }
+
+// TestNoopProviderStillPropagates: with the no-op provider otelmq records
+// nothing but must still carry the caller's context to the handler.
+func TestNoopProviderStillPropagates(t *testing.T) {
+	b := memory.New()
+	tr := middleware.NewTracing(middleware.WithTracerProvider(noop.NewTracerProvider()))
+	pub, sub := tr.Publisher(b), tr.Subscriber(b)
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{8}, TraceFlags: trace.FlagsSampled})
+	m, _ := baggage.NewMember("tenant", "acme")
+	bg, _ := baggage.New(m)
+	ctx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(context.Background(), parent), bg)
+	if err := pub.Publish(ctx, "q", middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, sub: sub}
+	var got trace.SpanContext
+	var gotBag baggage.Baggage
+	h.consume("q", 1, func(ctx context.Context, _ *middleware.Message) error {
+		got, gotBag = trace.SpanContextFromContext(ctx), baggage.FromContext(ctx)
+		return nil
+	})
+	if got.TraceID() != parent.TraceID() || got.SpanID() != parent.SpanID() || !got.IsRemote() {
+		t.Fatalf("handler context %v, want the producer's %v", got, parent)
+	}
+	if gotBag.Member("tenant").Value() != "acme" {
+		t.Fatalf("baggage %q", gotBag)
+	}
+}

@@ -56,16 +56,44 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	if c == nil {
 		return
 	}
-	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
-	p.TextMap().Inject(ctx, &lc)
+	p.TextMap().Inject(ctx, c)
+	// Limits are checked after the fact: wrapping the carrier would cost an
+	// allocation on every message for a case that is rare.
+	var dropped []Dropped
+	for _, key := range [...]string{TraceStateKey, BaggageKey} {
+		v := c.Get(key)
+		if !p.overLimit(key, v) {
+			continue
+		}
+		lc := limitCarrier{cfg: &p.cfg}
+		cut := lc.limit(key, v)
+		if m, ok := c.(MapCarrier); ok && cut == "" {
+			delete(m, key)
+		} else {
+			c.Set(key, cut)
+		}
+		dropped = append(dropped, lc.dropped...)
+	}
 	if p.cfg.xrayInject {
 		if h := FormatXRay(trace.SpanContextFromContext(ctx)); h != "" {
 			c.Set(XRayKey, h)
 		}
 	}
-	for _, d := range lc.dropped {
+	for _, d := range dropped {
 		p.record(ctx, trace.SpanFromContext(ctx), d)
 	}
+}
+
+// overLimit reports, without allocating, whether v (the value of key) is
+// over the limits that apply to it.
+func (p *Propagator) overLimit(key, v string) bool {
+	switch key {
+	case TraceStateKey:
+		return strings.Count(v, ",") >= p.cfg.maxTraceState
+	case BaggageKey:
+		return len(v) > p.cfg.maxBaggageB || strings.Count(v, ",") >= p.cfg.maxBaggageN
+	}
+	return false
 }
 
 // Extract returns ctx with the remote span context and baggage found in c.
@@ -90,10 +118,21 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 	}
 	// A span context already in ctx is the local parent, not the message's:
 	// extraction must find the message's own or none.
-	base := trace.ContextWithSpanContext(ctx, trace.SpanContext{})
-	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg, reading: true}
-	out := p.TextMap().Extract(base, &lc)
-	dropped := lc.dropped
+	base := ctx
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		base = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	}
+	var (
+		out     context.Context
+		dropped []Dropped
+	)
+	if p.overLimit(TraceStateKey, c.Get(TraceStateKey)) || p.overLimit(BaggageKey, c.Get(BaggageKey)) {
+		lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg, reading: true}
+		out = p.TextMap().Extract(base, &lc)
+		dropped = lc.dropped
+	} else {
+		out = p.TextMap().Extract(base, c)
+	}
 	if !trace.SpanContextFromContext(out).IsValid() {
 		if p.cfg.xrayExtract {
 			if sc, ok := ParseXRay(c.Get(XRayKey)); ok {
@@ -104,7 +143,7 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 			dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
 		}
 	}
-	if !trace.SpanContextFromContext(out).IsValid() {
+	if !trace.SpanContextFromContext(out).IsValid() && base != ctx {
 		// Nothing in the message: keep the caller's span as it was.
 		out = trace.ContextWithSpan(out, trace.SpanFromContext(ctx))
 	}
@@ -159,7 +198,7 @@ func (p *Propagator) counter() metric.Int64Counter {
 }
 
 // limitCarrier applies the W3C limits to tracestate and baggage as they are
-// written (inject) or read (extract).
+// read (extract); limit also serves Inject.
 type limitCarrier struct {
 	TextMapCarrier
 	cfg     *config
@@ -173,16 +212,6 @@ func (l *limitCarrier) Get(key string) string {
 		v = l.limit(key, v)
 	}
 	return v
-}
-
-func (l *limitCarrier) Set(key, value string) {
-	if !l.reading {
-		value = l.limit(key, value)
-		if value == "" {
-			return
-		}
-	}
-	l.TextMapCarrier.Set(key, value)
 }
 
 func (l *limitCarrier) limit(key, v string) string {

@@ -3,6 +3,7 @@ package propagation
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -43,6 +44,9 @@ func New(opts ...Option) *Propagator {
 
 var defaultPropagator = New()
 
+// globalSet is true once the global propagator was seen with fields.
+var globalSet atomic.Bool
+
 // Default returns the Propagator used by the package-level Inject and Extract:
 // the global propagator (or W3C TraceContext+Baggage when none was set),
 // the default limits, X-Ray extraction on and X-Ray injection off.
@@ -66,9 +70,16 @@ func (p *Propagator) TextMap() otelprop.TextMapPropagator {
 		return p.cfg.propagator
 	}
 	g := otel.GetTextMapPropagator()
+	if globalSet.Load() {
+		return g
+	}
+	// Fields of an unset global propagator is nil and costs nothing; once
+	// the application set one, remember it rather than build Fields (a new
+	// slice) on every message.
 	if len(g.Fields()) == 0 {
 		return fallback
 	}
+	globalSet.Store(true)
 	return g
 }
 

@@ -1,0 +1,91 @@
+package middleware_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelmq/otelmq/middleware"
+)
+
+// loopback is a transport that hands each published message straight to
+// a subscriber's handler, reporting the poll and the settlement like a real
+// transport, so a benchmark measures only the middleware.
+type loopback struct {
+	h   middleware.Handler
+	obs middleware.Observer
+	ctx context.Context
+}
+
+func (l *loopback) Publish(ctx context.Context, dest string, msgs ...*middleware.Message) error {
+	for _, m := range msgs {
+		in := &middleware.Message{ID: "id", Body: m.Body, Headers: m.Headers, Destination: dest, DeliveryCount: 1}
+		batch := []*middleware.Message{in}
+		start := time.Now()
+		hctx := l.obs.Received(l.ctx, middleware.Destination{System: "bench", Name: dest}, start, batch)
+		err := middleware.Call(hctx, l.h, in)
+		l.obs.Settled(hctx, middleware.Destination{System: "bench", Name: dest}, "ack", start, batch, err)
+	}
+	return nil
+}
+
+func (l *loopback) Subscribe(ctx context.Context, _ string, h middleware.Handler) error {
+	l.h, l.obs, l.ctx = h, middleware.ObserverFrom(ctx), ctx
+	return nil
+}
+
+func benchPath(b *testing.B, tp trace.TracerProvider) {
+	lb := &loopback{}
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	pub, sub := tr.Publisher(lb), tr.Subscriber(lb)
+	handled := 0
+	_ = sub.Subscribe(context.Background(), "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+		handled++
+		return nil
+	}))
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(context.Background(), parent)
+	body := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		msg := &middleware.Message{Body: body, Headers: make(map[string]string, 3)}
+		if err := pub.Publish(ctx, "q", msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if handled == 0 {
+		b.Fatal("nothing handled")
+	}
+}
+
+// BenchmarkMiddlewarePath is the per-message cost of publish + consume
+// through the tracing middleware, with the carrier-only baseline beside it:
+// "carrier" is what propagation alone costs (inject into a header map and
+// extract from it), the floor any instrumentation pays.
+func BenchmarkMiddlewarePath(b *testing.B) {
+	b.Run("carrier", func(b *testing.B) {
+		parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+		ctx := trace.ContextWithSpanContext(context.Background(), parent)
+		prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		b.ReportAllocs()
+		for b.Loop() {
+			h := make(map[string]string, 3)
+			prop.Inject(ctx, propagation.MapCarrier(h))
+			if !trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.MapCarrier(h))).IsValid() {
+				b.Fatal("lost")
+			}
+		}
+	})
+	b.Run("noop", func(b *testing.B) { benchPath(b, noop.NewTracerProvider()) })
+	b.Run("sdk-never-sample", func(b *testing.B) {
+		benchPath(b, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())))
+	})
+	b.Run("sdk-always-sample", func(b *testing.B) {
+		benchPath(b, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
+	})
+}
