@@ -34,13 +34,15 @@ type config struct {
 	headerAllow    map[string]struct{}
 	createSpans    bool
 	redact         func(attribute.KeyValue) attribute.KeyValue
+	propOpts       []propagation.Option
 	// baggageAllow, when baggageFiltered, names the inbound baggage keys kept.
 	baggageFiltered bool
 	baggageAllow    map[string]struct{}
 }
 
 func (c *config) newPropagator() *propagation.Propagator {
-	return propagation.New(propagation.WithTextMapPropagator(c.propagator), propagation.WithMeterProvider(c.meterProvider))
+	opts := append([]propagation.Option{propagation.WithTextMapPropagator(c.propagator), propagation.WithMeterProvider(c.meterProvider)}, c.propOpts...)
+	return propagation.New(opts...)
 }
 
 // filterBaggage applies WithInboundBaggage to baggage extracted from a message.
@@ -154,4 +156,12 @@ func WithInboundBaggage(keys ...string) Option {
 			c.baggageAllow[k] = struct{}{}
 		}
 	})
+}
+
+// WithPropagation passes options to the propagation core: for example
+// propagation.WithXRayInject(true) to also write the AWS X-Ray header (sent
+// by the SQS transport as the AWSTraceHeader system attribute), or
+// propagation.WithXRayExtract(false).
+func WithPropagation(opts ...propagation.Option) Option {
+	return optionFunc(func(c *config) { c.propOpts = append(c.propOpts, opts...) })
 }

@@ -483,3 +483,17 @@ func TestNoopProviderStillPropagates(t *testing.T) {
 		t.Fatalf("baggage %q", gotBag)
 	}
 }
+
+func TestXRayInjectThroughMiddleware(t *testing.T) {
+	h := newHarness(t, middleware.WithPropagation(propagation.WithXRayInject(true)))
+	ctx, root := h.tp.Tracer("test").Start(context.Background(), "root")
+	msg := middleware.NewMessage(nil)
+	if err := h.pub.Publish(ctx, "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	sc, ok := propagation.ParseXRay(msg.Headers[propagation.XRayKey])
+	if !ok || sc.TraceID() != root.SpanContext().TraceID() {
+		t.Fatalf("X-Ray header %q does not carry the trace", msg.Headers[propagation.XRayKey])
+	}
+}
