@@ -45,7 +45,20 @@ func (c Carrier) Set(key, value string) {
 	if c.r == nil {
 		return
 	}
-	kept := c.r.Headers[:0:0]
+	n := 0
+	for _, h := range c.r.Headers {
+		if h.Key == key {
+			n++
+		}
+	}
+	if n == 0 {
+		// The common case (injecting into a new record): append, amortized.
+		c.r.Headers = append(c.r.Headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
+		return
+	}
+	// Replacing builds a new slice, so a header slice the caller shares
+	// between records is never written through.
+	kept := make([]kgo.RecordHeader, 0, len(c.r.Headers)-n+1)
 	for _, h := range c.r.Headers {
 		if h.Key != key {
 			kept = append(kept, h)
