@@ -9,34 +9,25 @@
 package embedded
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"sync"
 	"time"
 
-	"github.com/Admiral-Piett/goaws/app/gosqs"
-	"github.com/Admiral-Piett/goaws/app/models"
-	"github.com/Admiral-Piett/goaws/app/router"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/sirupsen/logrus"
 	"github.com/testcontainers/testcontainers-go"
 	tcrabbitmq "github.com/testcontainers/testcontainers-go/modules/rabbitmq"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/otelmq/otelmq/integration/brokers/goaws"
 	"github.com/otelmq/otelmq/transports/rabbitmq"
 )
 
@@ -52,12 +43,6 @@ func StartKafka(topics ...string) (seeds []string, closeFn func(), err error) {
 	return c.ListenAddrs(), c.Close, nil
 }
 
-var (
-	goawsOnce sync.Once
-	goawsURL  string
-	goawsErr  error
-)
-
 // StartSQS returns a client for goaws served on a loopback port, a func that
 // creates a queue (its name made unique, so runs in one process do not share
 // messages) and returns its URL, and a func that deletes the queues created
@@ -67,9 +52,9 @@ var (
 // and lives until the process exits; closeFn only removes this caller's
 // queues.
 func StartSQS() (client *sqs.Client, createQueue func(ctx context.Context, name string, attrs map[string]string) (string, error), closeFn func(), err error) {
-	goawsOnce.Do(func() { goawsURL, goawsErr = startGoaws() })
-	if goawsErr != nil {
-		return nil, nil, nil, goawsErr
+	goawsURL, err := goaws.Start()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	client = sqs.New(sqs.Options{
 		Region:       "us-east-1",
@@ -102,85 +87,6 @@ func StartSQS() (client *sqs.Client, createQueue func(ctx context.Context, name 
 		urls = nil
 	}
 	return client, createQueue, closeFn, nil
-}
-
-func startGoaws() (string, error) {
-	// goaws logs every request through the standard logrus logger, which
-	// would drown the demo's output.
-	logrus.SetOutput(io.Discard)
-	srv := httptest.NewUnstartedServer(serialize(router.New()))
-	host, port, err := net.SplitHostPort(srv.Listener.Addr().String())
-	if err != nil {
-		return "", fmt.Errorf("goaws listener: %w", err)
-	}
-	// Queue URLs are built from Host and Port. Region stays empty: goaws
-	// would prefix it to the host ("us-east-1.127.0.0.1"), which resolves
-	// nowhere.
-	models.CurrentEnvironment = models.Environment{
-		Host:      host,
-		Port:      port,
-		AccountID: "100010001000",
-		QueueAttributeDefaults: models.EnvQueueAttributes{
-			VisibilityTimeout:      30,
-			MaximumMessageSize:     262144,
-			MessageRetentionPeriod: 345600,
-		},
-	}
-	srv.Start()
-	// Visibility timeouts happen on this tick; it runs until the process exits.
-	go gosqs.PeriodicTasks(time.Second, make(chan bool))
-	return srv.URL, nil
-}
-
-// serialize works around data races in goaws v0.5.4 (it reads its queue map
-// without a lock while CreateQueue writes it): requests run one at a time,
-// and a long poll is turned into short polls every 100 ms so that it does
-// not hold the lock. Copied from integration/brokers.
-func serialize(next http.Handler) http.Handler {
-	var mu sync.Mutex
-	serve := func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		next.ServeHTTP(w, r)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Amz-Target") != "AmazonSQS.ReceiveMessage" {
-			serve(w, r)
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		var req map[string]json.RawMessage
-		var wait int
-		if err != nil || json.Unmarshal(body, &req) != nil || json.Unmarshal(req["WaitTimeSeconds"], &wait) != nil || wait <= 0 {
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			serve(w, r)
-			return
-		}
-		// A negative wait makes goaws answer at once (0 would mean the
-		// queue's default wait).
-		req["WaitTimeSeconds"] = json.RawMessage("-1")
-		short, _ := json.Marshal(req)
-		deadline := time.Now().Add(time.Duration(wait) * time.Second)
-		for {
-			rec := httptest.NewRecorder()
-			r2 := r.Clone(r.Context())
-			r2.Body = io.NopCloser(bytes.NewReader(short))
-			r2.ContentLength = int64(len(short))
-			serve(rec, r2)
-			var res struct{ Messages []json.RawMessage }
-			_ = json.Unmarshal(rec.Body.Bytes(), &res)
-			if rec.Code != http.StatusOK || len(res.Messages) > 0 || !time.Now().Before(deadline) || r.Context().Err() != nil {
-				maps.Copy(w.Header(), rec.Header())
-				w.WriteHeader(rec.Code)
-				_, _ = w.Write(rec.Body.Bytes())
-				return
-			}
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-r.Context().Done():
-			}
-		}
-	})
 }
 
 // DefaultAMQPURL is the broker tried when AMQP_URL is not set: a RabbitMQ
