@@ -24,8 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	otelprop "go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/examples/internal/embedded"
@@ -41,22 +39,6 @@ func main() {
 	if err := run(ctx, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// section runs one example against its own recorder, so its spans print
-// apart, and checks they form one trace.
-func section(w io.Writer, title string, f func(tp trace.TracerProvider) error) error {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
-	if err := f(tp); err != nil {
-		return fmt.Errorf("%s: %w", title, err)
-	}
-	show.Spans(w, title, rec.Ended())
-	if _, ok := show.OneTrace(rec.Ended()); !ok {
-		return fmt.Errorf("%s: spans are not in one trace", title)
-	}
-	return nil
 }
 
 func run(ctx context.Context, w io.Writer) error {
@@ -86,7 +68,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	if err := section(w, "1. unified API (kafka.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "1. unified API (kafka.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
 		tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp))
 		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 		if err != nil {
@@ -111,7 +93,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	if err := section(w, "\n2. native client: franz-go kotel hooks on the producer, otelmq Subscriber on the consumer", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "\n2. native client: franz-go kotel hooks on the producer, otelmq Subscriber on the consumer", func(tp trace.TracerProvider) error {
 		// kotel uses the global propagator unless told; name W3C explicitly
 		// so the example does not depend on global state.
 		k := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(
@@ -140,7 +122,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	return section(w, "\n3. manual: kafka.Carrier with propagation.Inject/Extract on a bare *kgo.Client", func(tp trace.TracerProvider) error {
+	return show.Section(w, "\n3. manual: kafka.Carrier with propagation.Inject/Extract on a bare *kgo.Client", func(tp trace.TracerProvider) error {
 		tracer := tp.Tracer("example")
 		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 		if err != nil {

@@ -21,8 +21,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/examples/internal/embedded"
@@ -54,20 +52,6 @@ type errNoBroker struct {
 
 func (e errNoBroker) Error() string { return e.which + ": " + e.err.Error() }
 
-func section(w io.Writer, title string, f func(tp trace.TracerProvider) error) error {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
-	if err := f(tp); err != nil {
-		return fmt.Errorf("%s: %w", title, err)
-	}
-	show.Spans(w, title, rec.Ended())
-	if _, ok := show.OneTrace(rec.Ended()); !ok {
-		return fmt.Errorf("%s: spans are not in one trace", title)
-	}
-	return nil
-}
-
 func run(ctx context.Context, w io.Writer) error {
 	conn, which, err := embedded.RabbitMQ()
 	if conn == nil {
@@ -76,7 +60,7 @@ func run(ctx context.Context, w io.Writer) error {
 	defer conn.Close()
 	fmt.Fprintln(w, which)
 
-	if err := section(w, "\n1. unified API (rabbitmq.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "\n1. unified API (rabbitmq.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
 		queue, err := embedded.DeclareQueue(conn, "unified")
 		if err != nil {
 			return err
@@ -106,7 +90,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	if err := section(w, "\n2. native client: rabbitmq.WrapChannel around *amqp.Channel", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "\n2. native client: rabbitmq.WrapChannel around *amqp.Channel", func(tp trace.TracerProvider) error {
 		queue, err := embedded.DeclareQueue(conn, "native")
 		if err != nil {
 			return err
@@ -140,7 +124,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	return section(w, "\n3. manual: rabbitmq.Carrier with propagation.Inject/Extract", func(tp trace.TracerProvider) error {
+	return show.Section(w, "\n3. manual: rabbitmq.Carrier with propagation.Inject/Extract", func(tp trace.TracerProvider) error {
 		queue, err := embedded.DeclareQueue(conn, "manual")
 		if err != nil {
 			return err

@@ -24,8 +24,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/examples/internal/embedded"
@@ -43,20 +41,6 @@ func main() {
 	}
 }
 
-func section(w io.Writer, title string, f func(tp trace.TracerProvider) error) error {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer tp.Shutdown(context.Background())
-	if err := f(tp); err != nil {
-		return fmt.Errorf("%s: %w", title, err)
-	}
-	show.Spans(w, title, rec.Ended())
-	if _, ok := show.OneTrace(rec.Ended()); !ok {
-		return fmt.Errorf("%s: spans are not in one trace", title)
-	}
-	return nil
-}
-
 func run(ctx context.Context, w io.Writer) error {
 	client, createQueue, closeSQS, err := embedded.StartSQS()
 	if err != nil {
@@ -64,7 +48,7 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	defer closeSQS()
 
-	if err := section(w, "1. unified API (awssqs.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "1. unified API (awssqs.Publisher/Subscriber + middleware.Telemetry)", func(tp trace.TracerProvider) error {
 		queue, err := createQueue(ctx, "unified", nil)
 		if err != nil {
 			return err
@@ -93,7 +77,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	if err := section(w, "\n2. bare *sqs.Client with middleware.Tracing building blocks", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "\n2. bare *sqs.Client with middleware.Tracing building blocks", func(tp trace.TracerProvider) error {
 		queue, err := createQueue(ctx, "native", nil)
 		if err != nil {
 			return err
@@ -120,7 +104,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	return section(w, "\n3. manual: awssqs.Carrier with propagation.Inject/Extract", func(tp trace.TracerProvider) error {
+	return show.Section(w, "\n3. manual: awssqs.Carrier with propagation.Inject/Extract", func(tp trace.TracerProvider) error {
 		queue, err := createQueue(ctx, "manual", nil)
 		if err != nil {
 			return err

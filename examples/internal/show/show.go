@@ -4,12 +4,14 @@
 package show
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -58,4 +60,20 @@ func OneTrace(spans []sdktrace.ReadOnlySpan) (trace.TraceID, bool) {
 		}
 	}
 	return id, id.IsValid()
+}
+
+// Section runs one example against its own span recorder, so its spans
+// print apart, and checks they form one trace.
+func Section(w io.Writer, title string, f func(tp trace.TracerProvider) error) error {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	if err := f(tp); err != nil {
+		return fmt.Errorf("%s: %w", title, err)
+	}
+	Spans(w, title, rec.Ended())
+	if _, ok := OneTrace(rec.Ended()); !ok {
+		return fmt.Errorf("%s: spans are not in one trace", title)
+	}
+	return nil
 }
