@@ -56,4 +56,31 @@
 // record blocks its partition until it succeeds (dead-lettering is the
 // handler's business). Spans are named by the topic ("process orders",
 // "commit orders").
+//
+// # Native instrumentation
+//
+// Code that keeps its own kgo produce calls and poll loop traces them with
+// Hooks instead of Publisher and Subscriber: install it with
+// kgo.WithHooks(NewHooks(opts...)) on the clients, and in the loop call
+// ReceiveContext once per poll and StartProcess per record:
+//
+//	hooks := kafka.NewHooks(middleware.WithTracerProvider(tp))
+//	cl, _ := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("orders"), kgo.WithHooks(hooks))
+//	cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: v}) // send span, traceparent header
+//	for {
+//		fetches := cl.PollFetches(ctx)
+//		rctx := hooks.ReceiveContext(ctx, fetches) // one receive span per poll
+//		fetches.EachRecord(func(r *kgo.Record) {
+//			pctx, span := hooks.StartProcess(rctx, r) // child of the send span
+//			err := handle(pctx, r)
+//			middleware.End(span, err)
+//		})
+//	}
+//
+// The trace context travels as the W3C headers traceparent, tracestate and
+// baggage, so producers and consumers instrumented with franz-go's kotel
+// plugin, OTel Java's Kafka instrumentation or any client that writes a
+// bare traceparent join the same trace. Of duplicate headers otelmq reads
+// the last (see Carrier); kotel reads the first. Do not install kotel's
+// tracer and Hooks on the same client: both would record spans.
 package kafka

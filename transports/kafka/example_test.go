@@ -5,6 +5,7 @@ import (
 	"log"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
 
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/transports/kafka"
@@ -50,3 +51,47 @@ func Example() {
 		log.Fatal(err)
 	}
 }
+
+// ExampleHooks traces a hand-written produce call and poll loop. It needs a
+// broker on localhost:9092, so it is compiled, not run.
+func ExampleHooks() {
+	ctx := context.Background()
+	hooks := kafka.NewHooks(middleware.WithTracerProvider(otel.GetTracerProvider()))
+
+	producer, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"), kgo.WithHooks(hooks))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer producer.Close()
+	// The send span is a child of the span in ctx; the record leaves with
+	// a traceparent header naming it.
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte(`{"order":42}`)}).FirstErr(); err != nil {
+		log.Fatal(err)
+	}
+
+	consumer, err := kgo.NewClient(
+		kgo.SeedBrokers("localhost:9092"),
+		kgo.ConsumeTopics("orders"),
+		kgo.ConsumerGroup("billing"), // recorded on receive and process spans
+		kgo.WithHooks(hooks),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer consumer.Close()
+	for {
+		fetches := consumer.PollFetches(ctx)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return
+		}
+		rctx := hooks.ReceiveContext(ctx, fetches)
+		fetches.EachRecord(func(r *kgo.Record) {
+			// A child of the producer's send span, linking the poll.
+			pctx, span := hooks.StartProcess(rctx, r)
+			err := process(pctx, r)
+			middleware.End(span, err)
+		})
+	}
+}
+
+func process(context.Context, *kgo.Record) error { return nil }

@@ -70,6 +70,15 @@ func message(r *kgo.Record, group string, deliveryCount int) *middleware.Message
 		}
 		return true
 	})
+	msg.SetAttributes(recordAttributes(r, group)...)
+	return msg
+}
+
+// recordAttributes are the attributes of a consumed record: partition,
+// offset, key, tombstone flag, consumer group (when not "") and message ID.
+// The Subscriber and Hooks share them so both kinds of process span look
+// alike.
+func recordAttributes(r *kgo.Record, group string) []attribute.KeyValue {
 	attrs := make([]attribute.KeyValue, 0, 6)
 	attrs = append(attrs, propagation.Partition(r.Partition), propagation.KafkaOffset(r.Offset))
 	if r.Key != nil {
@@ -81,7 +90,5 @@ func message(r *kgo.Record, group string, deliveryCount int) *middleware.Message
 	if group != "" {
 		attrs = append(attrs, propagation.ConsumerGroup(group))
 	}
-	attrs = append(attrs, propagation.MessageID(id))
-	msg.SetAttributes(attrs...)
-	return msg
+	return append(attrs, propagation.MessageID(recordID(r.Topic, r.Partition, r.Offset)))
 }

@@ -1,0 +1,271 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// Hooks traces the records of code that drives a *kgo.Client itself instead
+// of using Publisher and Subscriber. Install it with kgo.WithHooks(h) on the
+// producing client, the consuming client, or both; in the poll loop use
+// ReceiveContext and StartProcess.
+//
+// On produce, each record gets a send span (PRODUCER), a child of the
+// record's Context (the ctx given to Produce or ProduceSync when the record
+// had none), and its creation context is written into the record headers
+// through Carrier, unless the record already carries a valid traceparent
+// (a relay, a retry), which is kept and linked. The span ends when kgo
+// finishes the record, with the produce error if any. While the record is
+// buffered, r.Context carries the send span.
+//
+// On fetch, each record's Context is set to one carrying the producer's
+// creation context as the remote parent, so a loop that continues
+// r.Context stays in the producer's trace. Baggage is not put there, because
+// WithInboundBaggage must filter it first: StartProcess takes it from the
+// headers and filters it.
+//
+// Do not also wrap a Publisher or Subscriber on the same client with
+// middleware tracing, nor install kotel's tracer: each would record its own
+// send and process spans. The trace context is never injected twice,
+// because an existing traceparent is kept.
+//
+// A Hooks may serve several clients. The consumer group and the server
+// address come from the clients it is installed on (kgo.HookNewClient):
+// they are recorded while those clients agree on them (a producer has no
+// group, which agrees with any), and left out once two clients differ.
+type Hooks struct {
+	tracing *middleware.Tracing
+
+	mu     sync.Mutex
+	group  string
+	host   string
+	port   int
+	mixedG bool // clients with different groups: record none
+	mixedS bool // clients with different seeds: record none
+}
+
+var (
+	_ kgo.HookNewClient               = (*Hooks)(nil)
+	_ kgo.HookProduceRecordBuffered   = (*Hooks)(nil)
+	_ kgo.HookProduceRecordUnbuffered = (*Hooks)(nil)
+	_ kgo.HookFetchRecordBuffered     = (*Hooks)(nil)
+)
+
+// NewHooks returns Hooks that record through middleware.NewTracing(opts...).
+func NewHooks(opts ...middleware.Option) *Hooks {
+	return NewHooksWithTracing(middleware.NewTracing(opts...))
+}
+
+// NewHooksWithTracing returns Hooks that record through t, so the hooks and
+// middleware-wrapped publishers and subscribers of other topics share one
+// configuration; a nil t is middleware.NewTracing().
+func NewHooksWithTracing(t *middleware.Tracing) *Hooks {
+	if t == nil {
+		t = middleware.NewTracing()
+	}
+	return &Hooks{tracing: t}
+}
+
+// Tracing returns the Tracing the hooks record through.
+func (h *Hooks) Tracing() *middleware.Tracing { return h.tracing }
+
+// OnNewClient implements kgo.HookNewClient: it learns the client's consumer
+// group and first seed broker for the span attributes.
+func (h *Hooks) OnNewClient(cl *kgo.Client) {
+	group, _ := cl.OptValue(kgo.ConsumerGroup).(string)
+	var host string
+	var port int
+	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
+		host, port = splitSeed(seeds[0])
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if group != "" {
+		switch {
+		case h.group == "":
+			h.group = group
+		case h.group != group:
+			h.mixedG = true
+		}
+	}
+	if host != "" {
+		switch {
+		case h.host == "":
+			h.host, h.port = host, port
+		case h.host != host || h.port != port:
+			h.mixedS = true
+		}
+	}
+}
+
+// destination describes topic; consumer adds the consumer group.
+func (h *Hooks) destination(topic string, consumer bool) middleware.Destination {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var attrs []attribute.KeyValue
+	if !h.mixedS {
+		attrs = config{host: h.host, port: h.port}.serverAttributes()
+	}
+	if consumer && !h.mixedG && h.group != "" {
+		attrs = append(attrs, propagation.ConsumerGroup(h.group))
+	}
+	return middleware.Destination{System: propagation.SystemKafka, Name: topic, Attributes: attrs}
+}
+
+// sendState is what OnProduceRecordBuffered leaves in r.Context for
+// OnProduceRecordUnbuffered. It is kept under a private key rather than
+// read back as the context's current span, so a hook installed after this
+// one that replaces r.Context (kotel does) cannot make us end its span or
+// leak ours.
+type sendState struct {
+	span   trace.Span
+	parent context.Context // r.Context before the send span
+}
+
+type sendStateKey struct{}
+
+// OnProduceRecordBuffered implements kgo.HookProduceRecordBuffered: it
+// starts the record's send span and injects the creation context.
+func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
+	parent := r.Context
+	if parent == nil {
+		parent = context.Background()
+	}
+	if prev, ok := parent.Value(sendStateKey{}).(*sendState); ok {
+		// The record is produced again (a caller retrying a failed
+		// record): the new send is a sibling of the first, not its child.
+		parent = prev.parent
+	}
+	d := h.destination(r.Topic, false)
+	var attrs []attribute.KeyValue
+	if r.Key != nil {
+		attrs = append(attrs, propagation.KafkaKey(r.Key))
+	}
+	if r.Value == nil {
+		attrs = append(attrs, propagation.KafkaTombstone(true))
+	}
+	ctx, span := h.tracing.StartSend(parent, d, 1, attrs...)
+	// One record per send span: the send span is the creation context, as
+	// with Publisher for a single message. The carrier replaces, so a stale
+	// or invalid traceparent is not left next to ours.
+	h.tracing.InjectCreate(ctx, d, NewCarrier(r), false)
+	r.Context = context.WithValue(ctx, sendStateKey{}, &sendState{span: span, parent: parent})
+}
+
+// OnProduceRecordUnbuffered implements kgo.HookProduceRecordUnbuffered: it
+// ends the record's send span, with err as its error.
+func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+	if r.Context == nil {
+		return
+	}
+	st, ok := r.Context.Value(sendStateKey{}).(*sendState)
+	if !ok {
+		return // buffered before the hooks were installed, or not ours
+	}
+	if err == nil && st.span.IsRecording() {
+		// Partition and offset are known only now.
+		st.span.SetAttributes(
+			propagation.Partition(r.Partition),
+			propagation.KafkaOffset(r.Offset),
+			propagation.MessageID(recordID(r.Topic, r.Partition, r.Offset)),
+		)
+	}
+	middleware.End(st.span, err)
+}
+
+// creationKey holds, in a fetched record's Context, its creation context as
+// the fetch hook found it, so ReceiveContext does not parse the headers again.
+type creationKey struct{}
+
+// OnFetchRecordBuffered implements kgo.HookFetchRecordBuffered: it puts the
+// record's creation context in r.Context as the remote parent.
+func (h *Hooks) OnFetchRecordBuffered(r *kgo.Record) {
+	ctx := r.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Only the span context is taken here: the baggage is read (and
+	// filtered) by StartProcess, and parsing a large baggage header for
+	// every fetched record would be wasted when nobody uses it.
+	out, _ := h.tracing.Propagator().ExtractDropped(ctx, noBaggage{NewCarrier(r)})
+	sc := trace.SpanContextFromContext(out)
+	if !sc.IsRemote() {
+		sc = trace.SpanContext{}
+	} else {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	r.Context = context.WithValue(ctx, creationKey{}, sc)
+}
+
+// noBaggage hides the baggage header from the fetch hook's extraction.
+type noBaggage struct{ Carrier }
+
+func (c noBaggage) Get(key string) string {
+	if key == propagation.BaggageKey {
+		return ""
+	}
+	return c.Carrier.Get(key)
+}
+
+// creation returns r's creation context: the one the fetch hook stored, else
+// the one in its headers; invalid when none.
+func (h *Hooks) creation(r *kgo.Record) trace.SpanContext {
+	if r.Context != nil {
+		if sc, ok := r.Context.Value(creationKey{}).(trace.SpanContext); ok {
+			return sc
+		}
+	}
+	out, _ := h.tracing.Propagator().ExtractDropped(context.Background(), noBaggage{NewCarrier(r)})
+	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
+		return sc
+	}
+	return trace.SpanContext{}
+}
+
+// ReceiveContext records the receive span (CLIENT) of one poll, linking the
+// creation context of each of its records, and returns ctx carrying it:
+// pass that ctx to StartProcess so every process span links the poll. A
+// poll without records is not a receive and returns ctx unchanged.
+//
+// The span is named by the topic when all records share one, else
+// "receive". kgo has no hook at the start of a poll, so the span starts
+// when ReceiveContext is called and has no duration; it marks the poll and
+// groups the records, it does not time it.
+func (h *Hooks) ReceiveContext(ctx context.Context, fetches kgo.Fetches) context.Context {
+	records := fetches.Records()
+	if len(records) == 0 {
+		return ctx
+	}
+	topic := records[0].Topic
+	creations := make([]trace.SpanContext, 0, len(records))
+	for _, r := range records {
+		if r.Topic != topic {
+			topic = ""
+		}
+		creations = append(creations, h.creation(r))
+	}
+	return h.tracing.StartReceive(ctx, h.destination(topic, true), time.Now(), creations)
+}
+
+// StartProcess starts the process span (CONSUMER) of r, parented on its
+// creation context per middleware.WithProcessParent, with r's partition,
+// offset, key, message ID and body size, and the consumer group when known.
+// The returned ctx carries the span and the producer's baggage (filtered by
+// middleware.WithInboundBaggage). End the span with middleware.End.
+//
+// Pass the poll's context, ideally from ReceiveContext, not r.Context: the
+// process span would take the creation context in r.Context for the
+// receive and link it twice.
+func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Context, trace.Span) {
+	// The group is a destination attribute, as on the Subscriber's spans.
+	attrs := append(recordAttributes(r, ""), propagation.BodySize(len(r.Value)))
+	return h.tracing.StartProcess(ctx, h.destination(r.Topic, true), NewCarrier(r), attrs...)
+}
