@@ -88,8 +88,9 @@
 // # goaws
 //
 // goaws v0.5.4, the in-process SQS the tests use, answers SendMessageBatch
-// with a response that lists no entry at all; Publish treats such a response
-// as "all sent" and leaves the IDs of those messages empty. It also drops
+// in the Query protocol's shape, which the SDK parses as listing no entry;
+// the test fixture (integration/brokers/goaws) rewrites that answer into the
+// JSON protocol's, and Publish counts an unlisted entry as failed. It also drops
 // system attributes (AWSTraceHeader, MessageGroupId), reports
 // ApproximateReceiveCount 1 and stamps SentTimestamp at receive time.
 package awssqs

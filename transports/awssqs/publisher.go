@@ -127,13 +127,9 @@ func (p *Publisher) entry(ctx context.Context, queueURL string, i int, msg *midd
 }
 
 // sendBatch sends up to ten entries and returns an error for each entry
-// that was not sent.
-//
-// goaws (v0.5.4) answers a SendMessageBatch that delivered every entry with
-// a response the SDK parses as 0 Successful and 0 Failed. Entries missing
-// from both lists therefore count as sent when the response lists nothing
-// at all; when it lists some entries, a missing one is an error, since SQS
-// itself always accounts for every entry.
+// that was not sent. SQS accounts for every entry in Successful or Failed;
+// an entry in neither is an error, so a broken endpoint or proxy answering
+// "{}" can never make messages vanish silently.
 func (p *Publisher) sendBatch(ctx context.Context, queueURL string, chunk []types.SendMessageBatchRequestEntry, msgs []*middleware.Message) []error {
 	var errs []error
 	fail := func(id string, err error) {
@@ -162,9 +158,6 @@ func (p *Publisher) sendBatch(ctx context.Context, queueURL string, chunk []type
 		}
 		answered[id] = true
 		fail(id, &BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault})
-	}
-	if len(out.Successful) == 0 && len(out.Failed) == 0 {
-		return errs // goaws: everything was delivered
 	}
 	for _, e := range chunk {
 		if !answered[*e.Id] {

@@ -84,7 +84,14 @@ func serialize(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Amz-Target") != "AmazonSQS.ReceiveMessage" {
+		switch r.Header.Get("X-Amz-Target") {
+		case "AmazonSQS.ReceiveMessage":
+		case "AmazonSQS.SendMessageBatch":
+			rec := httptest.NewRecorder()
+			serve(rec, r)
+			writeBatchResult(w, rec)
+			return
+		default:
 			serve(w, r)
 			return
 		}
@@ -121,4 +128,35 @@ func serialize(next http.Handler) http.Handler {
 			}
 		}
 	})
+}
+
+// writeBatchResult rewrites goaws's SendMessageBatch answer, which has the
+// Query protocol's field names ({"SendMessageBatchResultEntry": [...]}), into the JSON protocol's ({"Successful": [...], "Failed": [...]}),
+// so the SDK sees which entries were sent and with which MessageId, as with
+// real SQS. Without it every batch parses as neither sent nor failed.
+func writeBatchResult(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	var in struct {
+		Entry []json.RawMessage `json:"SendMessageBatchResultEntry"`
+		Error []json.RawMessage `json:"BatchResultErrorEntry"`
+	}
+	body := rec.Body.Bytes()
+	if rec.Code == http.StatusOK && json.Unmarshal(body, &in) == nil && (in.Entry != nil || in.Error != nil) {
+		out := struct {
+			Successful []json.RawMessage
+			Failed     []json.RawMessage
+		}{in.Entry, in.Error}
+		if out.Successful == nil {
+			out.Successful = []json.RawMessage{}
+		}
+		if out.Failed == nil {
+			out.Failed = []json.RawMessage{}
+		}
+		if b, err := json.Marshal(out); err == nil {
+			body = b
+		}
+	}
+	maps.Copy(w.Header(), rec.Header())
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
 }
