@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otelmq/otelmq/examples/internal/embedded"
+)
+
+// rabbitReachable reports whether the broker the program would use answers,
+// without the testcontainers fallback, which could take minutes.
+func rabbitReachable() bool {
+	u := os.Getenv("AMQP_URL")
+	if u == "" {
+		u = embedded.DefaultAMQPURL
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	host := pu.Host
+	if pu.Port() == "" {
+		host = net.JoinHostPort(pu.Hostname(), "5672")
+	}
+	c, err := net.DialTimeout("tcp", host, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// TestQuick runs the program on tiny counts and checks that every
+// transport printed a row for each of its modes, that the SDK modes'
+// spans were all exported (run fails on a drop, and the column says so),
+// and that the targets and the path cost were printed.
+func TestQuick(t *testing.T) {
+	transports := []string{"memory", "kafka", "sqs"}
+	if rabbitReachable() {
+		transports = append(transports, "rabbitmq")
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("no RabbitMQ broker reachable (AMQP_URL or 127.0.0.1:5672), and CI=true requires one")
+	} else {
+		t.Log("no RabbitMQ broker reachable: skipping the rabbitmq part")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	err := run(ctx, []string{"-quick", "-runs", "2", "-n", "30", "-transports", strings.Join(transports, ",")}, &out)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string][]string{
+		"memory":   {modeRaw, modeNoop, modeSDK, modeRatio},
+		"kafka":    {modeRaw, modeNoop, modeSDK, modeRatio, modeKotel},
+		"rabbitmq": {modeRaw, modeNoop, modeSDK, modeRatio, modeHand},
+		"sqs":      {modeRaw, modeNoop, modeSDK, modeRatio},
+	}
+	text := out.String()
+	for _, tr := range transports {
+		start := strings.Index(text, "\n== "+tr+":")
+		if start < 0 {
+			t.Errorf("no table for %s", tr)
+			continue
+		}
+		section := text[start+1:]
+		if end := strings.Index(section, "\n== "); end >= 0 {
+			section = section[:end]
+		}
+		if strings.HasPrefix(section, "== "+tr+": skipped") {
+			t.Errorf("%s was skipped", tr)
+		}
+		for _, m := range modes[tr] {
+			row := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(m) + `\s+\d+\s.*$`).FindString(section)
+			if row == "" {
+				t.Errorf("%s: no row for mode %s", tr, m)
+				continue
+			}
+			// A spans column of "N ok" means every run's exported count
+			// equalled its ended count; SDK modes must have spans.
+			// At 10% sampling a tiny run may sample nothing: only require
+			// that nothing was dropped.
+			want := `\s[1-9]\d* ok\s*$`
+			if strings.Contains(m, "ratio") {
+				want = `\s\d+ ok\s*$`
+			}
+			if strings.Contains(m, "sdk") && !regexp.MustCompile(want).MatchString(row) {
+				t.Errorf("%s %s: spans not all exported, or none: %q", tr, m, row)
+			}
+		}
+		if !strings.Contains(section, "target ") {
+			t.Errorf("%s: no targets printed", tr)
+		}
+	}
+	if !strings.Contains(text, "== middleware path") || !strings.Contains(text, "beyond the carrier") {
+		t.Error("no middleware path cost")
+	}
+}
