@@ -189,12 +189,12 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 
 // StartSend starts the send span (PRODUCER) of a publish of n messages to d.
 func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	all := propagation.OperationAttributes(d.System, propagation.Send, "send", d.Name, d.Attributes...)
+	all := spanAttributes(d, propagation.Send, "send", 1+len(attrs))
 	if n > 1 {
 		all = append(all, propagation.BatchMessageCount(n))
 	}
 	return t.tracer.Start(ctx, propagation.SpanName("send", d.Name),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(append(all, attrs...)...))
+		kindProducer, trace.WithAttributes(append(all, attrs...)...))
 }
 
 // InjectCreate writes the creation context of one message into c, unless c
@@ -212,9 +212,9 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 		}
 	}
 	if batch && t.cfg.createSpans {
-		all := propagation.OperationAttributes(d.System, propagation.Create, "create", d.Name, d.Attributes...)
+		all := spanAttributes(d, propagation.Create, "create", len(attrs))
 		cctx, span := t.tracer.Start(ctx, propagation.SpanName("create", d.Name),
-			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(append(all, attrs...)...))
+			kindProducer, trace.WithAttributes(append(all, attrs...)...))
 		t.prop.Inject(cctx, c)
 		span.End()
 		return span.SpanContext()
@@ -250,10 +250,10 @@ func (t *Tracing) extract(ctx context.Context, msg *Message) {
 // start and returned messages created in creations; the span is ended at once
 // and the returned ctx carries it.
 func (t *Tracing) StartReceive(ctx context.Context, d Destination, start time.Time, creations []trace.SpanContext, attrs ...attribute.KeyValue) context.Context {
-	all := propagation.OperationAttributes(d.System, propagation.Receive, "receive", d.Name, d.Attributes...)
+	all := spanAttributes(d, propagation.Receive, "receive", 1+len(attrs))
 	all = append(append(all, propagation.BatchMessageCount(len(creations))), attrs...)
 	ctx, span := t.tracer.Start(ctx, propagation.SpanName("receive", d.Name),
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
+		kindClient, trace.WithTimestamp(start),
 		trace.WithAttributes(all...), trace.WithLinks(links(creations)...))
 	span.End()
 	return ctx
@@ -294,12 +294,12 @@ func (t *Tracing) process(ctx context.Context, d Destination, creation trace.Spa
 		links = appendLink(links, receive)
 	}
 	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		kindConsumer, trace.WithLinks(links...),
 	}
 	if t.cfg.processParent == ParentNone {
 		opts = append(opts, trace.WithNewRoot())
 	}
-	all := propagation.OperationAttributes(d.System, propagation.Process, "process", d.Name, d.Attributes...)
+	all := spanAttributes(d, propagation.Process, "process", len(attrs)+2+len(t.cfg.headerAllow))
 	all = append(all, attrs...)
 	if msg != nil {
 		all = t.messageAttributes(all, msg)
@@ -344,13 +344,13 @@ func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, cre
 }
 
 func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, start time.Time, creations []trace.SpanContext, attrs []attribute.KeyValue) (context.Context, trace.Span) {
-	all := propagation.OperationAttributes(d.System, propagation.Settle, op, d.Name, d.Attributes...)
+	all := spanAttributes(d, propagation.Settle, op, 1+len(attrs))
 	if len(creations) > 1 {
 		all = append(all, propagation.BatchMessageCount(len(creations)))
 	}
 	all = append(all, attrs...)
 	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(all...),
+		kindClient, trace.WithAttributes(all...),
 	}
 	if len(creations) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
 		opts = append(opts, trace.WithLinks(links(creations)...))
@@ -374,6 +374,22 @@ func appendLink(ls []trace.Link, sc trace.SpanContext) []trace.Link {
 		return ls
 	}
 	return append(ls, trace.Link{SpanContext: sc})
+}
+
+// Span kinds as start options, made once: trace.WithSpanKind boxes its
+// argument into an interface on every call.
+var (
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+// spanAttributes starts the attribute slice of a span on d, with room for
+// extra more, so building a span's attributes allocates once.
+func spanAttributes(d Destination, typ propagation.OperationType, op string, extra int) []attribute.KeyValue {
+	all := make([]attribute.KeyValue, 0, 4+len(d.Attributes)+extra)
+	all = propagation.AppendOperationAttributes(all, d.System, typ, op, d.Name)
+	return append(all, d.Attributes...)
 }
 
 // End ends span, recording err (error status, error.type and the error as

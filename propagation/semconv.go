@@ -57,15 +57,21 @@ func SpanName(operationName, destination string) string {
 // appended, so callers build one slice.
 func OperationAttributes(system string, typ OperationType, name, destination string, extra ...attribute.KeyValue) []attribute.KeyValue {
 	attrs := make([]attribute.KeyValue, 0, 4+len(extra))
-	attrs = append(attrs,
+	return append(AppendOperationAttributes(attrs, system, typ, name, destination), extra...)
+}
+
+// AppendOperationAttributes appends what OperationAttributes returns
+// (without extra) to dst, for callers that size one slice for a whole span.
+func AppendOperationAttributes(dst []attribute.KeyValue, system string, typ OperationType, name, destination string) []attribute.KeyValue {
+	dst = append(dst,
 		semconv.MessagingSystemKey.String(system),
 		semconv.MessagingOperationName(name),
 		semconv.MessagingOperationTypeKey.String(string(typ)),
 	)
 	if destination != "" {
-		attrs = append(attrs, semconv.MessagingDestinationName(destination))
+		dst = append(dst, semconv.MessagingDestinationName(destination))
 	}
-	return append(attrs, extra...)
+	return dst
 }
 
 // Attribute builders, one per semconv attribute otelmq records.
