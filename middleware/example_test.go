@@ -3,6 +3,8 @@ package middleware_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -33,14 +35,17 @@ func Example() {
 	<-done
 	cancel()
 	<-stopped // Subscribe returns after settling what it handled
+	var spans []string
 	for _, s := range rec.Ended() {
 		if s.Name() != "receive orders" {
-			fmt.Println(s.Name(), s.SpanKind())
+			spans = append(spans, fmt.Sprint(s.Name(), " ", s.SpanKind()))
 		}
 	}
+	slices.Sort(spans) // the consumer can finish before the producer's span ends
+	fmt.Println(strings.Join(spans, "\n"))
 	// Output:
 	// processing order 42
-	// send orders producer
-	// process orders consumer
 	// ack orders client
+	// process orders consumer
+	// send orders producer
 }
