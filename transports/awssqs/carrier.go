@@ -162,8 +162,12 @@ func attributeText(v types.MessageAttributeValue) string {
 }
 
 func stringAttribute(s string) types.MessageAttributeValue {
-	return types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(s)}
+	return types.MessageAttributeValue{DataType: stringDataType, StringValue: aws.String(s)}
 }
+
+// stringDataType is shared by every attribute written: the SDK only reads
+// it, and one pointer instead of one per attribute saves an allocation each.
+var stringDataType = aws.String("String")
 
 // ErrTooManyAttributes is returned (wrapped) by EncodeHeaders when a
 // message's own headers need more than MaxAttributes attributes, which SQS

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelmq/otelmq/propagation"
@@ -52,7 +54,11 @@ func (c Carrier) Set(key, value string) {
 		}
 	}
 	if n == 0 {
-		// The common case (injecting into a new record): append, amortized.
+		// The common case (injecting into a new record): append, with room
+		// for the other propagation fields that usually follow.
+		if len(c.r.Headers) == cap(c.r.Headers) {
+			c.r.Headers = slices.Grow(c.r.Headers, 3)
+		}
 		c.r.Headers = append(c.r.Headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
 		return
 	}
