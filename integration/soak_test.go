@@ -276,13 +276,6 @@ func TestSoakAtLeastOnce(t *testing.T) {
 			n := 10_000
 			setup := h.Setup
 			switch name {
-			case "sqs":
-				// goaws serves one request at a time (brokers.serialize);
-				// under -race on 2 cores 10,000 messages took 31 s (and
-				// passed), too much of the suite's 3-minute budget, so SQS
-				// runs a stated reduction.
-				n = 4_000
-				t.Logf("sqs: reduced to %d messages (goaws under -race; 10,000 took 31 s)", n)
 			case "kafka":
 				setup = func(t *testing.T) Env { return kafkaEnvWith(t, kafka.WithRetryBackoff(0)) }
 			}
