@@ -3,10 +3,10 @@
 //
 //  1. the unified API: kafka.NewPublisher / kafka.NewSubscriber wrapped in
 //     middleware.Telemetry;
-//  2. native-client instrumentation: franz-go's own kotel hooks on the
-//     producer, read by otelmq's Subscriber (transports/kafka has no kgo
-//     hooks of its own; both write W3C traceparent headers, so they
-//     interoperate);
+//  2. native-client instrumentation: otelmq's kgo hooks (kafka.Hooks) on your
+//     own producer and consumer clients, with ReceiveContext and StartProcess
+//     in your own poll loop (franz-go's kotel interoperates with both, see
+//     integration/kafka_interop_test.go);
 //  3. manual propagation with kafka.Carrier and propagation.Inject/Extract,
 //     for code that produces and polls with a bare *kgo.Client.
 //
@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kotel"
-	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/examples/internal/embedded"
@@ -93,31 +91,43 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	if err := show.Section(w, "\n2. native client: franz-go kotel hooks on the producer, otelmq Subscriber on the consumer", func(tp trace.TracerProvider) error {
-		// kotel uses the global propagator unless told; name W3C explicitly
-		// so the example does not depend on global state.
-		k := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(
-			kotel.TracerProvider(tp),
-			kotel.TracerPropagator(otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})),
-		)))
-		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.WithHooks(k.Hooks()...))
+	if err := show.Section(w, "\n2. native client: otelmq kgo hooks on your own producer and poll loop", func(tp trace.TracerProvider) error {
+		hooks := kafka.NewHooks(middleware.WithTracerProvider(tp))
+		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.WithHooks(hooks))
 		if err != nil {
 			return err
 		}
 		defer producer.Close()
-		ctx, span := tp.Tracer("example").Start(ctx, "place order")
-		err = producer.ProduceSync(ctx, &kgo.Record{Topic: "native", Value: []byte(`{"order":2}`)}).FirstErr()
+		pctx, span := tp.Tracer("example").Start(ctx, "place order")
+		err = producer.ProduceSync(pctx, &kgo.Record{Topic: "native", Value: []byte(`{"order":2}`)}).FirstErr()
 		span.End()
 		if err != nil {
 			return err
 		}
-		cl, err := consumer("native")
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("native"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hooks))
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
-		tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp))
-		return consumeOne(tel.Subscriber(kafka.NewSubscriber(cl)), "native")
+		// Your own loop: one receive span per poll, a process span per record
+		// in its producer's trace.
+		for {
+			fetches := cl.PollFetches(ctx)
+			if err := fetches.Err0(); err != nil {
+				return err
+			}
+			rctx := hooks.ReceiveContext(ctx, fetches)
+			n := 0
+			fetches.EachRecord(func(r *kgo.Record) {
+				_, span := hooks.StartProcess(rctx, r)
+				span.End()
+				n++
+			})
+			if n > 0 {
+				return nil
+			}
+		}
 	}); err != nil {
 		return err
 	}

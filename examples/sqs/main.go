@@ -3,10 +3,9 @@
 //
 //  1. the unified API: awssqs.NewPublisher / awssqs.NewSubscriber wrapped in
 //     middleware.Telemetry;
-//  2. a bare *sqs.Client instrumented with middleware.Tracing's building
-//     blocks (StartSend, InjectCreate, StartProcess) and awssqs.Carrier:
-//     transports/awssqs has no client middleware of its own yet, and these
-//     give the same span names and attributes as the unified API;
+//  2. native-client instrumentation: awssqs.Instrumentation installed as a
+//     smithy middleware on your own *sqs.Client, with StartProcess and
+//     DeleteMessage for your own receive loop;
 //  3. manual propagation: awssqs.Carrier with propagation.Inject/Extract and
 //     spans of your own.
 //
@@ -77,27 +76,26 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	if err := show.Section(w, "\n2. bare *sqs.Client with middleware.Tracing building blocks", func(tp trace.TracerProvider) error {
+	if err := show.Section(w, "\n2. native client: awssqs.Instrumentation as a middleware of your own *sqs.Client", func(tp trace.TracerProvider) error {
 		queue, err := createQueue(ctx, "native", nil)
 		if err != nil {
 			return err
 		}
-		tracing := middleware.NewTracing(middleware.WithTracerProvider(tp))
-		dest := awssqs.NewPublisher(client).Describe(queue) // span name and attributes as the transport has them
-		pctx, span := tracing.StartSend(ctx, dest, 1)
-		attrs := map[string]types.MessageAttributeValue{}
-		tracing.InjectCreate(pctx, dest, awssqs.NewCarrier(&attrs), false)
-		_, err = client.SendMessage(pctx, &sqs.SendMessageInput{QueueUrl: aws.String(queue), MessageBody: aws.String(`{"order":2}`), MessageAttributes: attrs})
-		middleware.End(span, err)
+		// One option on the client: SendMessage gets a send span and the
+		// trace context in its attributes, ReceiveMessage asks for them.
+		inst := awssqs.NewInstrumentation(middleware.NewTracing(middleware.WithTracerProvider(tp)))
+		traced := sqs.New(client.Options(), inst.ClientOption())
+		if _, err := traced.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queue), MessageBody: aws.String(`{"order":2}`)}); err != nil {
+			return err
+		}
+		m, err := receiveOne(ctx, traced, queue)
 		if err != nil {
 			return err
 		}
-		m, err := receiveOne(ctx, client, queue)
-		if err != nil {
-			return err
-		}
-		cctx, span := tracing.StartProcess(ctx, dest, awssqs.NewCarrier(&m.MessageAttributes))
-		_, err = client.DeleteMessage(cctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle})
+		// Your own loop: a process span in the producer's trace, and the
+		// delete inside it.
+		cctx, span := inst.StartProcess(ctx, queue, m)
+		_, err = inst.DeleteMessage(cctx, traced, queue, m)
 		middleware.End(span, err)
 		return err
 	}); err != nil {
