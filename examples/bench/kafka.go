@@ -29,7 +29,7 @@ const (
 // newKafka starts a kfake cluster with a topic per mode and repetition, so
 // no run reads another's records and every consumer group starts empty.
 func newKafka(runs int) (*transport, error) {
-	names := []string{modeRaw, modeNoop, modeSDK, modeRatio, modeKotel}
+	names := []string{modeRaw, modeNoop, modeSDK, modeRatio, modeKotel, modeHooks}
 	var topics []string
 	for _, m := range names {
 		for rep := range runs {
@@ -47,7 +47,7 @@ func newKafka(runs int) (*transport, error) {
 		notes: []string{
 			fmt.Sprintf("kfake runs in this process (1 broker, %d partitions): its CPU and allocations count in every mode's.", kafkaPartitions),
 			"kotel-sdk is franz-go's plugin/kotel hooks on both clients, plus kotel's process span per record, on the same SDK pipeline.",
-			"otelmq kgo hooks: skipped, transports/kafka has no Hooks type (it traces through Publisher/Subscriber only).",
+			"otelmq-hooks-sdk is otelmq's kgo hooks (kafka.Hooks) on both clients, with ReceiveContext per poll and StartProcess per record, on the same SDK pipeline.",
 		},
 		modes: []mode{
 			kgoMode(modeRaw, tracingNone, seeds),
@@ -55,6 +55,7 @@ func newKafka(runs int) (*transport, error) {
 			otelmqMode(modeSDK, tracingAlways, kafkaBatch, kafkaPair(modeSDK, seeds)),
 			otelmqMode(modeRatio, tracingRatio, kafkaBatch, kafkaPair(modeRatio, seeds)),
 			kgoMode(modeKotel, tracingAlways, seeds),
+			kgoMode(modeHooks, tracingAlways, seeds),
 		},
 		targets: func(r *results) []verdict {
 			vs := []verdict{noopTarget(r, 0.90)}
@@ -62,6 +63,10 @@ func newKafka(runs int) (*transport, error) {
 			vs = append(vs, verdict{"otelmq-sdk throughput >= 1.5x kotel-sdk", fmt.Sprintf("%.2fx", x), x >= 1.5})
 			a := r.med(modeSDK, allocs)
 			vs = append(vs, verdict{"otelmq-sdk allocs <= 25 per record", fmt.Sprintf("%.1f", a), a <= 25})
+			x = r.ratio(modeHooks, modeKotel, rate)
+			vs = append(vs, verdict{"otelmq-hooks-sdk throughput >= 1.5x kotel-sdk", fmt.Sprintf("%.2fx", x), x >= 1.5})
+			a = r.med(modeHooks, allocs)
+			vs = append(vs, verdict{"otelmq-hooks-sdk allocs <= 25 per record", fmt.Sprintf("%.1f", a), a <= 25})
 			return vs
 		},
 		close: c.Close,
@@ -114,9 +119,16 @@ func kafkaPair(name string, seeds []string) func(context.Context, int) (middlewa
 func kgoMode(name string, tr tracing, seeds []string) mode {
 	return mode{name: name, tracing: tr, build: func(ctx context.Context, rep int, tp trace.TracerProvider, cnt *counter) (*pipeline, error) {
 		topic := kafkaTopic(name, rep)
-		var kt *kotel.Tracer
-		var hooks []kgo.Hook
-		if tp != nil {
+		var (
+			kt    *kotel.Tracer
+			oh    *kafka.Hooks
+			hooks []kgo.Hook
+		)
+		switch {
+		case tp != nil && name == modeHooks:
+			oh = kafka.NewHooks(middleware.WithTracerProvider(tp))
+			hooks = []kgo.Hook{oh}
+		case tp != nil:
 			kt = kotel.NewTracer(kotel.TracerProvider(tp), kotel.ConsumerGroup("g-"+topic))
 			hooks = kotel.NewKotel(kotel.WithTracer(kt)).Hooks()
 		}
@@ -136,12 +148,21 @@ func kgoMode(name string, tr tracing, seeds []string) mode {
 					return
 				}
 				recs := fs.Records()
+				rctx := sctx
+				if oh != nil && len(recs) > 0 {
+					rctx = oh.ReceiveContext(sctx, fs)
+				}
 				for _, r := range recs {
-					if kt != nil {
+					switch {
+					case oh != nil:
+						_, span := oh.StartProcess(rctx, r)
+						cnt.add(1)
+						span.End()
+					case kt != nil:
 						_, span := kt.WithProcessSpan(r)
 						cnt.add(1)
 						span.End()
-					} else {
+					default:
 						cnt.add(1)
 					}
 				}

@@ -161,6 +161,7 @@ const (
 	modeSDK   = "otelmq-sdk"
 	modeRatio = "otelmq-sdk-ratio0.1"
 	modeKotel = "kotel-sdk"
+	modeHooks = "otelmq-hooks-sdk"
 	modeHand  = "handwritten-sdk"
 )
 

@@ -60,7 +60,7 @@ func TestQuick(t *testing.T) {
 	}
 	modes := map[string][]string{
 		"memory":   {modeRaw, modeNoop, modeSDK, modeRatio},
-		"kafka":    {modeRaw, modeNoop, modeSDK, modeRatio, modeKotel},
+		"kafka":    {modeRaw, modeNoop, modeSDK, modeRatio, modeKotel, modeHooks},
 		"rabbitmq": {modeRaw, modeNoop, modeSDK, modeRatio, modeHand},
 		"sqs":      {modeRaw, modeNoop, modeSDK, modeRatio},
 	}
