@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,31 +19,60 @@ var kafkaHarness = Harness{
 	KeepsKey:         true,
 	CountsDeliveries: true,
 	OrderedByKey:     true,
-	Setup: func(t *testing.T) Env {
-		topic := unique(t, "orders")
-		seeds := brokers.Kafka(t, topic)
-		group := unique(t, "billing")
-		producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	Setup:            func(t *testing.T) Env { return kafkaEnvWith(t) },
+}
+
+// kafkaEnvWith is a fresh topic and group on the fixture's Kafka, with
+// subscriber options (the soak and leak runs turn the retry backoff off: at
+// 10% failures the default 100 ms per failing poll would keep them asleep).
+func kafkaEnvWith(t *testing.T, opts ...kafka.Option) Env {
+	env, _ := kafkaEnvClosable(t, opts...)
+	return env
+}
+
+// kafkaEnvClosable is kafkaEnvWith plus a function that closes the
+// subscribers' clients (idempotent; cleanup closes them too), for tests
+// that count goroutines: a client's connections keep goroutines on both
+// ends (kfake serves each connection with its own) until it is closed.
+func kafkaEnvClosable(t *testing.T, opts ...kafka.Option) (Env, func()) {
+	var (
+		mu      sync.Mutex
+		clients []*kgo.Client
+	)
+	closeAll := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cl := range clients {
+			cl.Close()
+		}
+		clients = nil
+	}
+	topic := unique(t, "orders")
+	seeds := brokers.Kafka(t, topic)
+	group := unique(t, "billing")
+	producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	newSub := func(t *testing.T) middleware.Subscriber {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+			kgo.ConsumerGroup(group), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(producer.Close)
-		newSub := func(t *testing.T) middleware.Subscriber {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
-				kgo.ConsumerGroup(group), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(cl.Close)
-			return kafka.NewSubscriber(cl)
-		}
-		return Env{
-			Publisher:     kafka.NewPublisher(producer),
-			Subscriber:    newSub(t),
-			Destination:   topic,
-			Source:        topic,
-			NewSubscriber: newSub,
-		}
-	},
+		t.Cleanup(cl.Close)
+		mu.Lock()
+		clients = append(clients, cl)
+		mu.Unlock()
+		return kafka.NewSubscriber(cl, opts...)
+	}
+	return Env{
+		Publisher:     kafka.NewPublisher(producer),
+		Subscriber:    newSub(t),
+		Destination:   topic,
+		Source:        topic,
+		NewSubscriber: newSub,
+	}, closeAll
 }

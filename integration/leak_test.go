@@ -29,7 +29,6 @@ func TestNoLeakUnderLoad(t *testing.T) {
 		name  string
 		n     int
 		setup func(*testing.T) (Env, func())
-		skip  string
 	}{
 		{name: "memory", n: 100_000, setup: noClose(memoryHarness.Setup)},
 		// A failed record stops its partition for the rest of the poll; no
@@ -53,9 +52,6 @@ func TestNoLeakUnderLoad(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.skip != "" {
-				t.Skip(tc.skip)
-			}
 			noLeak(t, tc.setup, tc.n)
 		})
 	}

@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/transports/kafka"
 )
@@ -39,62 +37,6 @@ func batchedTracerProvider(t *testing.T) (*sdktrace.TracerProvider, *countingExp
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return tp, exp
-}
-
-// kafkaEnvWith is kafkaHarness.Setup with subscriber options: the default
-// retry backoff (100 ms after every poll with a failure) would make a 10%
-// failure rate over 10,000 records spend most of the soak asleep, since
-// every failure stops its partition for the rest of the poll.
-func kafkaEnvWith(t *testing.T, opts ...kafka.Option) Env {
-	env, _ := kafkaEnvClosable(t, opts...)
-	return env
-}
-
-// kafkaEnvClosable is kafkaEnvWith plus a function that closes the
-// subscribers' clients (idempotent; cleanup closes them too), for tests
-// that count goroutines: a client's connections keep goroutines on both
-// ends (kfake serves each connection with its own) until it is closed.
-func kafkaEnvClosable(t *testing.T, opts ...kafka.Option) (Env, func()) {
-	var (
-		mu      sync.Mutex
-		clients []*kgo.Client
-	)
-	closeAll := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, cl := range clients {
-			cl.Close()
-		}
-		clients = nil
-	}
-	topic := unique(t, "orders")
-	seeds := brokers.Kafka(t, topic)
-	group := unique(t, "billing")
-	producer, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(producer.Close)
-	newSub := func(t *testing.T) middleware.Subscriber {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
-			kgo.ConsumerGroup(group), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		mu.Lock()
-		clients = append(clients, cl)
-		mu.Unlock()
-		return kafka.NewSubscriber(cl, opts...)
-	}
-	return Env{
-		Publisher:     kafka.NewPublisher(producer),
-		Subscriber:    newSub(t),
-		Destination:   topic,
-		Source:        topic,
-		NewSubscriber: newSub,
-	}, closeAll
 }
 
 // chaos is a handler that fails a seeded-random share of its calls and

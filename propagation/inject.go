@@ -127,7 +127,7 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 		dropped []Dropped
 	)
 	if p.overLimit(TraceStateKey, c.Get(TraceStateKey)) || p.overLimit(BaggageKey, c.Get(BaggageKey)) {
-		lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg, reading: true}
+		lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
 		out = p.TextMap().Extract(base, &lc)
 		dropped = lc.dropped
 	} else {
@@ -202,16 +202,11 @@ func (p *Propagator) counter() metric.Int64Counter {
 type limitCarrier struct {
 	TextMapCarrier
 	cfg     *config
-	reading bool
 	dropped []Dropped
 }
 
 func (l *limitCarrier) Get(key string) string {
-	v := l.TextMapCarrier.Get(key)
-	if l.reading {
-		v = l.limit(key, v)
-	}
-	return v
+	return l.limit(key, l.TextMapCarrier.Get(key))
 }
 
 func (l *limitCarrier) limit(key, v string) string {

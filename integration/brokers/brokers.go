@@ -1,14 +1,11 @@
 package brokers
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/testcontainers/testcontainers-go"
+	"github.com/otelmq/otelmq/integration/brokers/docker"
 )
 
 // Unavailable ends t because a broker could not be had: a failure under CI
@@ -21,38 +18,8 @@ func Unavailable(t testing.TB, broker string, reason error) {
 	t.Skipf("%s: no broker available: %v", broker, reason)
 }
 
-var (
-	dockerOnce sync.Once
-	dockerErr  error
-)
-
-// Docker reports whether a Docker engine answers, so testcontainers can run
-// containers. It never panics and answers within a few seconds; the result
-// is cached for the process. Containers are only tried when
-// OTELMQ_TESTCONTAINERS=1, because pulling images is slow.
-func Docker() error {
-	dockerOnce.Do(func() { dockerErr = probeDocker() })
-	return dockerErr
-}
-
-func probeDocker() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("no Docker: testcontainers panicked: %v", r)
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	p, err := testcontainers.ProviderDefault.GetProvider()
-	if err != nil {
-		return fmt.Errorf("no Docker: %w", err)
-	}
-	defer p.Close()
-	if err := p.Health(ctx); err != nil {
-		return fmt.Errorf("no Docker: %w", err)
-	}
-	return nil
-}
+// Docker reports whether a Docker engine answers (see package docker).
+func Docker() error { return docker.Available() }
 
 // UseContainers reports whether fixtures should start containers: the user
 // asked for them (OTELMQ_TESTCONTAINERS=1) and a Docker engine answers.

@@ -27,6 +27,7 @@ import (
 	tcrabbitmq "github.com/testcontainers/testcontainers-go/modules/rabbitmq"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/otelmq/otelmq/integration/brokers/docker"
 	"github.com/otelmq/otelmq/integration/brokers/goaws"
 	"github.com/otelmq/otelmq/transports/rabbitmq"
 )
@@ -135,7 +136,7 @@ func findRabbitMQ() (u, which string, err error) {
 	if os.Getenv("OTELMQ_TESTCONTAINERS") == "0" {
 		return "", "in-memory (no RabbitMQ reachable; containers turned off)", probeErr
 	}
-	if derr := docker(); derr != nil {
+	if derr := docker.Available(); derr != nil {
 		return "", "in-memory (no RabbitMQ reachable, no Docker)", fmt.Errorf("%w; %w", probeErr, derr)
 	}
 	cu, cerr := startContainer()
@@ -143,27 +144,6 @@ func findRabbitMQ() (u, which string, err error) {
 		return "", "in-memory (no RabbitMQ reachable; container failed)", fmt.Errorf("%w; %w", probeErr, cerr)
 	}
 	return cu, "RabbitMQ: " + hostOf(cu) + " (testcontainers " + rabbitMQImage + ")", nil
-}
-
-// docker reports whether a Docker engine answers within 2 s. testcontainers
-// panics in some setups without Docker; that is an answer too.
-func docker() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("no Docker: %v", r)
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	p, err := testcontainers.ProviderDefault.GetProvider()
-	if err != nil {
-		return fmt.Errorf("no Docker: %w", err)
-	}
-	defer p.Close()
-	if err := p.Health(ctx); err != nil {
-		return fmt.Errorf("no Docker: %w", err)
-	}
-	return nil
 }
 
 // startContainer starts RabbitMQ in a container left to the testcontainers
