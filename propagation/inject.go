@@ -2,7 +2,9 @@ package propagation
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -56,42 +58,35 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	if c == nil {
 		return
 	}
-	p.TextMap().Inject(ctx, c)
-	// Limits are checked after the fact: wrapping the carrier would cost an
-	// allocation on every message for a case that is rare.
-	var dropped []Dropped
-	for _, key := range [...]string{TraceStateKey, BaggageKey} {
-		v := c.Get(key)
-		if !p.overLimit(key, v) {
-			continue
-		}
-		lc := limitCarrier{cfg: &p.cfg}
-		cut := lc.limit(key, v)
-		if m, ok := c.(MapCarrier); ok && cut == "" {
-			delete(m, key)
-		} else {
-			c.Set(key, cut)
-		}
-		dropped = append(dropped, lc.dropped...)
-	}
+	// The limits are applied as the propagator writes, through a pooled
+	// wrapper: reading the fields back afterwards would cost a Get per field,
+	// which is an allocation on carriers that store bytes (Kafka).
+	lc := getLimitCarrier(c, &p.cfg)
+	p.TextMap().Inject(ctx, lc)
 	if p.cfg.xrayInject {
 		if h := FormatXRay(trace.SpanContextFromContext(ctx)); h != "" {
 			c.Set(XRayKey, h)
 		}
 	}
-	for _, d := range dropped {
-		p.record(ctx, trace.SpanFromContext(ctx), d)
+	if len(lc.dropped) > 0 {
+		span := trace.SpanFromContext(ctx)
+		for _, d := range lc.dropped {
+			p.record(ctx, span, d)
+		}
 	}
+	lc.release()
 }
 
-// overLimit reports, without allocating, whether v (the value of key) is
-// over the limits that apply to it.
-func (p *Propagator) overLimit(key, v string) bool {
-	switch key {
-	case TraceStateKey:
-		return strings.Count(v, ",") >= p.cfg.maxTraceState
-	case BaggageKey:
-		return len(v) > p.cfg.maxBaggageB || strings.Count(v, ",") >= p.cfg.maxBaggageN
+// overLimit reports, without allocating, whether v (the value of key) may be
+// over the limits that apply to it; limit then decides exactly.
+func (c *config) overLimit(key, v string) bool {
+	switch {
+	case len(v) == 0:
+		return false
+	case strings.EqualFold(key, TraceStateKey):
+		return strings.Count(v, ",") >= c.maxTraceState
+	case strings.EqualFold(key, BaggageKey):
+		return len(v) > c.maxBaggageB || strings.Count(v, ",") >= c.maxBaggageN
 	}
 	return false
 }
@@ -122,17 +117,13 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		base = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 	}
-	var (
-		out     context.Context
-		dropped []Dropped
-	)
-	if p.overLimit(TraceStateKey, c.Get(TraceStateKey)) || p.overLimit(BaggageKey, c.Get(BaggageKey)) {
-		lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
-		out = p.TextMap().Extract(base, &lc)
-		dropped = lc.dropped
-	} else {
-		out = p.TextMap().Extract(base, c)
+	lc := getLimitCarrier(c, &p.cfg)
+	out := p.TextMap().Extract(base, lc)
+	var dropped []Dropped
+	if len(lc.dropped) > 0 {
+		dropped = slices.Clone(lc.dropped) // lc goes back to the pool
 	}
+	lc.release()
 	if !trace.SpanContextFromContext(out).IsValid() {
 		if p.cfg.xrayExtract {
 			if sc, ok := ParseXRay(c.Get(XRayKey)); ok {
@@ -197,16 +188,49 @@ func (p *Propagator) counter() metric.Int64Counter {
 	return p.dropped
 }
 
-// limitCarrier applies the W3C limits to tracestate and baggage as they are
-// read (extract); limit also serves Inject.
+// limitCarrier applies the W3C limits to tracestate and baggage as the
+// propagator writes them (Inject) and reads them (Extract), and collects what
+// it cut. It is pooled: a wrapper per message would be an allocation on
+// every inject and extract for a case that is rare.
 type limitCarrier struct {
 	TextMapCarrier
 	cfg     *config
 	dropped []Dropped
 }
 
+var limitCarriers = sync.Pool{New: func() any { return new(limitCarrier) }}
+
+func getLimitCarrier(c TextMapCarrier, cfg *config) *limitCarrier {
+	lc := limitCarriers.Get().(*limitCarrier)
+	lc.TextMapCarrier, lc.cfg = c, cfg
+	return lc
+}
+
+// release returns lc to the pool; lc and its dropped slice must not be used
+// afterwards.
+func (l *limitCarrier) release() {
+	l.TextMapCarrier, l.cfg = nil, nil
+	l.dropped = l.dropped[:0]
+	limitCarriers.Put(l)
+}
+
 func (l *limitCarrier) Get(key string) string {
-	return l.limit(key, l.TextMapCarrier.Get(key))
+	v := l.TextMapCarrier.Get(key)
+	if !l.cfg.overLimit(key, v) {
+		return v
+	}
+	return l.limit(key, v)
+}
+
+// Set writes value cut to the limits. A value cut to nothing is not written,
+// unless the carrier already holds one under key, which must not survive.
+func (l *limitCarrier) Set(key, value string) {
+	if l.cfg.overLimit(key, value) {
+		if value = l.limit(key, value); value == "" && l.TextMapCarrier.Get(key) == "" {
+			return
+		}
+	}
+	l.TextMapCarrier.Set(key, value)
 }
 
 func (l *limitCarrier) limit(key, v string) string {

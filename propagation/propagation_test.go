@@ -355,3 +355,57 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// countingCarrier counts the reads of each key.
+type countingCarrier struct {
+	propagation.MapCarrier
+	gets map[string]int
+}
+
+func (c *countingCarrier) Get(key string) string {
+	c.gets[key]++
+	return c.MapCarrier.Get(key)
+}
+
+// TestLimitsCostNoExtraReads: the limits are applied as the fields are
+// written and read, so Inject reads nothing back and Extract reads each field
+// once. Carriers that store bytes (Kafka) allocate on every Get.
+func TestLimitsCostNoExtraReads(t *testing.T) {
+	sc := spanContext(t)
+	ts, _ := trace.ParseTraceState("vendor=abc")
+	m, _ := baggage.NewMember("tenant", "acme")
+	bg, _ := baggage.New(m)
+	ctx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(context.Background(), sc.WithTraceState(ts)), bg)
+	p := propagation.New(propagation.WithXRayExtract(false))
+	c := &countingCarrier{MapCarrier: propagation.MapCarrier{}, gets: map[string]int{}}
+	p.Inject(ctx, c)
+	if len(c.gets) != 0 {
+		t.Fatalf("Inject read %v back from the carrier", c.gets)
+	}
+	if trace.SpanContextFromContext(p.Extract(context.Background(), c)).TraceID() != sc.TraceID() {
+		t.Fatal("lost the trace")
+	}
+	for _, k := range []string{"traceparent", "tracestate", "baggage"} {
+		if c.gets[k] != 1 {
+			t.Errorf("Extract read %s %d times, want 1", k, c.gets[k])
+		}
+	}
+}
+
+// TestInjectCutToNothingReplacesOldValue: a baggage whose first member alone
+// is over the byte limit is cut to nothing; a baggage already in the carrier
+// must not survive as if it were this message's.
+func TestInjectCutToNothingReplacesOldValue(t *testing.T) {
+	huge := "k=" + strings.Repeat("v", propagation.MaxBaggageBytes)
+	p := propagation.New(propagation.WithTextMapPropagator(rawPropagator{"baggage": huge}))
+	c := propagation.MapCarrier{"baggage": "stale=1"}
+	p.Inject(context.Background(), c)
+	if v := c["baggage"]; v != "" {
+		t.Fatalf("baggage = %q, want the stale value replaced by nothing", v)
+	}
+	fresh := propagation.MapCarrier{}
+	p.Inject(context.Background(), fresh)
+	if _, ok := fresh["baggage"]; ok {
+		t.Fatal("an empty baggage header was written into a carrier that had none")
+	}
+}

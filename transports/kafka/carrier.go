@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"slices"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -20,6 +21,11 @@ import (
 // A nil header value reads as "". Set removes every header under key and
 // appends one with value, keeping the other headers in order. A Carrier over
 // a nil record reads nothing and writes nothing.
+//
+// Set does not copy value: the header's Value shares the string's memory,
+// which saves an allocation per propagated field on every record. Such a
+// Value must not be written in place (nothing in franz-go does); replace the
+// slice instead, as Set itself does.
 type Carrier struct {
 	r *kgo.Record
 }
@@ -59,7 +65,7 @@ func (c Carrier) Set(key, value string) {
 		if len(c.r.Headers) == cap(c.r.Headers) {
 			c.r.Headers = slices.Grow(c.r.Headers, 3)
 		}
-		c.r.Headers = append(c.r.Headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
+		c.r.Headers = append(c.r.Headers, kgo.RecordHeader{Key: key, Value: bytesOf(value)})
 		return
 	}
 	// Replacing builds a new slice, so a header slice the caller shares
@@ -70,7 +76,15 @@ func (c Carrier) Set(key, value string) {
 			kept = append(kept, h)
 		}
 	}
-	c.r.Headers = append(kept, kgo.RecordHeader{Key: key, Value: []byte(value)})
+	c.r.Headers = append(kept, kgo.RecordHeader{Key: key, Value: bytesOf(value)})
+}
+
+// bytesOf returns the bytes of s without copying them; they are read-only.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // Keys returns the distinct header keys in the order they first appear.

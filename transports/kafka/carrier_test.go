@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -163,4 +164,27 @@ func decodeHeaders(data []byte) []kgo.RecordHeader {
 		hs = append(hs, h)
 	}
 	return hs
+}
+
+// TestCarrierSetDoesNotCopy: Set shares the value's memory instead of
+// copying it (one allocation per field saved on every record), and the
+// header reads back the value.
+func TestCarrierSetDoesNotCopy(t *testing.T) {
+	r := &kgo.Record{Headers: make([]kgo.RecordHeader, 0, 4)}
+	c := kafka.NewCarrier(r)
+	value := strings.Repeat("x", 55)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Headers = r.Headers[:0]
+		c.Set("traceparent", value)
+	})
+	if allocs != 0 {
+		t.Fatalf("Set allocated %v times per call, want 0", allocs)
+	}
+	if got := c.Get("traceparent"); got != value {
+		t.Fatalf("Get = %q, want %q", got, value)
+	}
+	c.Set("empty", "")
+	if v := r.Headers[len(r.Headers)-1].Value; v == nil || len(v) != 0 {
+		t.Fatalf("empty value stored as %#v, want a non-nil empty slice", v)
+	}
 }
