@@ -32,11 +32,8 @@ func TestNoLeakUnderLoad(t *testing.T) {
 	}{
 		{name: "memory", n: 100_000, setup: noClose(memoryHarness.Setup)},
 		// A failed record stops its partition for the rest of the poll; no
-		// backoff keeps the failures from costing minutes of sleep. Reduced
-		// from 100,000: every failure costs a commit, a rewind and a fresh
-		// fetch, and 100,000 took 86 s under -race on 2 cores, over the
-		// budget of the whole suite; 45,000 measured messages still turn a
-		// 200 B/message leak into 9 MB against a 4 MB bound.
+		// backoff keeps the failures (a commit, a rewind and a fresh fetch
+		// each) from costing minutes of sleep.
 		{name: "kafka", n: 100_000, setup: func(t *testing.T) (Env, func()) { return kafkaEnvClosable(t, kafka.WithRetryBackoff(0)) }},
 		{name: "rabbitmq", n: 100_000, setup: noClose(rabbitmqHarness.Setup)},
 		// goaws serves one request at a time: 100,000 messages through it

@@ -6,11 +6,13 @@
 // RabbitMQ a hand-written tracer, the two alternatives users weigh otelmq
 // against. It prints a table per transport with the targets otelmq sets
 // itself and whether this run met them, then the cost of the middleware
-// path alone.
+// path alone, then a sustained run of 1,000,000 in-memory messages checking
+// that the heap and the goroutine count stay flat.
 //
 //	go run ./examples/bench                    # defaults, about 2 minutes
 //	go run ./examples/bench -quick             # N / 10
 //	go run ./examples/bench -transports kafka -n 50000 -runs 7
+//	go run ./examples/bench -transports memory -path=false -sustained 5000000
 //
 // Kafka runs on an in-process kfake cluster and SQS on an in-process goaws,
 // so their client CPU includes the broker's; RabbitMQ needs a broker
@@ -58,6 +60,7 @@ type config struct {
 	transports []string
 	quick      bool
 	path       bool
+	sustained  int // in-memory messages of the sustained-load run; 0: none
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -69,6 +72,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	list := fs.String("transports", "memory,kafka,rabbitmq,sqs", "comma-separated transports to run")
 	fs.BoolVar(&c.quick, "quick", false, "divide the default message counts by 10 and shorten the path benchmark")
 	fs.BoolVar(&c.path, "path", true, "also measure the middleware path alone (testing.Benchmark)")
+	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides it by 10)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -77,6 +81,12 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	}
 	if c.n < 0 {
 		return c, errors.New("-n must not be negative")
+	}
+	if c.sustained < 0 {
+		return c, errors.New("-sustained must not be negative")
+	}
+	if c.quick {
+		c.sustained /= 10
 	}
 	for t := range strings.SplitSeq(*list, ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -112,6 +122,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if cfg.path {
 		pathCost(out, cfg.quick)
+	}
+	if cfg.sustained > 0 {
+		if err := sustained(ctx, out, cfg.sustained); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(out, "\ntotal %s\n", time.Since(start).Round(100*time.Millisecond))
 	return nil
@@ -448,13 +463,17 @@ func bench(ctx context.Context, tr *transport, cfg config, out io.Writer) error 
 		fmt.Fprintln(out, "note:", note)
 	}
 	for _, v := range tr.targets(r) {
-		status := "MISS"
-		if v.ok {
-			status = "PASS"
-		}
-		fmt.Fprintf(out, "target %-58s %-22s %s\n", v.what, v.got, status)
+		printVerdict(out, v)
 	}
 	return nil
+}
+
+func printVerdict(out io.Writer, v verdict) {
+	status := "MISS"
+	if v.ok {
+		status = "PASS"
+	}
+	fmt.Fprintf(out, "target %-58s %-22s %s\n", v.what, v.got, status)
 }
 
 // noopTarget is the target every transport has: a no-op provider must cost

@@ -53,7 +53,7 @@ func TestQuick(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err := run(ctx, []string{"-quick", "-runs", "2", "-n", "30", "-transports", strings.Join(transports, ",")}, &out)
+	err := run(ctx, []string{"-quick", "-runs", "2", "-n", "30", "-sustained", "2000", "-transports", strings.Join(transports, ",")}, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -102,5 +102,30 @@ func TestQuick(t *testing.T) {
 	}
 	if !strings.Contains(text, "== middleware path") || !strings.Contains(text, "beyond the carrier") {
 		t.Error("no middleware path cost")
+	}
+	if !regexp.MustCompile(`(?m)^== sustained load: 2000 in-memory messages .* [1-9]\d* spans exported$`).MatchString(text) ||
+		!regexp.MustCompile(`(?m)^\s+2000\s+\d+\.\d+\s+\d+\s*$`).MatchString(text) ||
+		!strings.Contains(text, "target goroutines flat") {
+		t.Error("no sustained-load table with its last checkpoint and targets")
+	}
+}
+
+// TestSustainedVerdicts: growth per message is measured between the first
+// and the last checkpoint, and a goroutine left behind is a MISS.
+func TestSustainedVerdicts(t *testing.T) {
+	flat := []checkpoint{{100, 2 << 20, 5}, {1000, 2<<20 + 900, 5}}
+	for _, v := range sustainedVerdicts(flat) {
+		if !v.ok {
+			t.Errorf("flat run judged a MISS: %+v", v)
+		}
+	}
+	leaky := []checkpoint{{100, 2 << 20, 5}, {1000, 2<<20 + 900*200, 6}}
+	for _, v := range sustainedVerdicts(leaky) {
+		if v.ok {
+			t.Errorf("200 B/message and a goroutine more judged a PASS: %+v", v)
+		}
+	}
+	if sustainedVerdicts(flat[:1]) != nil {
+		t.Error("one checkpoint cannot be judged")
 	}
 }
