@@ -13,6 +13,7 @@
 //	go run ./examples/bench -quick             # N / 10
 //	go run ./examples/bench -transports kafka -n 50000 -runs 7
 //	go run ./examples/bench -transports memory -path=false -sustained 5000000
+//	go run ./examples/bench -transports kafka -modes otelmq-sdk -path=false -sustained 0 -cpuprofile cpu.out
 //
 // Kafka runs on an in-process kfake cluster and SQS on an in-process goaws,
 // so their client CPU includes the broker's; RabbitMQ needs a broker
@@ -28,6 +29,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -60,7 +62,10 @@ type config struct {
 	transports []string
 	quick      bool
 	path       bool
-	sustained  int // in-memory messages of the sustained-load run; 0: none
+	sustained  int      // in-memory messages of the sustained-load run; 0: none
+	modes      []string // modes to run; empty: all
+	cpuprofile string
+	memprofile string
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -73,8 +78,16 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.BoolVar(&c.quick, "quick", false, "divide the default message counts by 10 and shorten the path benchmark")
 	fs.BoolVar(&c.path, "path", true, "also measure the middleware path alone (testing.Benchmark)")
 	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides it by 10)")
+	modes := fs.String("modes", "", "comma-separated modes to run (e.g. otelmq-sdk,kotel-sdk); empty: all, and only then are targets judged")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the transport runs to this file (go tool pprof -top)")
+	fs.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the transport runs to this file (go tool pprof -sample_index=alloc_space -top)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			c.modes = append(c.modes, m)
+		}
 	}
 	if c.runs < 1 {
 		return c, errors.New("-runs must be at least 1")
@@ -105,6 +118,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cfg.runs, runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintln(out, "CPU is the process's user+sys time (getrusage) per message; allocs are runtime mallocs per message.")
 	start := time.Now()
+	stopProfiles, err := startProfiles(cfg)
+	if err != nil {
+		return err
+	}
 	for _, name := range cfg.transports {
 		tr, err := newTransport(ctx, name, cfg)
 		if err != nil {
@@ -117,8 +134,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		err = bench(ctx, tr, cfg, out)
 		tr.close()
 		if err != nil {
+			_ = stopProfiles()
 			return fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	if err := stopProfiles(); err != nil {
+		return err
 	}
 	if cfg.path {
 		pathCost(out, cfg.quick)
@@ -414,15 +435,23 @@ func bench(ctx context.Context, tr *transport, cfg config, out io.Writer) error 
 		n = cfg.n
 	}
 	r := &results{samples: map[string][]sample{}}
+	var modes []mode
 	for _, m := range tr.modes {
-		r.modes = append(r.modes, m.name)
+		if len(cfg.modes) == 0 || slices.Contains(cfg.modes, m.name) {
+			modes = append(modes, m)
+			r.modes = append(r.modes, m.name)
+		}
+	}
+	if len(modes) == 0 {
+		fmt.Fprintf(out, "\n== %s: skipped: none of -modes %s is one of its modes\n", tr.name, strings.Join(cfg.modes, ","))
+		return nil
 	}
 	start := time.Now()
 	for rep := range cfg.runs {
 		// Rotating the order gives every mode every slot, so a trend over
 		// the run (a heating CPU, a filling broker) hits all modes alike.
-		for i := range tr.modes {
-			m := tr.modes[(i+rep)%len(tr.modes)]
+		for i := range modes {
+			m := modes[(i+rep)%len(modes)]
 			s, err := measure(ctx, m, rep, n)
 			if err != nil {
 				return err
@@ -462,10 +491,53 @@ func bench(ctx context.Context, tr *transport, cfg config, out io.Writer) error 
 	for _, note := range tr.notes {
 		fmt.Fprintln(out, "note:", note)
 	}
+	if len(cfg.modes) > 0 {
+		fmt.Fprintln(out, "targets not judged: -modes ran a subset of the modes")
+		return nil
+	}
 	for _, v := range tr.targets(r) {
 		printVerdict(out, v)
 	}
 	return nil
+}
+
+// startProfiles starts the profiles cfg asks for; the func it returns stops
+// them and writes them out.
+func startProfiles(cfg config) (func() error, error) {
+	var cpuFile *os.File
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		cpuFile = f
+	}
+	return func() error {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			if err := cpuFile.Close(); err != nil {
+				return err
+			}
+		}
+		if cfg.memprofile == "" {
+			return nil
+		}
+		f, err := os.Create(cfg.memprofile)
+		if err != nil {
+			return err
+		}
+		// The allocs profile counts every allocation since the start,
+		// which is what the allocs/msg column counts too.
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			_ = f.Close()
+			return err
+		}
+		return f.Close()
+	}, nil
 }
 
 func printVerdict(out io.Writer, v verdict) {

@@ -129,3 +129,35 @@ func TestSustainedVerdicts(t *testing.T) {
 		t.Error("one checkpoint cannot be judged")
 	}
 }
+
+// TestModesAndProfiles: -modes runs only the modes named and judges no
+// targets; -cpuprofile and -memprofile write profiles pprof can read.
+func TestModesAndProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cpuOut, memOut := dir+"/cpu.out", dir+"/mem.out"
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-transports", "memory", "-modes", modeNoop, "-runs", "1", "-n", "50",
+		"-path=false", "-sustained", "0", "-cpuprofile", cpuOut, "-memprofile", memOut}, &out)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	if !regexp.MustCompile(`(?m)^\s*` + modeNoop + `\s+\d+\s`).MatchString(text) {
+		t.Error("no row for the mode asked for")
+	}
+	for _, m := range []string{modeRaw, modeSDK, modeRatio} {
+		if regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(m) + `\s+\d+\s`).MatchString(text) {
+			t.Errorf("mode %s ran though -modes did not name it", m)
+		}
+	}
+	if strings.Contains(text, "target ") || !strings.Contains(text, "targets not judged") {
+		t.Error("targets judged on a subset of the modes")
+	}
+	for _, f := range []string{cpuOut, memOut} {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			t.Errorf("profile %s not written: %v", f, err)
+		}
+	}
+}
