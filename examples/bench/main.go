@@ -495,7 +495,7 @@ func bench(ctx context.Context, tr *transport, cfg config, out io.Writer) error 
 		fmt.Fprintln(out, "targets not judged: -modes ran a subset of the modes")
 		return nil
 	}
-	for _, v := range tr.targets(r) {
+	for _, v := range append(tr.targets(r), ratioTarget(r)) {
 		printVerdict(out, v)
 	}
 	return nil
@@ -546,6 +546,13 @@ func printVerdict(out io.Writer, v verdict) {
 		status = "PASS"
 	}
 	fmt.Fprintf(out, "target %-58s %-22s %s\n", v.what, v.got, status)
+}
+
+// ratioTarget is the target every transport has for the SDK sampling 10 %
+// of traces, what production tracing usually runs with.
+func ratioTarget(r *results) verdict {
+	got := r.ratio(modeRatio, modeRaw, rate)
+	return verdict{"otelmq-sdk-ratio0.1 throughput >= 0.90x raw", fmt.Sprintf("%.3fx", got), got >= 0.90}
 }
 
 // noopTarget is the target every transport has: a no-op provider must cost
