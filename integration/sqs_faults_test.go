@@ -28,7 +28,7 @@ import (
 // the response of every delayEvery-th request for delay after the endpoint
 // answered, so the client times out on a request that took effect: the
 // case that makes a retried SendMessage deliver twice and a retried
-// DeleteMessage meet an already-deleted message.
+// DeleteMessageBatch meet already-deleted messages.
 type faultProxy struct {
 	srv                   *httptest.Server
 	failEvery, delayEvery int64
@@ -163,10 +163,10 @@ func TestSQSFaults(t *testing.T) {
 			t.Errorf("%d messages lost; first: %v", n-distinct, missing)
 		}
 		// The run proves something only if the faults hit both sides.
-		if failed["SendMessageBatch"] == 0 || failed["ReceiveMessage"] == 0 || failed["DeleteMessage"] == 0 {
+		if failed["SendMessageBatch"] == 0 || failed["ReceiveMessage"] == 0 || failed["DeleteMessageBatch"] == 0 {
 			t.Errorf("500s did not reach every operation: %v", failed)
 		}
-		if held["SendMessageBatch"]+held["ReceiveMessage"]+held["DeleteMessage"] == 0 {
+		if held["SendMessageBatch"]+held["ReceiveMessage"]+held["DeleteMessageBatch"] == 0 {
 			t.Errorf("no response was held past the client timeout: %v", held)
 		}
 	})

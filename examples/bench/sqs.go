@@ -41,7 +41,7 @@ func newSQS() (*transport, error) {
 		defaultN: 2_000,
 		notes: []string{
 			"goaws runs in this process, one request at a time: its CPU and allocations count in every mode's.",
-			"raw deletes with one DeleteMessageBatch per receive; the otelmq Subscriber deletes each message with its own DeleteMessage (10 handlers), whatever the tracing.",
+			"raw deletes with one DeleteMessageBatch per receive; so does the otelmq Subscriber, once a receive's handlers have returned (or after WithDeleteLinger, 50 ms).",
 		},
 		modes: []mode{
 			sqsRawMode(client, createQueue),

@@ -40,9 +40,27 @@
 // The destination is the queue URL; spans are named by the queue name, its
 // last path segment ("process orders"), with aws.sqs.queue.url and the server
 // address as attributes. Each ReceiveMessage that returns messages is one
-// receive. A handler's nil deletes the message ("delete" settle); an error or
-// panic leaves it for redelivery when its visibility timeout ends, or sooner
-// with WithRetryVisibility.
+// receive. A handler's nil deletes the message; an error or panic leaves it
+// for redelivery when its visibility timeout ends, or sooner with
+// WithRetryVisibility.
+//
+// # Deletes
+//
+// The Subscriber deletes with DeleteMessageBatch, never across polls: the
+// messages of one ReceiveMessage whose handlers succeeded are deleted
+// together as soon as all of that poll's handlers have returned, or once
+// WithDeleteLinger (default 50 ms) has passed since the first of them
+// succeeded, so a slow handler holds back the deletes of fast ones by at
+// most the linger. A poll of ten quick messages costs one receive and one
+// delete request, not eleven. Each batch is one "delete" settle: one span
+// that links each message (a child of the receive span; a batch of one is a
+// child of its process span). A message the batch did not delete (an entry
+// SQS lists as failed, one it does not list at all, or every entry when the
+// request failed) is reported to the observers with its error and stays on
+// the queue to be delivered again; Subscribe goes on. When Subscribe's
+// context ends, the successes of the running handlers are deleted before it
+// returns. DeleteMessageBatch needs the same IAM permission as
+// DeleteMessage (sqs:DeleteMessage).
 //
 // # Native client instrumentation
 //

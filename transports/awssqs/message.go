@@ -62,14 +62,22 @@ func queueName(queueURL string) string {
 // ".fifo".
 func isFIFO(queueURL string) bool { return strings.HasSuffix(queueName(queueURL), ".fifo") }
 
+// received is a Message with room for its attributes, so that both take
+// one allocation.
+type received struct {
+	msg   middleware.Message
+	attrs [3]attribute.KeyValue
+}
+
 // message converts m, received from queueURL, to a Message; As reaches m.
 func message(m *types.Message, queueURL, requestID string) *middleware.Message {
-	msg := &middleware.Message{
+	r := &received{msg: middleware.Message{
 		ID:          aws.ToString(m.MessageId),
 		Body:        []byte(aws.ToString(m.Body)),
 		Headers:     decodeHeaders(m.MessageAttributes),
 		Destination: queueURL,
-	}
+	}}
+	msg := &r.msg
 	if v := m.Attributes[attrTraceHeader]; v != "" {
 		msg.Headers[propagation.XRayKey] = v
 	}
@@ -93,10 +101,12 @@ func message(m *types.Message, queueURL, requestID string) *middleware.Message {
 		}
 		return true
 	})
-	attrs := []attribute.KeyValue{propagation.MessageID(msg.ID), propagation.SQSQueueURL(queueURL)}
+	r.attrs[0], r.attrs[1] = propagation.MessageID(msg.ID), propagation.SQSQueueURL(queueURL)
+	n := 2
 	if requestID != "" {
-		attrs = append(attrs, propagation.AWSRequestID(requestID))
+		r.attrs[2] = propagation.AWSRequestID(requestID)
+		n++
 	}
-	msg.SetAttributes(attrs...)
+	msg.SetAttributes(r.attrs[:n:n]...)
 	return msg
 }

@@ -28,6 +28,11 @@ const (
 	maxWait        = 20 * time.Second // WaitTimeSeconds
 	maxVisibility  = 12 * time.Hour   // VisibilityTimeout
 	defaultWorkers = 10
+
+	// defaultDeleteLinger is how long a succeeded message waits for the
+	// other handlers of its poll before it is deleted without them (see
+	// WithDeleteLinger).
+	defaultDeleteLinger = 50 * time.Millisecond
 )
 
 // DefaultPropagationFields are the headers the Publisher treats as
@@ -44,6 +49,7 @@ type config struct {
 	visibilityTimeout *time.Duration
 	retryVisibility   *time.Duration
 	concurrency       int
+	deleteLinger      time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -53,6 +59,7 @@ func newConfig(opts []Option) config {
 		maxMessages:       maxBatch,
 		waitTime:          maxWait,
 		concurrency:       defaultWorkers,
+		deleteLinger:      defaultDeleteLinger,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -135,6 +142,19 @@ func WithConcurrency(n int) Option {
 			c.concurrency = n
 		}
 	})
+}
+
+// WithDeleteLinger sets how long a Subscriber lets the deletes of
+// succeeded messages wait for the other handlers of the same poll. The
+// Subscriber deletes with DeleteMessageBatch: the successes of one
+// ReceiveMessage are deleted together as soon as all of its handlers have
+// returned, or when d has passed since the first of them succeeded,
+// whichever comes first, so a slow handler delays the deletes of fast ones
+// by at most d. The default is 50 ms; 0 deletes every message as soon as
+// its handler returns, one request each. Keep d far below the visibility
+// timeout: a message whose delete waits past it is delivered again.
+func WithDeleteLinger(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.deleteLinger = max(d, 0) })
 }
 
 func seconds(d time.Duration) int32 { return int32(d / time.Second) }

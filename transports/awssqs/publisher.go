@@ -60,8 +60,12 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 	}
 
 	entries := make([]types.SendMessageBatchRequestEntry, 0, len(msgs))
+	// The entries' Id and MessageBody point into strs: one allocation for
+	// all of them instead of two per message.
+	strs := make([]entryStrings, len(msgs))
+	fifo := isFIFO(queueURL)
 	for i, msg := range msgs {
-		entry, err := p.entry(ctx, queueURL, i, msg)
+		entry, err := p.entry(ctx, fifo, i, msg, &strs[i])
 		if err != nil {
 			fail(i, msg, err)
 			continue
@@ -93,8 +97,12 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 	return publishError(queueURL, errs)
 }
 
-// entry converts msgs[i] to a batch entry whose Id is i.
-func (p *Publisher) entry(ctx context.Context, queueURL string, i int, msg *middleware.Message) (types.SendMessageBatchRequestEntry, error) {
+// entryStrings holds the strings a batch entry points to.
+type entryStrings struct{ id, body string }
+
+// entry converts msgs[i] to a batch entry whose Id is i, sent to a FIFO
+// queue when fifo is true; the entry's strings are kept in strs.
+func (p *Publisher) entry(ctx context.Context, fifo bool, i int, msg *middleware.Message, strs *entryStrings) (types.SendMessageBatchRequestEntry, error) {
 	if msg == nil {
 		return types.SendMessageBatchRequestEntry{}, errors.New("nil message")
 	}
@@ -105,9 +113,10 @@ func (p *Publisher) entry(ctx context.Context, queueURL string, i int, msg *midd
 	for _, field := range dropped {
 		propagation.Default().RecordDropped(ctx, field, DroppedReason, 1)
 	}
+	strs.id, strs.body = strconv.Itoa(i), string(msg.Body)
 	e := types.SendMessageBatchRequestEntry{
-		Id:                aws.String(strconv.Itoa(i)),
-		MessageBody:       aws.String(string(msg.Body)),
+		Id:                &strs.id,
+		MessageBody:       &strs.body,
 		MessageAttributes: attrs,
 	}
 	if xray := msg.Headers[propagation.XRayKey]; xray != "" {
@@ -115,7 +124,7 @@ func (p *Publisher) entry(ctx context.Context, queueURL string, i int, msg *midd
 			attrTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(xray)},
 		}
 	}
-	if isFIFO(queueURL) {
+	if fifo {
 		if len(msg.Key) > 0 {
 			e.MessageGroupId = aws.String(string(msg.Key))
 		}

@@ -492,11 +492,11 @@ func TestConcurrencyBound(t *testing.T) {
 		}
 		return out, err
 	}
-	api.delete = func(ctx context.Context, in *sqs.DeleteMessageInput) (*sqs.DeleteMessageOutput, error) {
+	api.deleteBatch = func(ctx context.Context, in *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error) {
 		mu.Lock()
-		held--
+		held -= len(in.Entries)
 		mu.Unlock()
-		return client.DeleteMessage(ctx, in)
+		return client.DeleteMessageBatch(ctx, in)
 	}
 	c := newCollector()
 	c.handle = func(context.Context, *middleware.Message, int) error {
@@ -617,10 +617,11 @@ func TestDescribe(t *testing.T) {
 // faultAPI is the real client with some calls replaced to inject faults.
 type faultAPI struct {
 	*sqs.Client
-	send      func(context.Context, *sqs.SendMessageInput) (*sqs.SendMessageOutput, error)
-	sendBatch func(context.Context, *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error)
-	receive   func(context.Context, *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error)
-	delete    func(context.Context, *sqs.DeleteMessageInput) (*sqs.DeleteMessageOutput, error)
+	send        func(context.Context, *sqs.SendMessageInput) (*sqs.SendMessageOutput, error)
+	sendBatch   func(context.Context, *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error)
+	receive     func(context.Context, *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error)
+	delete      func(context.Context, *sqs.DeleteMessageInput) (*sqs.DeleteMessageOutput, error)
+	deleteBatch func(context.Context, *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error)
 
 	mu    sync.Mutex
 	sizes []int
@@ -657,6 +658,13 @@ func (f *faultAPI) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput
 		return f.delete(ctx, in)
 	}
 	return f.Client.DeleteMessage(ctx, in, opts...)
+}
+
+func (f *faultAPI) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	if f.deleteBatch != nil {
+		return f.deleteBatch(ctx, in)
+	}
+	return f.Client.DeleteMessageBatch(ctx, in, opts...)
 }
 
 func (f *faultAPI) batchSizes() []int {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,9 +24,10 @@ import (
 	"github.com/otelmq/otelmq/propagation"
 )
 
-// Subscriber long-polls an SQS queue: a handler's nil deletes the message,
-// an error or panic leaves it on the queue to be redelivered when its
-// visibility timeout ends (see WithRetryVisibility).
+// Subscriber long-polls an SQS queue: a handler's nil deletes the message
+// (with DeleteMessageBatch, see WithDeleteLinger), an error or panic leaves
+// it on the queue to be redelivered when its visibility timeout ends (see
+// WithRetryVisibility).
 type Subscriber struct {
 	api API
 	cfg config
@@ -64,11 +67,23 @@ const (
 // observers returned, without ctx's cancellation. Up to WithConcurrency
 // handlers run at once, and polling goes on while they run, but the
 // Subscriber never holds more than that many plus one poll's worth of
-// messages. A handler's nil deletes its message.
+// messages.
+//
+// A handler's nil deletes its message, and only that: the messages of a
+// poll whose handlers succeeded are deleted together with one
+// DeleteMessageBatch once all handlers of the poll have returned, or
+// WithDeleteLinger after the first success when some handler is still
+// running. Each batch is reported to the observers as one delete settle
+// of the messages SQS deleted, with the poll's receive context. The
+// messages it did not delete stay on the queue to be delivered again and
+// are reported with their error: each failed entry, and each entry the
+// response does not list, on its own; all of them together when the
+// request failed. A failed delete does not stop Subscribe.
 //
 // When ctx ends Subscribe stops polling, waits for the running handlers,
-// deletes the messages they succeeded on, makes the received messages no
-// handler started visible again at once, and returns nil.
+// deletes the messages they succeeded on (without waiting for the linger),
+// makes the received messages no handler started visible again at once,
+// and returns nil.
 func (s *Subscriber) Subscribe(ctx context.Context, queueURL string, h middleware.Handler) error {
 	if h == nil {
 		return errors.New("awssqs: subscribe: nil handler")
@@ -167,46 +182,54 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 		msgs[i] = message(&raw[i], p.queueURL, requestID)
 	}
 	hctx := context.WithoutCancel(p.obs.Received(ctx, p.dest, start, msgs))
+	b := &deleteBatch{p: p, hctx: hctx, raw: raw, msgs: msgs, left: len(msgs)}
 	p.wg.Go(func() {
 		for i, msg := range msgs {
 			select {
 			case p.running <- struct{}{}:
 			case <-ctx.Done():
 				p.abandon(hctx, raw[i:])
+				b.skip(len(raw) - i)
 				return
 			}
 			if ctx.Err() != nil { // both cases were ready
 				<-p.running
 				p.abandon(hctx, raw[i:])
+				b.skip(len(raw) - i)
 				return
 			}
-			p.wg.Go(func() {
-				defer func() { <-p.running; p.release(1) }()
-				p.handle(hctx, msg, &raw[i])
-			})
+			p.wg.Add(1)
+			go p.handle(b, i, msg)
 		}
 	})
 }
 
-// handle runs the handler on msg and settles it: delete on success; on
-// failure, the visibility change WithRetryVisibility asks for.
-func (p *poller) handle(hctx context.Context, msg *middleware.Message, m *types.Message) {
-	err := middleware.Call(hctx, p.h, msg)
-	sctx, cancel := context.WithTimeout(hctx, settleTimeout)
-	defer cancel()
+// handle runs the handler on message i of b's poll, frees its handler slot
+// and hands the outcome to b; on failure, it first makes the visibility
+// change WithRetryVisibility asks for.
+func (p *poller) handle(b *deleteBatch, i int, msg *middleware.Message) {
+	defer p.wg.Done()
+	err := middleware.Call(b.hctx, p.h, msg)
+	<-p.running
 	if err != nil {
-		if d := p.s.cfg.retryVisibility; d != nil {
-			_, _ = p.s.api.ChangeMessageVisibility(sctx, &sqs.ChangeMessageVisibilityInput{
-				QueueUrl:          aws.String(p.queueURL),
-				ReceiptHandle:     m.ReceiptHandle,
-				VisibilityTimeout: seconds(*d),
-			})
-		}
+		p.retry(b.hctx, &b.raw[i])
+	}
+	b.done(i, err == nil)
+}
+
+// retry applies WithRetryVisibility to a message whose handler failed.
+func (p *poller) retry(hctx context.Context, m *types.Message) {
+	d := p.s.cfg.retryVisibility
+	if d == nil {
 		return
 	}
-	start := time.Now()
-	_, err = p.s.api.DeleteMessage(sctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(p.queueURL), ReceiptHandle: m.ReceiptHandle})
-	p.obs.Settled(hctx, p.dest, propagation.OpDelete, start, []*middleware.Message{msg}, err)
+	sctx, cancel := context.WithTimeout(hctx, settleTimeout)
+	defer cancel()
+	_, _ = p.s.api.ChangeMessageVisibility(sctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl:          aws.String(p.queueURL),
+		ReceiptHandle:     m.ReceiptHandle,
+		VisibilityTimeout: seconds(*d),
+	})
 }
 
 // abandon makes received messages that no handler will run visible again at
@@ -223,6 +246,168 @@ func (p *poller) abandon(hctx context.Context, raw []types.Message) {
 		})
 	}
 }
+
+// entryIDs are the Ids of DeleteMessageBatch entries: the index of the
+// message in its poll, which is unique in a batch (a batch never spans
+// polls) and, unlike a MessageId, always a valid Id.
+var entryIDs = [maxBatch]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+
+// deleteBatch deletes the messages of one poll whose handlers succeeded,
+// with DeleteMessageBatch: a batch is sent when every handler of the poll
+// has finished (or was abandoned), when it holds maxBatch entries, or when
+// the delete linger has passed since its first success, whichever comes
+// first. It holds each message's held slot until its settlement is
+// reported.
+type deleteBatch struct {
+	p    *poller
+	hctx context.Context // the poll's receive context, the handlers' context
+	raw  []types.Message
+	msgs []*middleware.Message
+
+	mu      sync.Mutex
+	left    int // messages of the poll whose handler has not finished
+	pending [maxBatch]int
+	n       int         // pending[:n] are the succeeded messages not yet sent
+	timer   *time.Timer // the linger of pending[:n], nil when none runs
+	gen     uint64      // incremented by every flush, so a stale timer does nothing
+}
+
+// done records the outcome of message i's handler; the message's held
+// slot is released by the delete for a success and here for a failure.
+func (b *deleteBatch) done(i int, ok bool) {
+	if !ok {
+		b.p.release(1)
+	}
+	b.mu.Lock()
+	b.left--
+	if ok {
+		b.pending[b.n] = i
+		b.n++
+	}
+	linger := b.p.s.cfg.deleteLinger
+	if b.n > 0 && (b.left == 0 || b.n == maxBatch || linger <= 0) {
+		b.flushLocked()
+		return
+	}
+	if ok && b.timer == nil {
+		gen := b.gen
+		b.p.wg.Add(1) // Subscribe waits for the timer's delete
+		b.timer = time.AfterFunc(linger, func() {
+			defer b.p.wg.Done()
+			b.mu.Lock()
+			if b.gen != gen || b.n == 0 {
+				b.mu.Unlock()
+				return
+			}
+			b.flushLocked()
+		})
+	}
+	b.mu.Unlock()
+}
+
+// skip records that n messages of the poll will not be handled (shutdown
+// abandoned them); their held slots were released by abandon.
+func (b *deleteBatch) skip(n int) {
+	b.mu.Lock()
+	b.left -= n
+	if b.left == 0 && b.n > 0 {
+		b.flushLocked()
+		return
+	}
+	b.mu.Unlock()
+}
+
+// flushLocked takes the pending entries, unlocks b and deletes them. It
+// stops their linger timer; one that already fired finds b.gen changed and
+// does nothing.
+func (b *deleteBatch) flushLocked() {
+	var idx [maxBatch]int
+	n := copy(idx[:], b.pending[:b.n])
+	b.n = 0
+	if b.timer != nil && b.timer.Stop() {
+		b.p.wg.Done()
+	}
+	b.timer = nil
+	b.gen++
+	b.mu.Unlock()
+	b.delete(idx[:n])
+}
+
+// delete deletes the messages at idx with one DeleteMessageBatch and
+// reports them to the observers: the deleted ones in one Settled call,
+// each one that was not deleted in its own call with its error. An entry
+// the response lists neither as deleted nor as failed was not deleted.
+func (b *deleteBatch) delete(idx []int) {
+	p := b.p
+	defer p.release(len(idx))
+	var entries [maxBatch]types.DeleteMessageBatchRequestEntry
+	for j, i := range idx {
+		entries[j] = types.DeleteMessageBatchRequestEntry{Id: &entryIDs[i], ReceiptHandle: b.raw[i].ReceiptHandle}
+	}
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(b.hctx, settleTimeout)
+	out, err := p.s.api.DeleteMessageBatch(sctx, &sqs.DeleteMessageBatchInput{
+		QueueUrl: aws.String(p.queueURL),
+		Entries:  entries[:len(idx)],
+	})
+	cancel()
+	if err != nil {
+		msgs := make([]*middleware.Message, len(idx))
+		for j, i := range idx {
+			msgs[j] = b.msgs[i]
+		}
+		p.obs.Settled(b.hctx, p.dest, propagation.OpDelete, start, msgs, err)
+		return
+	}
+
+	// errs[i] is the outcome of message i: nil until the response lists
+	// it as deleted, errUnlisted for an entry it does not mention.
+	var errs [maxBatch]error
+	for _, i := range idx {
+		errs[i] = errUnlisted
+	}
+	for _, f := range out.Failed {
+		if i, ok := b.entry(f.Id, idx); ok {
+			errs[i] = &BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault}
+		}
+	}
+	for _, s := range out.Successful {
+		if i, ok := b.entry(s.Id, idx); ok && errs[i] == errUnlisted {
+			errs[i] = nil
+		}
+	}
+	deleted := make([]*middleware.Message, 0, len(idx))
+	for _, i := range idx {
+		if errs[i] == nil {
+			deleted = append(deleted, b.msgs[i])
+		}
+	}
+	if len(deleted) > 0 {
+		p.obs.Settled(b.hctx, p.dest, propagation.OpDelete, start, deleted, nil)
+	}
+	if len(deleted) == len(idx) {
+		return
+	}
+	for _, i := range idx {
+		if errs[i] != nil {
+			p.obs.Settled(b.hctx, p.dest, propagation.OpDelete, start, []*middleware.Message{b.msgs[i]}, errs[i])
+		}
+	}
+}
+
+// entry returns the message index an entry Id of a response names, if it
+// is one of idx.
+func (b *deleteBatch) entry(id *string, idx []int) (int, bool) {
+	i, err := strconv.Atoi(aws.ToString(id))
+	if err != nil || i < 0 || i >= maxBatch || !slices.Contains(idx, i) {
+		return 0, false
+	}
+	return i, true
+}
+
+// errUnlisted is the outcome of a DeleteMessageBatch entry that the
+// response lists neither as deleted nor as failed.
+var errUnlisted = errors.New("awssqs: missing from the DeleteMessageBatch response")
 
 // reserve takes n held slots, giving up (and the slots it took) when ctx
 // ends first.
