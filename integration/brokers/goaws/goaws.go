@@ -78,10 +78,21 @@ func start() (string, error) {
 // the interval goaws itself uses, each taking the lock briefly.
 func serialize(next http.Handler) http.Handler {
 	var mu sync.Mutex
+	arrived := make(chan struct{})
 	serve := func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		next.ServeHTTP(w, r)
+		switch r.Header.Get("X-Amz-Target") {
+		case "AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "AmazonSQS.ChangeMessageVisibility":
+			close(arrived)
+			arrived = make(chan struct{})
+		}
+	}
+	wake := func() <-chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		return arrived
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("X-Amz-Target") {
@@ -109,6 +120,7 @@ func serialize(next http.Handler) http.Handler {
 		short, _ := json.Marshal(req)
 		deadline := time.Now().Add(time.Duration(wait) * time.Second)
 		for {
+			woken := wake()
 			rec := httptest.NewRecorder()
 			r2 := r.Clone(r.Context())
 			r2.Body = io.NopCloser(bytes.NewReader(short))
@@ -124,6 +136,7 @@ func serialize(next http.Handler) http.Handler {
 			}
 			select {
 			case <-time.After(100 * time.Millisecond):
+			case <-woken:
 			case <-r.Context().Done():
 			}
 		}
