@@ -2,11 +2,15 @@ package kafka
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
@@ -50,6 +54,17 @@ type Hooks struct {
 	port   int
 	mixedG bool // clients with different groups: record none
 	mixedS bool // clients with different seeds: record none
+	// attrs are the destination attributes the fields above give, built
+	// by OnNewClient so that a record's spans do not build them again;
+	// nil until the first client.
+	attrs atomic.Pointer[destAttributes]
+}
+
+// destAttributes are the destination attributes of the hooks' spans; the
+// slices are shared by every span and never modified.
+type destAttributes struct {
+	producer []attribute.KeyValue // server address and port
+	consumer []attribute.KeyValue // and the consumer group
 }
 
 var (
@@ -104,33 +119,55 @@ func (h *Hooks) OnNewClient(cl *kgo.Client) {
 			h.mixedS = true
 		}
 	}
+	h.updateAttributes()
 }
 
 // destination describes topic; consumer adds the consumer group.
 func (h *Hooks) destination(topic string, consumer bool) middleware.Destination {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var attrs []attribute.KeyValue
+	d := middleware.Destination{System: propagation.SystemKafka, Name: topic}
+	if a := h.attrs.Load(); a != nil {
+		d.Attributes = a.producer
+		if consumer {
+			d.Attributes = a.consumer
+		}
+	}
+	return d
+}
+
+// updateAttributes rebuilds h.attrs from the fields; h.mu is held.
+func (h *Hooks) updateAttributes() {
+	var server []attribute.KeyValue
 	if !h.mixedS {
-		attrs = config{host: h.host, port: h.port}.serverAttributes()
+		server = config{host: h.host, port: h.port}.serverAttributes()
 	}
-	if consumer && !h.mixedG && h.group != "" {
-		attrs = append(attrs, propagation.ConsumerGroup(h.group))
+	consumer := server
+	if !h.mixedG && h.group != "" {
+		consumer = append(slices.Clip(server), propagation.ConsumerGroup(h.group))
 	}
-	return middleware.Destination{System: propagation.SystemKafka, Name: topic, Attributes: attrs}
+	h.attrs.Store(&destAttributes{producer: slices.Clip(server), consumer: slices.Clip(consumer)})
 }
 
 // sendState is what OnProduceRecordBuffered leaves in r.Context for
-// OnProduceRecordUnbuffered. It is kept under a private key rather than
-// read back as the context's current span, so a hook installed after this
-// one that replaces r.Context (kotel does) cannot make us end its span or
-// leak ours.
+// OnProduceRecordUnbuffered: a context that carries the send span and
+// answers sendStateKey with itself. It is looked up under a private key
+// rather than read back as the context's current span, so a hook installed
+// after this one that replaces r.Context (kotel does) cannot make us end
+// its span or leak ours. Being the context itself, it costs one allocation
+// where a context.WithValue of a state would cost two.
 type sendState struct {
-	span   trace.Span
-	parent context.Context // r.Context before the send span
+	context.Context // the send span's context
+	span            trace.Span
+	parent          context.Context // r.Context before the send span
 }
 
 type sendStateKey struct{}
+
+func (s *sendState) Value(key any) any {
+	if key == (sendStateKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
 
 // OnProduceRecordBuffered implements kgo.HookProduceRecordBuffered: it
 // starts the record's send span and injects the creation context.
@@ -145,7 +182,8 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 		parent = prev.parent
 	}
 	d := h.destination(r.Topic, false)
-	var attrs []attribute.KeyValue
+	var buf [2]attribute.KeyValue
+	attrs := buf[:0]
 	if r.Key != nil {
 		attrs = append(attrs, propagation.KafkaKey(r.Key))
 	}
@@ -157,7 +195,7 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 	// with Publisher for a single message. The carrier replaces, so a stale
 	// or invalid traceparent is not left next to ours.
 	h.tracing.InjectCreate(ctx, d, NewCarrier(r), false)
-	r.Context = context.WithValue(ctx, sendStateKey{}, &sendState{span: span, parent: parent})
+	r.Context = &sendState{Context: ctx, span: span, parent: parent}
 }
 
 // OnProduceRecordUnbuffered implements kgo.HookProduceRecordUnbuffered: it
@@ -172,18 +210,35 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	}
 	if err == nil && st.span.IsRecording() {
 		// Partition and offset are known only now.
+		id := recordID(r.Topic, r.Partition, r.Offset)
 		st.span.SetAttributes(
-			propagation.Partition(r.Partition),
+			propagation.PartitionID(idPartition(id, r.Topic)),
 			propagation.KafkaOffset(r.Offset),
-			propagation.MessageID(recordID(r.Topic, r.Partition, r.Offset)),
+			propagation.MessageID(id),
 		)
 	}
 	middleware.End(st.span, err)
 }
 
-// creationKey holds, in a fetched record's Context, its creation context as
-// the fetch hook found it, so ReceiveContext does not parse the headers again.
+// fetched is what OnFetchRecordBuffered leaves in r.Context: a context
+// that carries the creation context as the remote span context and
+// answers creationKey with itself, so ReceiveContext does not parse the
+// headers again even if a later hook replaced r.Context's span. Being the
+// context itself, it costs one allocation where a context.WithValue of the
+// span context would cost two.
+type fetched struct {
+	context.Context
+	creation trace.SpanContext // invalid when the headers hold none
+}
+
 type creationKey struct{}
+
+func (f *fetched) Value(key any) any {
+	if key == (creationKey{}) {
+		return f
+	}
+	return f.Context.Value(key)
+}
 
 // OnFetchRecordBuffered implements kgo.HookFetchRecordBuffered: it puts the
 // record's creation context in r.Context as the remote parent.
@@ -197,12 +252,19 @@ func (h *Hooks) OnFetchRecordBuffered(r *kgo.Record) {
 	// every fetched record would be wasted when nobody uses it.
 	out, _ := h.tracing.Propagator().ExtractDropped(ctx, noBaggage{NewCarrier(r)})
 	sc := trace.SpanContextFromContext(out)
-	if !sc.IsRemote() {
+	switch {
+	case !sc.IsRemote():
 		sc = trace.SpanContext{}
-	} else {
+	case baggage.FromContext(ctx).Len() == 0 && baggage.FromContext(out).Len() == 0:
+		// out is ctx with sc as its remote span context: use it rather
+		// than add sc to ctx again.
+		ctx = out
+	default:
+		// The baggage of out is not ctx's: a propagator found some in
+		// other headers (unfiltered), or replaced ctx's.
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	r.Context = context.WithValue(ctx, creationKey{}, sc)
+	r.Context = &fetched{Context: ctx, creation: sc}
 }
 
 // noBaggage hides the baggage header from the fetch hook's extraction.
@@ -219,8 +281,8 @@ func (c noBaggage) Get(key string) string {
 // the one in its headers; invalid when none.
 func (h *Hooks) creation(r *kgo.Record) trace.SpanContext {
 	if r.Context != nil {
-		if sc, ok := r.Context.Value(creationKey{}).(trace.SpanContext); ok {
-			return sc
+		if f, ok := r.Context.Value(creationKey{}).(*fetched); ok {
+			return f.creation
 		}
 	}
 	out, _ := h.tracing.Propagator().ExtractDropped(context.Background(), noBaggage{NewCarrier(r)})
@@ -266,6 +328,16 @@ func (h *Hooks) ReceiveContext(ctx context.Context, fetches kgo.Fetches) context
 // receive and link it twice.
 func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Context, trace.Span) {
 	// The group is a destination attribute, as on the Subscriber's spans.
-	attrs := append(recordAttributes(r, ""), propagation.BodySize(len(r.Value)))
+	// The message ID and the key share one string.
+	var sb strings.Builder
+	sb.Grow(idLen(r.Topic) + len(r.Key))
+	writeRecordID(&sb, r.Topic, r.Partition, r.Offset)
+	n := sb.Len()
+	sb.Write(r.Key)
+	s := sb.String()
+	id, key := s[:n], s[n:]
+	var buf [6]attribute.KeyValue
+	attrs := appendRecordAttributes(buf[:0], r, propagation.PartitionID(idPartition(id, r.Topic)), attribute.KeyValue{}, id, key)
+	attrs = append(attrs, propagation.BodySize(len(r.Value)))
 	return h.tracing.StartProcess(ctx, h.destination(r.Topic, true), NewCarrier(r), attrs...)
 }

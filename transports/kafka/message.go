@@ -1,8 +1,9 @@
 package kafka
 
 import (
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -14,81 +15,244 @@ import (
 // recordID is the Message.ID of a record: "topic/partition/offset", which is
 // unique within a cluster as long as the topic is not recreated.
 func recordID(topic string, partition int32, offset int64) string {
-	return topic + "/" + strconv.FormatInt(int64(partition), 10) + "/" + strconv.FormatInt(offset, 10)
+	var sb strings.Builder
+	sb.Grow(idLen(topic))
+	writeRecordID(&sb, topic, partition, offset)
+	return sb.String()
 }
 
-// record converts msg to a record for topic. Headers are written in sorted
-// key order so the same message always produces the same record.
-func record(topic string, msg *middleware.Message) *kgo.Record {
-	r := &kgo.Record{
-		Topic:     topic,
-		Key:       msg.Key,
-		Value:     msg.Body,
-		Timestamp: msg.Time,
-	}
-	if len(msg.Headers) > 0 {
-		keys := make([]string, 0, len(msg.Headers))
-		for k := range msg.Headers {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		r.Headers = make([]kgo.RecordHeader, len(keys))
-		for i, k := range keys {
-			r.Headers[i] = kgo.RecordHeader{Key: k, Value: []byte(msg.Headers[k])}
-		}
-	}
-	return r
+// writeRecordID writes recordID(topic, partition, offset) to sb.
+func writeRecordID(sb *strings.Builder, topic string, partition int32, offset int64) {
+	var buf [20]byte
+	sb.WriteString(topic)
+	sb.WriteByte('/')
+	sb.Write(strconv.AppendInt(buf[:0], int64(partition), 10))
+	sb.WriteByte('/')
+	sb.Write(strconv.AppendInt(buf[:0], offset, 10))
 }
 
-// message converts a record consumed by group to a Message; As reaches r.
-// deliveryCount is 1 plus the times this process already handed r's offset
-// to a handler that failed.
-func message(r *kgo.Record, group string, deliveryCount int) *middleware.Message {
-	id := recordID(r.Topic, r.Partition, r.Offset)
-	msg := &middleware.Message{
-		ID:            id,
-		Key:           r.Key,
-		Body:          r.Value,
-		Headers:       make(map[string]string, len(r.Headers)),
-		Time:          r.Timestamp,
-		DeliveryCount: deliveryCount,
-		Destination:   r.Topic,
-	}
-	// Later headers overwrite earlier ones: the last duplicate wins, as in
-	// Carrier.Get.
-	for _, h := range r.Headers {
-		msg.Headers[h.Key] = string(h.Value)
-	}
-	msg.SetAs(func(target any) bool {
-		switch t := target.(type) {
-		case **kgo.Record:
-			*t = r
-		case *kgo.Record:
-			*t = *r
-		default:
-			return false
-		}
-		return true
-	})
-	msg.SetAttributes(recordAttributes(r, group)...)
-	return msg
+// idPartition returns the partition part of an ID built by recordID for
+// topic, so the partition attribute shares the ID's bytes.
+func idPartition(id, topic string) string {
+	p := id[len(topic)+1:]
+	return p[:strings.IndexByte(p, '/')]
 }
 
-// recordAttributes are the attributes of a consumed record: partition,
-// offset, key, tombstone flag, consumer group (when not "") and message ID.
-// The Subscriber and Hooks share them so both kinds of process span look
-// alike.
-func recordAttributes(r *kgo.Record, group string) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 6)
-	attrs = append(attrs, propagation.Partition(r.Partition), propagation.KafkaOffset(r.Offset))
+// idLen is an upper bound of len(recordID(topic, ...)): an int32 has at
+// most 11 characters and an int64 at most 20.
+func idLen(topic string) int { return len(topic) + 1 + 11 + 1 + 20 }
+
+// records converts msgs to records for topic, all in one array; the nil
+// messages are skipped, and index[j] is the position in msgs of records[j]
+// (nil when no message was nil). Headers are written in sorted key order so
+// the same message always produces the same record. The records' header
+// lists and header values share one array each, cut so that appending to
+// one record's headers (Carrier.Set, a hook) reallocates instead of writing
+// into the next record's.
+func records(topic string, msgs []*middleware.Message) (recs []*kgo.Record, index []int) {
+	n, nh := 0, 0
+	for _, msg := range msgs {
+		if msg != nil {
+			n++
+			nh += len(msg.Headers)
+		}
+	}
+	if n < len(msgs) {
+		index = make([]int, 0, n)
+	}
+	all := make([]kgo.Record, n)
+	recs = make([]*kgo.Record, n)
+	var (
+		headers []kgo.RecordHeader
+		values  []byte
+		keys    []string
+	)
+	if nh > 0 {
+		headers = make([]kgo.RecordHeader, 0, nh)
+		// A guess, to walk the header maps once: when values outgrows
+		// it, append moves on to a new array, and the values already
+		// cut from the old one stay as they are.
+		values = make([]byte, 0, nh*64)
+	}
+	j := 0
+	for i, msg := range msgs {
+		if msg == nil {
+			continue
+		}
+		r := &all[j] // zeroed: set field by field, as in messages
+		r.Topic, r.Key, r.Value, r.Timestamp = topic, msg.Key, msg.Body, msg.Time
+		if len(msg.Headers) > 0 {
+			keys = keys[:0]
+			for k := range msg.Headers {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			start := len(headers)
+			for _, k := range keys {
+				vstart := len(values)
+				values = append(values, msg.Headers[k]...)
+				headers = append(headers, kgo.RecordHeader{Key: k, Value: values[vstart:len(values):len(values)]})
+			}
+			r.Headers = headers[start:len(headers):len(headers)]
+		}
+		recs[j] = r
+		if index != nil {
+			index = append(index, i)
+		}
+		j++
+	}
+	return recs, index
+}
+
+// recordAs implements Message.As for r.
+func recordAs(r *kgo.Record, target any) bool {
+	switch t := target.(type) {
+	case **kgo.Record:
+		*t = r
+	case *kgo.Record:
+		*t = *r
+	default:
+		return false
+	}
+	return true
+}
+
+// messages converts records consumed by group to Messages with
+// DeliveryCount 1; As reaches each record.
+//
+// Records are converted in blocks of messageBlock: the Messages of a block
+// share one array, their attributes another, and their IDs, keys (as
+// attributes) and header values one string, so a record costs only its
+// header map and As function plus a few allocations per block. Blocks keep
+// those arrays small objects, which the allocator serves from its caches,
+// where one array per poll would be a large object (fresh zeroed pages);
+// and a handler that keeps a Message keeps its block's memory, not the
+// poll's.
+func messages(records []*kgo.Record, group string) []*middleware.Message {
+	ptrs := make([]*middleware.Message, len(records))
+	var groupAttr attribute.KeyValue
+	if group != "" {
+		groupAttr = propagation.ConsumerGroup(group)
+	}
+	for i := 0; i < len(records); i += messageBlock {
+		j := min(i+messageBlock, len(records))
+		messageBlockOf(records[i:j], groupAttr, ptrs[i:j])
+	}
+	return ptrs
+}
+
+// messageBlock is how many records messages converts together: 32
+// Messages are a 9 KiB array.
+const messageBlock = 32
+
+// messageBlockOf converts up to messageBlock records to the Messages ptrs
+// points to; group is the consumer group attribute or the zero KeyValue.
+func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*middleware.Message) {
+	size, nattrs := 0, 0
+	for _, r := range records {
+		size += idLen(r.Topic) + len(r.Key)
+		for _, h := range r.Headers {
+			size += len(h.Value)
+		}
+		nattrs += attrCount(r, group.Key != "")
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	// ends[i] is where record i's ID ends in sb; its key and header
+	// values follow.
+	var ends [messageBlock]int
+	for i, r := range records {
+		writeRecordID(&sb, r.Topic, r.Partition, r.Offset)
+		ends[i] = sb.Len()
+		sb.Write(r.Key)
+		for _, h := range r.Headers {
+			sb.Write(h.Value)
+		}
+	}
+	s := sb.String()
+
+	msgs := make([]middleware.Message, len(records))
+	attrs := make([]attribute.KeyValue, 0, nattrs)
+	var partAttr attribute.KeyValue
+	pos := 0
+	for i, r := range records {
+		id := s[pos:ends[i]]
+		pos = ends[i]
+		if i == 0 || r.Partition != records[i-1].Partition || r.Topic != records[i-1].Topic {
+			partAttr = propagation.PartitionID(idPartition(id, r.Topic))
+		}
+		var key string
+		if r.Key != nil {
+			key = s[pos : pos+len(r.Key)]
+			pos += len(r.Key)
+		}
+		headers := make(map[string]string, len(r.Headers))
+		// Later headers overwrite earlier ones: the last duplicate wins,
+		// as in Carrier.Get.
+		for _, h := range r.Headers {
+			headers[h.Key] = s[pos : pos+len(h.Value)]
+			pos += len(h.Value)
+		}
+		// Field by field: msgs is zeroed, and copying a whole Message in
+		// would run the GC's write barrier over all of it.
+		msg := &msgs[i]
+		msg.ID = id
+		msg.Key = r.Key
+		msg.Body = r.Value
+		msg.Headers = headers
+		msg.Time = r.Timestamp
+		msg.DeliveryCount = 1
+		msg.Destination = r.Topic
+		msg.SetAs(func(target any) bool { return recordAs(r, target) })
+		start := len(attrs)
+		attrs = appendRecordAttributes(attrs, r, partAttr, group, id, key)
+		msg.SetAttributes(attrs[start:len(attrs):len(attrs)]...)
+		ptrs[i] = msg
+	}
+}
+
+// kafkaKeyKey is the key of propagation.KafkaKey, whose value is built here
+// from a string that shares the poll's bytes.
+var kafkaKeyKey = propagation.KafkaKey(nil).Key
+
+// attrCount is how many attributes appendRecordAttributes adds for r.
+func attrCount(r *kgo.Record, group bool) int {
+	n := 3 // partition, offset, message ID
 	if r.Key != nil {
-		attrs = append(attrs, propagation.KafkaKey(r.Key))
+		n++
+	}
+	if r.Value == nil {
+		n++
+	}
+	if group {
+		n++
+	}
+	return n
+}
+
+// appendRecordAttributes appends the attributes of a consumed record to
+// attrs: partition, offset, key, tombstone flag, consumer group (when
+// group is not the zero KeyValue) and message ID. partition is the
+// partition attribute, group the consumer group
+// one, id is recordID of r and key is string(r.Key): the callers build them
+// once for many records or share their bytes. The Subscriber and Hooks
+// share them so both kinds of process span look alike.
+func appendRecordAttributes(attrs []attribute.KeyValue, r *kgo.Record, partition, group attribute.KeyValue, id, key string) []attribute.KeyValue {
+	attrs = append(attrs, partition, propagation.KafkaOffset(r.Offset))
+	if r.Key != nil {
+		attrs = append(attrs, kafkaKeyKey.String(key))
 	}
 	if r.Value == nil {
 		attrs = append(attrs, propagation.KafkaTombstone(true))
 	}
-	if group != "" {
-		attrs = append(attrs, propagation.ConsumerGroup(group))
+	if group.Key != "" {
+		attrs = append(attrs, group)
 	}
-	return append(attrs, propagation.MessageID(recordID(r.Topic, r.Partition, r.Offset)))
+	return append(attrs, propagation.MessageID(id))
+}
+
+// digits is len(strconv.FormatInt(n, 10)).
+func digits(n int64) int {
+	var buf [20]byte
+	return len(strconv.AppendInt(buf[:0], n, 10))
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
@@ -17,6 +20,10 @@ import (
 type Publisher struct {
 	cl  *kgo.Client
 	cfg config
+	// attrs are the destination attributes, built once: the tracing
+	// middleware describes the destination on every Publish. len == cap,
+	// so appending to them copies.
+	attrs []attribute.KeyValue
 }
 
 var (
@@ -27,7 +34,8 @@ var (
 // NewPublisher returns a Publisher over cl. The Publisher does not own cl:
 // closing cl is the caller's job.
 func NewPublisher(cl *kgo.Client, opts ...Option) *Publisher {
-	return &Publisher{cl: cl, cfg: newConfig(cl, opts)}
+	cfg := newConfig(cl, opts)
+	return &Publisher{cl: cl, cfg: cfg, attrs: slices.Clip(cfg.serverAttributes())}
 }
 
 // Describe names the destination by the topic.
@@ -35,7 +43,7 @@ func (p *Publisher) Describe(topic string) middleware.Destination {
 	return middleware.Destination{
 		System:     propagation.SystemKafka,
 		Name:       topic,
-		Attributes: p.cfg.serverAttributes(),
+		Attributes: p.attrs,
 	}
 }
 
@@ -63,26 +71,37 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 		return publishError(topic, errs)
 	}
 
-	records := make([]*kgo.Record, 0, len(msgs))
-	index := make([]int, 0, len(msgs)) // records[j] is msgs[index[j]]
 	for i, msg := range msgs {
 		if msg == nil {
 			fail(i, msg, errors.New("nil message"))
-			continue
 		}
-		records = append(records, record(topic, msg))
-		index = append(index, i)
 	}
+	records, index := records(topic, msgs)
 	if len(records) > 0 {
-		// ProduceSync returns the results in the order of records.
-		for j, res := range p.cl.ProduceSync(ctx, records...) {
-			msg := msgs[index[j]]
+		// ProduceSync returns the results in the order of records. The IDs
+		// of the call share one string.
+		results := p.cl.ProduceSync(ctx, records...)
+		var sb strings.Builder
+		sb.Grow(len(results) * idLen(topic))
+		for _, res := range results {
+			if res.Err == nil {
+				writeRecordID(&sb, res.Record.Topic, res.Record.Partition, res.Record.Offset)
+			}
+		}
+		ids, pos := sb.String(), 0
+		for j, res := range results {
+			i := j
+			if index != nil {
+				i = index[j]
+			}
+			msg := msgs[i]
 			if res.Err != nil {
-				fail(index[j], msg, res.Err)
+				fail(i, msg, res.Err)
 				continue
 			}
 			r := res.Record
-			msg.ID = recordID(r.Topic, r.Partition, r.Offset)
+			n := len(r.Topic) + 1 + digits(int64(r.Partition)) + 1 + digits(r.Offset)
+			msg.ID, pos = ids[pos:pos+n], pos+n
 			if msg.Time.IsZero() {
 				msg.Time = r.Timestamp
 			}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -219,6 +220,12 @@ type pollLoop struct {
 	// redeliver tracks, per partition, the record being retried; only the
 	// poll loop goroutine touches it.
 	redeliver map[int32]redelivery
+
+	// Scratch space of split, reused from poll to poll: nothing keeps it
+	// once handlePoll returns.
+	parts   []partitionWork
+	index   map[int32]int // partition -> its position in parts
+	grouped []*kgo.Record
 }
 
 // partitionWork is one partition's share of a poll.
@@ -230,53 +237,69 @@ type partitionWork struct {
 	failed    bool // records[handled] failed; otherwise handling stopped for shutdown
 }
 
+// handlerContext is the context handlers get: it carries the values of
+// ctx but outlives it, so a shutdown lets running handlers finish and be
+// committed. The value in front of the WithoutCancel context makes lookups
+// walk past it instead of calling its Value method, which boxes it into an
+// interface: one allocation per lookup, and the tracing middleware looks
+// up the receive span for every message.
+func handlerContext(ctx context.Context) context.Context {
+	return context.WithValue(context.WithoutCancel(ctx), handlerContextKey{}, nil)
+}
+
+type handlerContextKey struct{}
+
 // handlePoll handles the records of one poll, commits the handled ones,
 // rewinds each partition to its first unhandled record, and reports whether
 // a handler failed.
 func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*kgo.Record) bool {
-	parts := l.split(records)
+	parts, grouped, all := l.split(records)
 	if ctx.Err() != nil {
 		// The poll returned as ctx ended: hand nothing out, but rewind so
 		// a later Subscribe on this client does not skip these records.
 		l.rewind(parts)
 		return false
 	}
-	all := make([]*middleware.Message, 0, len(records))
-	for _, p := range parts {
-		all = append(all, p.msgs...)
-	}
-	// Handlers outlive ctx so a shutdown lets them finish and be committed.
-	hctx := context.WithoutCancel(l.obs.Received(ctx, l.dest, start, all))
+	hctx := handlerContext(l.obs.Received(ctx, l.dest, start, all))
 
 	workers := l.s.cfg.concurrency
 	if workers <= 0 || workers > len(parts) {
 		workers = len(parts)
 	}
-	next := make(chan *partitionWork)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for p := range next {
-				l.handlePartition(ctx, hctx, p)
+	if workers == 1 {
+		for i := range parts {
+			l.handlePartition(ctx, hctx, &parts[i])
+		}
+	} else {
+		// The poll goroutine is one of the workers.
+		var next atomic.Int64
+		work := func() {
+			for i := int(next.Add(1)) - 1; i < len(parts); i = int(next.Add(1)) - 1 {
+				l.handlePartition(ctx, hctx, &parts[i])
 			}
-		})
+		}
+		var wg sync.WaitGroup
+		for range workers - 1 {
+			wg.Go(work)
+		}
+		work()
+		wg.Wait()
 	}
-	for _, p := range parts {
-		next <- p
-	}
-	close(next)
-	wg.Wait()
 
-	var (
-		commitRecords []*kgo.Record
-		commitMsgs    []*middleware.Message
-		failed        bool
-	)
-	for _, p := range parts {
-		commitRecords = append(commitRecords, p.records[:p.handled]...)
-		commitMsgs = append(commitMsgs, p.msgs[:p.handled]...)
+	failed, complete := false, true
+	for i := range parts {
+		p := &parts[i]
 		l.track(p)
 		failed = failed || p.failed
+		complete = complete && p.handled == len(p.records)
+	}
+	commitRecords, commitMsgs := grouped, all
+	if !complete {
+		commitRecords, commitMsgs = nil, nil
+		for _, p := range parts {
+			commitRecords = append(commitRecords, p.records[:p.handled]...)
+			commitMsgs = append(commitMsgs, p.msgs[:p.handled]...)
+		}
 	}
 	if len(commitRecords) > 0 {
 		st := time.Now()
@@ -295,7 +318,7 @@ func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*k
 // poll would skip them until a restart or rebalance. The record's leader
 // epoch keeps the client's truncation detection working. It runs after the
 // commit, never concurrently with one, as kgo.Client.SetOffsets asks.
-func (l *pollLoop) rewind(parts []*partitionWork) {
+func (l *pollLoop) rewind(parts []partitionWork) {
 	var offsets map[int32]kgo.EpochOffset
 	for _, p := range parts {
 		if p.handled == len(p.records) {
@@ -313,25 +336,66 @@ func (l *pollLoop) rewind(parts []*partitionWork) {
 }
 
 // split groups records by partition, keeping offset order, and builds their
-// messages.
-func (l *pollLoop) split(records []*kgo.Record) []*partitionWork {
-	var parts []*partitionWork
-	byPartition := make(map[int32]*partitionWork)
-	for _, r := range records {
-		p := byPartition[r.Partition]
-		if p == nil {
-			p = &partitionWork{partition: r.Partition}
-			byPartition[r.Partition] = p
-			parts = append(parts, p)
-		}
-		deliveries := 1
-		if rd, ok := l.redeliver[r.Partition]; ok && rd.offset == r.Offset {
-			deliveries += rd.failures
-		}
-		p.records = append(p.records, r)
-		p.msgs = append(p.msgs, message(r, l.s.group, deliveries))
+// messages: grouped holds the records partition after partition, all their
+// messages in the same order, and each partition's records and msgs are
+// its run of both. parts and grouped are scratch space of l, valid until
+// the next poll; all is new.
+func (l *pollLoop) split(records []*kgo.Record) (parts []partitionWork, grouped []*kgo.Record, all []*middleware.Message) {
+	if l.index == nil {
+		l.index = make(map[int32]int)
 	}
-	return parts
+	clear(l.index)
+	parts = l.parts[:0]
+	// Count each partition's records; handled is the count for now. A
+	// poll's records come partition after partition, so the last
+	// partition found is usually the next one's.
+	last := -1
+	for _, r := range records {
+		if last < 0 || parts[last].partition != r.Partition {
+			i, ok := l.index[r.Partition]
+			if !ok {
+				i = len(parts)
+				l.index[r.Partition] = i
+				parts = append(parts, partitionWork{partition: r.Partition})
+			}
+			last = i
+		}
+		parts[last].handled++
+	}
+	// Lay the partitions out one after the other: handled becomes where
+	// the next record of each goes.
+	pos := 0
+	for i := range parts {
+		n := parts[i].handled
+		parts[i].handled = pos
+		pos += n
+	}
+	grouped = slices.Grow(l.grouped[:0], len(records))[:len(records)]
+	last = -1
+	for _, r := range records {
+		if last < 0 || parts[last].partition != r.Partition {
+			last = l.index[r.Partition]
+		}
+		grouped[parts[last].handled] = r
+		parts[last].handled++
+	}
+	all = messages(grouped, l.s.group)
+	pos = 0
+	for i := range parts {
+		p := &parts[i]
+		end := p.handled
+		p.records, p.msgs, p.handled = grouped[pos:end:end], all[pos:end:end], 0
+		pos = end
+		if rd, ok := l.redeliver[p.partition]; ok {
+			for j, r := range p.records {
+				if r.Offset == rd.offset {
+					p.msgs[j].DeliveryCount += rd.failures
+				}
+			}
+		}
+	}
+	l.parts, l.grouped = parts, grouped
+	return parts, grouped, all
 }
 
 // handlePartition runs the handler on p's records in order until one fails

@@ -1,0 +1,407 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+func TestRecordID(t *testing.T) {
+	long := strings.Repeat("t", 200) // longer than any stack buffer
+	for _, c := range []struct {
+		topic     string
+		partition int32
+		offset    int64
+	}{
+		{"orders", 0, 0}, {"orders", 3, 9}, {"orders", 12, 1234567}, {"o", math.MaxInt32, math.MaxInt64},
+		{"o", math.MinInt32, math.MinInt64}, {"o", 0, -1}, {long, 100, 100}, {"", 1, 1},
+	} {
+		want := fmt.Sprintf("%s/%d/%d", c.topic, c.partition, c.offset)
+		id := recordID(c.topic, c.partition, c.offset)
+		if id != want {
+			t.Errorf("recordID = %q, want %q", id, want)
+		}
+		if len(id) > idLen(c.topic) {
+			t.Errorf("len(%q) = %d > idLen %d", id, len(id), idLen(c.topic))
+		}
+		if p := idPartition(id, c.topic); p != fmt.Sprint(c.partition) {
+			t.Errorf("idPartition(%q) = %q, want %d", id, p, c.partition)
+		}
+		if n := len(c.topic) + 1 + digits(int64(c.partition)) + 1 + digits(c.offset); n != len(want) {
+			t.Errorf("length from digits = %d, want %d", n, len(want))
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = recordID(long, 1, 1) }); n != 1 {
+		t.Errorf("recordID allocates %v times, want 1", n)
+	}
+}
+
+func TestRecordsLayout(t *testing.T) {
+	ts := time.UnixMilli(1_700_000_000_000)
+	msgs := []*middleware.Message{
+		{Key: []byte("k"), Body: []byte("a"), Headers: map[string]string{"z": "1", "a": "22", "m": ""}, Time: ts},
+		nil,
+		{Body: []byte("b"), Headers: map[string]string{"traceparent": "tp"}},
+		{Body: nil},
+		// Longer than the space records guesses for the values.
+		{Body: []byte("c"), Headers: map[string]string{"big": strings.Repeat("b", 1000), "after": "x"}},
+	}
+	recs, index := records("orders", msgs)
+	if len(recs) != 4 || !slices.Equal(index, []int{0, 2, 3, 4}) {
+		t.Fatalf("%d records, index %v; want 4, [0 2 3 4]", len(recs), index)
+	}
+	for i, r := range recs {
+		msg := msgs[index[i]]
+		if len(r.Headers) != len(msg.Headers) {
+			t.Errorf("record %d has %d headers, message %d", i, len(r.Headers), len(msg.Headers))
+		}
+		for _, h := range r.Headers {
+			if string(h.Value) != msg.Headers[h.Key] {
+				t.Errorf("record %d header %q = %q, want %q", i, h.Key, h.Value, msg.Headers[h.Key])
+			}
+		}
+	}
+	r0 := recs[0]
+	if r0.Topic != "orders" || string(r0.Key) != "k" || string(r0.Value) != "a" || !r0.Timestamp.Equal(ts) {
+		t.Errorf("record 0 = %+v", r0)
+	}
+	var got []string
+	for _, h := range r0.Headers {
+		got = append(got, h.Key+"="+string(h.Value))
+	}
+	if want := []string{"a=22", "m=", "z=1"}; !slices.Equal(got, want) {
+		t.Errorf("headers %q, want %q (sorted)", got, want)
+	}
+	if recs[2].Value != nil || recs[2].Headers != nil {
+		t.Errorf("tombstone record = %+v", recs[2])
+	}
+	// The records share arrays: writing one must not reach the next.
+	before := string(recs[1].Headers[0].Value)
+	NewCarrier(r0).Set("new", "value")
+	r0.Headers[0].Value = append(r0.Headers[0].Value, "xxxx"...)
+	if len(recs[1].Headers) != 1 || recs[1].Headers[0].Key != "traceparent" || string(recs[1].Headers[0].Value) != before {
+		t.Errorf("writing record 0 changed record 1: %+v", recs[1].Headers)
+	}
+
+	if _, index := records("orders", msgs[:1]); index != nil {
+		t.Errorf("index = %v without nil messages, want nil", index)
+	}
+}
+
+// fakeRecords are records of two partitions, interleaved, with a key, a
+// tombstone, a nil header value and a duplicate header.
+func fakeRecords() []*kgo.Record {
+	ts := time.UnixMilli(1_700_000_000_000)
+	return []*kgo.Record{
+		{Topic: "orders", Partition: 0, Offset: 7, Key: []byte("k1"), Value: []byte("v1"), Timestamp: ts,
+			Headers: []kgo.RecordHeader{{Key: "dup", Value: []byte("1")}, {Key: "nil"}, {Key: "dup", Value: []byte("2")}}},
+		{Topic: "orders", Partition: 11, Offset: 100, Value: nil, Timestamp: ts},
+		{Topic: "orders", Partition: 0, Offset: 8, Key: []byte{}, Value: []byte("v3"),
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("tp")}}},
+	}
+}
+
+func TestMessages(t *testing.T) {
+	recs := fakeRecords()
+	msgs := messages(recs, "billing")
+	if len(msgs) != len(recs) {
+		t.Fatalf("%d messages for %d records", len(msgs), len(recs))
+	}
+	want := []struct {
+		id      string
+		headers map[string]string
+		attrs   []attribute.KeyValue
+	}{
+		{"orders/0/7", map[string]string{"dup": "2", "nil": ""}, []attribute.KeyValue{
+			propagation.Partition(0), propagation.KafkaOffset(7), propagation.KafkaKey([]byte("k1")),
+			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/0/7"),
+		}},
+		{"orders/11/100", map[string]string{}, []attribute.KeyValue{
+			propagation.Partition(11), propagation.KafkaOffset(100), propagation.KafkaTombstone(true),
+			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/11/100"),
+		}},
+		{"orders/0/8", map[string]string{"traceparent": "tp"}, []attribute.KeyValue{
+			propagation.Partition(0), propagation.KafkaOffset(8), propagation.KafkaKey([]byte{}),
+			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/0/8"),
+		}},
+	}
+	for i, msg := range msgs {
+		r, w := recs[i], want[i]
+		if msg.ID != w.id || msg.Destination != "orders" || msg.DeliveryCount != 1 || !msg.Time.Equal(r.Timestamp) ||
+			unsafe.SliceData(msg.Body) != unsafe.SliceData(r.Value) {
+			t.Errorf("message %d = %+v", i, msg)
+		}
+		if (msg.Key == nil) != (r.Key == nil) || string(msg.Key) != string(r.Key) || (msg.Body == nil) != (r.Value == nil) {
+			t.Errorf("message %d key %q body %q, record key %q value %q", i, msg.Key, msg.Body, r.Key, r.Value)
+		}
+		if msg.Headers == nil || !mapsEqual(msg.Headers, w.headers) {
+			t.Errorf("message %d headers %v, want %v", i, msg.Headers, w.headers)
+		}
+		attrs := msg.Attributes()
+		if !slices.Equal(attrs, w.attrs) {
+			t.Errorf("message %d attributes\n%v, want\n%v", i, attrs, w.attrs)
+		}
+		if cap(attrs) != len(attrs) {
+			t.Errorf("message %d attributes have spare capacity %d: an append would write into the next message's", i, cap(attrs)-len(attrs))
+		}
+		var rp *kgo.Record
+		var rv kgo.Record
+		if !msg.As(&rp) || rp != r || !msg.As(&rv) || rv.Offset != r.Offset || msg.As(new(string)) {
+			t.Errorf("message %d As: %p %+v, want %p", i, rp, rv, r)
+		}
+	}
+	// No group: no group attribute.
+	for _, msg := range messages(recs[:1], "") {
+		for _, a := range msg.Attributes() {
+			if a.Key == propagation.ConsumerGroup("x").Key {
+				t.Errorf("group attribute %v without a group", a)
+			}
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMessagesAllocations guards the point of messages: a block of records
+// costs a few allocations, and each record only its header map and As
+// function.
+func TestMessagesAllocations(t *testing.T) {
+	recs := make([]*kgo.Record, 100)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "orders", Partition: int32(i % 3), Offset: int64(1000 + i), Key: []byte("key"), Value: []byte("v")}
+	}
+	n := testing.AllocsPerRun(20, func() { _ = messages(recs, "billing") })
+	blocks := (len(recs) + messageBlock - 1) / messageBlock
+	if limit := float64(1 + 3*blocks + 2*len(recs)); n > limit {
+		t.Errorf("messages allocates %v times for %d records, want at most %v", n, len(recs), limit)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	l := &pollLoop{s: &Subscriber{group: "g"}, redeliver: map[int32]redelivery{11: {offset: 100, failures: 2}, 0: {offset: 3, failures: 5}}}
+	for range 2 { // the second poll reuses the scratch space
+		recs := fakeRecords()
+		parts, grouped, all := l.split(recs)
+		if len(parts) != 2 || parts[0].partition != 0 || parts[1].partition != 11 {
+			t.Fatalf("parts %+v, want partitions 0 then 11", parts)
+		}
+		if want := []*kgo.Record{recs[0], recs[2], recs[1]}; !slices.Equal(grouped, want) {
+			t.Errorf("grouped %v, want partition 0 in offset order, then 11", grouped)
+		}
+		for i, m := range all {
+			var r *kgo.Record
+			if !m.As(&r) || r != grouped[i] {
+				t.Errorf("all[%d] is not grouped[%d]'s message", i, i)
+			}
+		}
+		p0, p11 := parts[0], parts[1]
+		if len(p0.records) != 2 || p0.records[1] != recs[2] || p0.msgs[1] != all[1] || len(p11.records) != 1 || p11.msgs[0] != all[2] {
+			t.Errorf("partition runs %+v %+v", p0, p11)
+		}
+		if p0.handled != 0 || p11.handled != 0 || p0.failed || p11.failed {
+			t.Errorf("parts not reset: %+v %+v", p0, p11)
+		}
+		if cap(p0.records) != len(p0.records) || cap(p0.msgs) != len(p0.msgs) {
+			t.Error("partition runs have spare capacity")
+		}
+		// Offset 100 of partition 11 failed twice; partition 0's tracked
+		// offset is not in the poll.
+		if all[0].DeliveryCount != 1 || all[1].DeliveryCount != 1 || all[2].DeliveryCount != 3 {
+			t.Errorf("delivery counts %d %d %d, want 1 1 3", all[0].DeliveryCount, all[1].DeliveryCount, all[2].DeliveryCount)
+		}
+	}
+}
+
+type testKey struct{}
+
+func TestHandlerContext(t *testing.T) {
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), testKey{}, "v"))
+	hctx := handlerContext(parent)
+	cancel()
+	if hctx.Err() != nil || hctx.Done() != nil {
+		t.Error("the handler context ends with its parent")
+	}
+	if hctx.Value(testKey{}) != "v" {
+		t.Error("the handler context lost its parent's values")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = hctx.Value(testKey{}) }); n != 0 {
+		t.Errorf("a Value lookup allocates %v times, want 0", n)
+	}
+}
+
+func TestHooksDestinationAttributes(t *testing.T) {
+	h := NewHooks()
+	if d := h.destination("orders", true); d.Attributes != nil || d.Name != "orders" || d.System != propagation.SystemKafka {
+		t.Errorf("destination before any client = %+v", d)
+	}
+	newClient := func(opts ...kgo.Opt) {
+		cl, err := kgo.NewClient(append(opts, kgo.WithHooks(h))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+	}
+	server := []attribute.KeyValue{propagation.ServerAddress("b1"), propagation.ServerPort(9093)}
+	withGroup := append(slices.Clone(server), propagation.ConsumerGroup("g"))
+	check := func(what string, producer, consumer []attribute.KeyValue) {
+		t.Helper()
+		if got := h.destination("orders", false).Attributes; !slices.Equal(got, producer) {
+			t.Errorf("%s: producer attributes %v, want %v", what, got, producer)
+		}
+		if got := h.destination("orders", true).Attributes; !slices.Equal(got, consumer) {
+			t.Errorf("%s: consumer attributes %v, want %v", what, got, consumer)
+		}
+	}
+	newClient(kgo.SeedBrokers("b1:9093"))
+	check("producer", server, server)
+	newClient(kgo.SeedBrokers("b1:9093"), kgo.ConsumerGroup("g"))
+	check("consumer", server, withGroup)
+	// The shared slices are clipped: appending to one cannot write into
+	// the other.
+	p := h.destination("orders", false).Attributes
+	_ = append(p, attribute.String("x", "y"))
+	check("after an append", server, withGroup)
+	newClient(kgo.SeedBrokers("b1:9093"), kgo.ConsumerGroup("other"))
+	check("two groups", server, server)
+	newClient(kgo.SeedBrokers("b2:9093"))
+	check("two seeds", nil, nil)
+}
+
+func TestFetchHookContext(t *testing.T) {
+	h := NewHooks()
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	header := func() []kgo.RecordHeader {
+		return []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-01000000000000000000000000000000-0200000000000000-01")}}
+	}
+	member, _ := baggage.NewMember("k", "v")
+	bag, _ := baggage.New(member)
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"nil context", nil},
+		{"context with baggage", baggage.ContextWithBaggage(context.WithValue(context.Background(), testKey{}, 1), bag)},
+	} {
+		r := &kgo.Record{Context: c.ctx, Headers: header()}
+		h.OnFetchRecordBuffered(r)
+		if got := trace.SpanContextFromContext(r.Context); !got.Equal(sc) {
+			t.Errorf("%s: remote span context %v, want %v", c.name, got, sc)
+		}
+		if c.ctx != nil && (baggage.FromContext(r.Context).Member("k").Value() != "v" || r.Context.Value(testKey{}) != 1) {
+			t.Errorf("%s: the record's context lost its values", c.name)
+		}
+		// A later hook replacing the span does not change the creation
+		// context ReceiveContext links.
+		r.Context = trace.ContextWithSpanContext(r.Context, trace.SpanContext{})
+		if got := h.creation(r); !got.Equal(sc) {
+			t.Errorf("%s: creation %v, want %v", c.name, got, sc)
+		}
+	}
+	r := &kgo.Record{}
+	h.OnFetchRecordBuffered(r)
+	if trace.SpanContextFromContext(r.Context).IsValid() || h.creation(r).IsValid() {
+		t.Error("a record without traceparent got a creation context")
+	}
+}
+
+func TestSendStateContext(t *testing.T) {
+	ctx := context.WithValue(context.Background(), testKey{}, "v")
+	st := &sendState{Context: ctx}
+	var c context.Context = st
+	if c.Value(sendStateKey{}) != st || c.Value(testKey{}) != "v" {
+		t.Error("sendState does not answer its key and pass the others on")
+	}
+	if wrapped := context.WithValue(c, struct{ k int }{}, 1); wrapped.Value(sendStateKey{}) != st {
+		t.Error("sendState is not found under a later context")
+	}
+}
+
+func TestPublisherDescribeShared(t *testing.T) {
+	p := NewPublisher(nil, WithServer("b1", 9093))
+	want := []attribute.KeyValue{propagation.ServerAddress("b1"), propagation.ServerPort(9093)}
+	d := p.Describe("orders")
+	if !slices.Equal(d.Attributes, want) {
+		t.Fatalf("attributes %v, want %v", d.Attributes, want)
+	}
+	_ = append(d.Attributes, attribute.String("x", "y"))
+	if got := p.Describe("orders").Attributes; !slices.Equal(got, want) || cap(got) != len(got) {
+		t.Errorf("after an append to a Describe's attributes: %v (cap %d), want %v", got, cap(got), want)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = p.Describe("orders") }); n != 0 {
+		t.Errorf("Describe allocates %v times, want 0", n)
+	}
+}
+
+// benchRecords are a 300-record poll over 4 partitions, with a
+// traceparent header when tp is set.
+func benchRecords(tp bool) []*kgo.Record {
+	recs := make([]*kgo.Record, 300)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "orders", Partition: int32(i / 75), Offset: int64(100000 + i), Value: make([]byte, 64)}
+		if tp {
+			recs[i].Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}}
+		}
+	}
+	return recs
+}
+
+// BenchmarkMessages is the Subscriber's per-poll conversion of records
+// to Messages; ns/op is per record.
+func BenchmarkMessages(b *testing.B) {
+	for _, tp := range []bool{false, true} {
+		recs := benchRecords(tp)
+		b.Run(fmt.Sprintf("traceparent=%v", tp), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = messages(recs, "billing")
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+		})
+	}
+}
+
+// BenchmarkRecords is the Publisher's conversion of a 100-message batch
+// to records.
+func BenchmarkRecords(b *testing.B) {
+	for _, tp := range []bool{false, true} {
+		msgs := make([]*middleware.Message, 100)
+		for i := range msgs {
+			msgs[i] = &middleware.Message{Body: make([]byte, 64), Headers: map[string]string{}}
+			if tp {
+				msgs[i].Headers["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+			}
+		}
+		b.Run(fmt.Sprintf("traceparent=%v", tp), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = records("orders", msgs)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/record")
+		})
+	}
+}
