@@ -83,9 +83,9 @@ func (c *config) overLimit(key, v string) bool {
 	switch {
 	case len(v) == 0:
 		return false
-	case strings.EqualFold(key, TraceStateKey):
+	case len(key) == len(TraceStateKey) && strings.EqualFold(key, TraceStateKey):
 		return strings.Count(v, ",") >= c.maxTraceState
-	case strings.EqualFold(key, BaggageKey):
+	case len(key) == len(BaggageKey) && strings.EqualFold(key, BaggageKey):
 		return len(v) > c.maxBaggageB || strings.Count(v, ",") >= c.maxBaggageN
 	}
 	return false
@@ -124,7 +124,8 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 		dropped = slices.Clone(lc.dropped) // lc goes back to the pool
 	}
 	lc.release()
-	if !trace.SpanContextFromContext(out).IsValid() {
+	valid := trace.SpanContextFromContext(out).IsValid()
+	if !valid {
 		if p.cfg.xrayExtract {
 			if sc, ok := ParseXRay(c.Get(XRayKey)); ok {
 				out = trace.ContextWithRemoteSpanContext(out, sc)
@@ -134,7 +135,7 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 			dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
 		}
 	}
-	if !trace.SpanContextFromContext(out).IsValid() && base != ctx {
+	if base != ctx && !trace.SpanContextFromContext(out).IsValid() {
 		// Nothing in the message: keep the caller's span as it was.
 		out = trace.ContextWithSpan(out, trace.SpanFromContext(ctx))
 	}

@@ -44,6 +44,16 @@ func New(opts ...Option) *Propagator {
 
 var defaultPropagator = New()
 
+// unsetGlobal is the global propagator as it is before the application sets
+// one (nil if one with fields was already set): comparing with it is cheaper
+// than Fields, which takes a lock and builds a map and a slice.
+var unsetGlobal = func() otelprop.TextMapPropagator {
+	if g := otel.GetTextMapPropagator(); len(g.Fields()) == 0 {
+		return g
+	}
+	return nil
+}()
+
 // globalSet is true once the global propagator was seen with fields.
 var globalSet atomic.Bool
 
@@ -70,6 +80,9 @@ func (p *Propagator) TextMap() otelprop.TextMapPropagator {
 		return p.cfg.propagator
 	}
 	g := otel.GetTextMapPropagator()
+	if g == unsetGlobal {
+		return fallback // cheap: no Fields (mutex, map, slice) per message
+	}
 	if globalSet.Load() {
 		return g
 	}
