@@ -63,10 +63,54 @@ func benchPath(b *testing.B, tp trace.TracerProvider) {
 	}
 }
 
+// benchBaseline is benchPath without middleware: the same loopback, the
+// same messages, and a plain inject before publishing and extract in the
+// handler, what hand-written propagation costs. The path's cost beyond it
+// is the middleware's own.
+func benchBaseline(b *testing.B) {
+	lb := &loopback{}
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	// Called through interfaces the compiler cannot see through, as the
+	// middleware calls the transport: the message and the variadic slice
+	// then escape as they do on the middleware path.
+	pub, sub := opaque(lb)
+	handled := 0
+	_ = sub.Subscribe(context.Background(), "q", middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
+		if !trace.SpanContextFromContext(prop.Extract(ctx, propagation.MapCarrier(msg.Headers))).IsValid() {
+			b.Fatal("lost")
+		}
+		handled++
+		return nil
+	}))
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(context.Background(), parent)
+	body := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		msg := &middleware.Message{Body: body, Headers: make(map[string]string, 3)}
+		prop.Inject(ctx, propagation.MapCarrier(msg.Headers))
+		if err := pub.Publish(ctx, "q", msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if handled == 0 {
+		b.Fatal("nothing handled")
+	}
+}
+
+// opaque returns lb as a Publisher and a Subscriber without letting the
+// compiler devirtualize calls on them.
+//
+//go:noinline
+func opaque(lb *loopback) (middleware.Publisher, middleware.Subscriber) { return lb, lb }
+
 // BenchmarkMiddlewarePath is the per-message cost of publish + consume
-// through the tracing middleware, with the carrier-only baseline beside it:
-// "carrier" is what propagation alone costs (inject into a header map and
-// extract from it), the floor any instrumentation pays.
+// through the tracing middleware, with two references beside it: "carrier"
+// is what propagation alone costs (inject into a header map and extract from
+// it), the floor any instrumentation pays; "baseline" is the same loopback
+// transport and messages as the middleware runs, with that inject and
+// extract done by hand, so "noop" minus "baseline" is what the middleware
+// adds (target: at most 300 ns and 4 allocations).
 func BenchmarkMiddlewarePath(b *testing.B) {
 	b.Run("carrier", func(b *testing.B) {
 		parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
@@ -81,6 +125,7 @@ func BenchmarkMiddlewarePath(b *testing.B) {
 			}
 		}
 	})
+	b.Run("baseline", benchBaseline)
 	b.Run("noop", func(b *testing.B) { benchPath(b, noop.NewTracerProvider()) })
 	b.Run("sdk-never-sample", func(b *testing.B) {
 		benchPath(b, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())))

@@ -11,11 +11,14 @@
 //     creation context is injected into its Headers, unless it already
 //     carries one (a relay or a dead-letter publish keeps the original).
 //   - receive {destination} (CLIENT): one per poll that returned messages,
-//     linking every message's creation context.
+//     linking every message's creation context. Only pull-based consumers
+//     poll (SQS, Kafka): a push-based one (Destination.Push: RabbitMQ, the
+//     in-memory broker) has no receive span, and the process span is the
+//     consumer's first span.
 //   - process {destination} (CONSUMER): one per message, even when a poll
 //     returned a batch, parented per WithProcessParent: by default on the
 //     message's creation context (one connected trace, with a link to the
-//     receive span).
+//     receive span when there is one).
 //   - ack, nack, delete, commit {destination} (CLIENT): settlement.
 //
 // Errors set the span status and error.type; a recovered panic has

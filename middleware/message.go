@@ -45,9 +45,9 @@ type Message struct {
 	dropped   []propagation.Dropped
 	// attempts is set by Retry.
 	attempts int
-	// process is the process span's context, the parent of a settle span
-	// that covers this message alone.
-	process trace.SpanContext
+	// process is the process span, the parent of a settle span that covers
+	// this message alone.
+	process trace.Span
 }
 
 // NewMessage returns a message with body and an empty header map.

@@ -78,6 +78,14 @@ type Destination struct {
 	// Attributes are per-destination attributes: server.address/port,
 	// consumer group, queue URL, client ID.
 	Attributes []attribute.KeyValue
+	// Push is set by transports whose broker pushes messages to the consumer
+	// (RabbitMQ basic.consume, the in-memory broker) rather than answering
+	// polls (SQS ReceiveMessage, Kafka fetches). The semantic conventions'
+	// receive span is for pulls, so a push delivery gets none: the process
+	// span is the consumer's first span. Metrics still count the consumed
+	// messages and time the delivery as a receive operation. Push describes
+	// the consuming side; a publisher ignores it.
+	Push bool
 }
 
 // Describer is implemented by transports' publishers and subscribers.

@@ -10,9 +10,11 @@ import (
 // middleware install observers in the Subscribe context; transports call
 // ObserverFrom(ctx) once and report to it.
 type Observer interface {
-	// Received is called once per poll that returned at least one message,
-	// before any handler runs; start is when the poll began. The returned
-	// context is the one the transport passes to the handlers of msgs.
+	// Received is called once per poll that returned at least one message
+	// or, on a push-based destination (d.Push), once per delivery or group
+	// of deliveries taken together, before any handler runs; start is when
+	// the poll began or the delivery was taken. The returned context is the
+	// one the transport passes to the handlers of msgs.
 	Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context
 	// Settled is called after the transport settled msgs with operation op
 	// (propagation.OpAck, OpNack, OpDelete, OpCommit); start is when the

@@ -19,7 +19,9 @@ const (
 	// receive span.
 	ParentMessage ProcessParent = iota
 	// ParentReceive parents the process span on the receive span (the poll)
-	// and links the message's creation context: batch-poll-as-parent.
+	// and links the message's creation context: batch-poll-as-parent. A push
+	// delivery (Destination.Push) has no receive span: its process span is a
+	// new root that links the creation context.
 	ParentReceive
 	// ParentNone starts each process span as a new root that links the
 	// message's creation context.

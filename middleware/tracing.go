@@ -25,6 +25,8 @@ type Tracing struct {
 	// noop is set when the provider given is OpenTelemetry's no-op one:
 	// no span can ever record, so only propagation is done.
 	noop bool
+	// shapes caches span names and leading attributes per destination.
+	shapes shapes
 }
 
 // NewTracing returns tracing middleware configured by opts.
@@ -133,20 +135,15 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 		// Handlers still run in the producer's trace and see its baggage.
 		return s.next.Subscribe(ctx, src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 			if len(msg.Headers) > 0 {
-				s.t.extract(ctx, msg)
-				if msg.creation.IsValid() {
-					ctx = trace.ContextWithRemoteSpanContext(ctx, msg.creation)
-				}
-				if msg.baggage.Len() > 0 {
-					ctx = baggage.ContextWithBaggage(ctx, msg.baggage)
-				}
+				ctx = s.t.noopContext(ctx, msg)
 			}
 			return Call(ctx, h, msg)
 		}))
 	}
 	d := Describe(s.next, src)
+	sh := newShape(d, propagation.Process, "process")
 	return s.next.Subscribe(WithObserver(ctx, s.t), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
-		ctx, span := s.t.startProcess(ctx, d, msg)
+		ctx, span := s.t.startProcess(ctx, d, sh, msg)
 		err := Call(ctx, h, msg)
 		End(span, err)
 		return err
@@ -154,32 +151,47 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 }
 
 // Received implements Observer: a receive span per poll, linking each
-// message's creation context.
+// message's creation context. A push delivery (d.Push) gets no receive span:
+// the messages are extracted and ctx is returned as it is.
 func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
-	creations := make([]trace.SpanContext, 0, len(msgs))
+	if d.Push {
+		for _, msg := range msgs {
+			t.extract(ctx, msg)
+		}
+		return ctx
+	}
+	args := new(startArgs)
+	links := args.links[:0]
 	for _, msg := range msgs {
 		t.extract(ctx, msg)
-		creations = append(creations, msg.creation)
+		links = appendLink(links, msg.creation)
 	}
-	return t.StartReceive(ctx, d, start, creations)
+	return t.startReceive(ctx, d, start, len(msgs), args, links, nil)
 }
 
 // Settled implements Observer: a settle span (ack, nack, delete, commit).
 // A settle of one message is a child of its process span; a settle of many
 // is a child of ctx (the receive span) and links each message.
 func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error) {
-	creations := make([]trace.SpanContext, 0, len(msgs))
 	var attrs []attribute.KeyValue
-	for _, msg := range msgs {
-		creations = append(creations, msg.creation)
-	}
 	if len(msgs) == 1 {
 		attrs = msgs[0].attrs
-		if msgs[0].process.IsValid() {
-			ctx = trace.ContextWithSpanContext(ctx, msgs[0].process)
+		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
+			ctx = trace.ContextWithSpan(ctx, p)
 		}
 	}
-	_, span := t.startSettle(ctx, d, op, start, creations, attrs)
+	var links []trace.Link
+	if len(msgs) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
+		for _, msg := range msgs {
+			if msg.creation.IsValid() {
+				if links == nil {
+					links = make([]trace.Link, 0, len(msgs))
+				}
+				links = append(links, trace.Link{SpanContext: msg.creation})
+			}
+		}
+	}
+	_, span := t.startSettle(ctx, d, op, start, len(msgs), links, attrs)
 	End(span, err)
 }
 
@@ -189,12 +201,15 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 
 // StartSend starts the send span (PRODUCER) of a publish of n messages to d.
 func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	all := spanAttributes(d, propagation.Send, "send", 1+len(attrs))
+	sh := t.shapes.get(d, propagation.Send, "send")
+	if n <= 1 && len(attrs) == 0 {
+		return t.tracer.Start(ctx, sh.name, sh.opts...)
+	}
+	all := sh.with(1 + len(attrs))
 	if n > 1 {
 		all = append(all, propagation.BatchMessageCount(n))
 	}
-	return t.tracer.Start(ctx, propagation.SpanName("send", d.Name),
-		kindProducer, trace.WithAttributes(append(all, attrs...)...))
+	return t.tracer.Start(ctx, sh.name, sh.kind, trace.WithAttributes(append(all, attrs...)...))
 }
 
 // InjectCreate writes the creation context of one message into c, unless c
@@ -212,9 +227,12 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 		}
 	}
 	if batch && t.cfg.createSpans {
-		all := spanAttributes(d, propagation.Create, "create", len(attrs))
-		cctx, span := t.tracer.Start(ctx, propagation.SpanName("create", d.Name),
-			kindProducer, trace.WithAttributes(append(all, attrs...)...))
+		sh := t.shapes.get(d, propagation.Create, "create")
+		opts := sh.opts
+		if len(attrs) > 0 {
+			opts = []trace.SpanStartOption{sh.kind, trace.WithAttributes(append(sh.with(len(attrs)), attrs...)...)}
+		}
+		cctx, span := t.tracer.Start(ctx, sh.name, opts...)
 		t.prop.Inject(cctx, c)
 		span.End()
 		return span.SpanContext()
@@ -231,12 +249,18 @@ func (t *Tracing) Extract(ctx context.Context, c propagation.TextMapCarrier) con
 // extract reads msg's headers once: its creation context, baggage, and what
 // the limits cut.
 func (t *Tracing) extract(ctx context.Context, msg *Message) {
-	if msg.extracted {
-		return
+	if !msg.extracted {
+		t.extractOnce(ctx, msg)
 	}
+}
+
+// extractOnce is extract for a message not yet extracted. It returns the
+// context the propagator produced: ctx with the message's span context and
+// its (unfiltered) baggage.
+func (t *Tracing) extractOnce(ctx context.Context, msg *Message) context.Context {
 	msg.extracted = true
 	if len(msg.Headers) == 0 {
-		return
+		return ctx
 	}
 	out, dropped := t.prop.ExtractDropped(ctx, propagation.MapCarrier(msg.Headers))
 	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
@@ -244,17 +268,49 @@ func (t *Tracing) extract(ctx context.Context, msg *Message) {
 	}
 	msg.baggage = t.cfg.filterBaggage(baggage.FromContext(out))
 	msg.dropped = dropped
+	return out
+}
+
+// noopContext is the handler context of msg when no span can record: ctx
+// in the producer's trace, with the message's baggage.
+func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context {
+	if !msg.extracted {
+		out := t.extractOnce(ctx, msg)
+		if msg.creation.IsValid() && !t.cfg.baggageFiltered {
+			// What the propagator returned is what the handler needs:
+			// building it again would cost two allocations.
+			return out
+		}
+	}
+	if msg.creation.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, msg.creation)
+	}
+	if msg.baggage.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, msg.baggage)
+	}
+	return ctx
 }
 
 // StartReceive records a receive span (CLIENT) for a poll of d that began at
 // start and returned messages created in creations; the span is ended at once
 // and the returned ctx carries it.
 func (t *Tracing) StartReceive(ctx context.Context, d Destination, start time.Time, creations []trace.SpanContext, attrs ...attribute.KeyValue) context.Context {
-	all := spanAttributes(d, propagation.Receive, "receive", 1+len(attrs))
-	all = append(append(all, propagation.BatchMessageCount(len(creations))), attrs...)
-	ctx, span := t.tracer.Start(ctx, propagation.SpanName("receive", d.Name),
-		kindClient, trace.WithTimestamp(start),
-		trace.WithAttributes(all...), trace.WithLinks(links(creations)...))
+	return t.startReceive(ctx, d, start, len(creations), new(startArgs), links(creations), attrs)
+}
+
+// startReceive is StartReceive for n messages whose creation contexts are
+// links; args holds the span's options.
+func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Time, n int, args *startArgs, links []trace.Link, attrs []attribute.KeyValue) context.Context {
+	sh := t.shapes.get(d, propagation.Receive, "receive")
+	attrOpt := sh.one
+	if n != 1 || len(attrs) > 0 {
+		attrOpt = trace.WithAttributes(append(append(sh.with(1+len(attrs)), propagation.BatchMessageCount(n)), attrs...)...)
+	}
+	opts := append(args.opts[:0], sh.kind, trace.WithTimestamp(start), attrOpt)
+	if len(links) > 0 {
+		opts = append(opts, trace.WithLinks(links...))
+	}
+	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
 	span.End()
 	return ctx
 }
@@ -267,45 +323,61 @@ func (t *Tracing) StartProcess(ctx context.Context, d Destination, c propagation
 	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
 		creation = sc
 	}
-	return t.process(ctx, d, creation, t.cfg.filterBaggage(baggage.FromContext(out)), dropped, attrs, nil)
+	sh := t.shapes.get(d, propagation.Process, "process")
+	return t.process(ctx, d, sh, creation, t.cfg.filterBaggage(baggage.FromContext(out)), dropped, attrs, nil)
 }
 
-func (t *Tracing) startProcess(ctx context.Context, d Destination, msg *Message) (context.Context, trace.Span) {
+// startProcess starts the process span of msg; sh is the shape of process
+// spans on d.
+func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, msg *Message) (context.Context, trace.Span) {
 	t.extract(ctx, msg)
-	ctx, span := t.process(ctx, d, msg.creation, msg.baggage, msg.dropped, msg.attrs, msg)
-	msg.process = span.SpanContext()
+	ctx, span := t.process(ctx, d, sh, msg.creation, msg.baggage, msg.dropped, msg.attrs, msg)
+	msg.process = span
 	return ctx, span
 }
 
-func (t *Tracing) process(ctx context.Context, d Destination, creation trace.SpanContext, bg baggage.Baggage, dropped []propagation.Dropped, attrs []attribute.KeyValue, msg *Message) (context.Context, trace.Span) {
+func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creation trace.SpanContext, bg baggage.Baggage, dropped []propagation.Dropped, attrs []attribute.KeyValue, msg *Message) (context.Context, trace.Span) {
 	if bg.Len() > 0 {
 		ctx = baggage.ContextWithBaggage(ctx, bg)
 	}
-	receive := trace.SpanContextFromContext(ctx)
-	var links []trace.Link
+	// A push delivery has no receive span: a span in ctx is the caller's
+	// (the Subscribe context's), not one to link or parent on, so the
+	// process span is then a root unless the message's creation context
+	// is its parent.
+	var receive trace.SpanContext
+	if !d.Push {
+		receive = trace.SpanContextFromContext(ctx)
+	}
+	var link1, link2 trace.SpanContext
 	parent := ctx
+	newRoot := d.Push || t.cfg.processParent == ParentNone
 	switch {
 	case t.cfg.processParent == ParentNone:
-		links = appendLink(appendLink(links, creation), receive)
+		link1, link2 = creation, receive
 	case t.cfg.processParent == ParentReceive:
-		links = appendLink(links, creation)
+		link1 = creation
 	case creation.IsValid(): // ParentMessage
 		parent = trace.ContextWithRemoteSpanContext(ctx, creation)
-		links = appendLink(links, receive)
+		link1 = receive
+		newRoot = false
 	}
-	opts := []trace.SpanStartOption{
-		kindConsumer, trace.WithLinks(links...),
-	}
-	if t.cfg.processParent == ParentNone {
-		opts = append(opts, trace.WithNewRoot())
-	}
-	all := spanAttributes(d, propagation.Process, "process", len(attrs)+2+len(t.cfg.headerAllow))
+	all := sh.with(len(attrs) + 2 + len(t.cfg.headerAllow))
 	all = append(all, attrs...)
 	if msg != nil {
 		all = t.messageAttributes(all, msg)
 	}
-	opts = append(opts, trace.WithAttributes(all...))
-	ctx, span := t.tracer.Start(parent, propagation.SpanName("process", d.Name), opts...)
+	var opts []trace.SpanStartOption
+	if link1.IsValid() || link2.IsValid() {
+		args := new(startArgs)
+		opts = append(args.opts[:0], sh.kind, trace.WithAttributes(all...),
+			trace.WithLinks(appendLink(appendLink(args.links[:0], link1), link2)...))
+	} else {
+		opts = append(make([]trace.SpanStartOption, 0, 3), sh.kind, trace.WithAttributes(all...))
+	}
+	if newRoot {
+		opts = append(opts, withNewRoot)
+	}
+	ctx, span := t.tracer.Start(parent, sh.name, opts...)
 	propagation.AddDroppedEvents(span, dropped)
 	return ctx, span
 }
@@ -340,25 +412,35 @@ const HeaderAttributePrefix = "messaging.header."
 // StartSettle starts a settle span (CLIENT) named op for messages created in
 // creations.
 func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, creations []trace.SpanContext, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return t.startSettle(ctx, d, op, time.Time{}, creations, attrs)
+	var ls []trace.Link
+	if len(creations) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
+		ls = links(creations)
+	}
+	return t.startSettle(ctx, d, op, time.Time{}, len(creations), ls, attrs)
 }
 
-func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, start time.Time, creations []trace.SpanContext, attrs []attribute.KeyValue) (context.Context, trace.Span) {
-	all := spanAttributes(d, propagation.Settle, op, 1+len(attrs))
-	if len(creations) > 1 {
-		all = append(all, propagation.BatchMessageCount(len(creations)))
+// startSettle starts the settle span of n messages, linking links.
+func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, start time.Time, n int, links []trace.Link, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	sh := t.shapes.get(d, propagation.Settle, op)
+	if n <= 1 && len(attrs) == 0 && len(links) == 0 && start.IsZero() {
+		return t.tracer.Start(ctx, sh.name, sh.opts...)
 	}
-	all = append(all, attrs...)
-	opts := []trace.SpanStartOption{
-		kindClient, trace.WithAttributes(all...),
+	opts := make([]trace.SpanStartOption, 2, 4)
+	opts[0], opts[1] = sh.kind, sh.opts[1]
+	if n > 1 || len(attrs) > 0 {
+		all := sh.with(1 + len(attrs))
+		if n > 1 {
+			all = append(all, propagation.BatchMessageCount(n))
+		}
+		opts[1] = trace.WithAttributes(append(all, attrs...)...)
 	}
-	if len(creations) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
-		opts = append(opts, trace.WithLinks(links(creations)...))
+	if len(links) > 0 {
+		opts = append(opts, trace.WithLinks(links...))
 	}
 	if !start.IsZero() {
 		opts = append(opts, trace.WithTimestamp(start))
 	}
-	return t.tracer.Start(ctx, propagation.SpanName(op, d.Name), opts...)
+	return t.tracer.Start(ctx, sh.name, opts...)
 }
 
 func links(scs []trace.SpanContext) []trace.Link {
@@ -376,21 +458,22 @@ func appendLink(ls []trace.Link, sc trace.SpanContext) []trace.Link {
 	return append(ls, trace.Link{SpanContext: sc})
 }
 
+// startArgs holds a span's start options and its first links, so that
+// building them is one allocation. It is never reused: a TracerProvider may
+// keep what it is given.
+type startArgs struct {
+	opts  [4]trace.SpanStartOption
+	links [2]trace.Link
+}
+
 // Span kinds as start options, made once: trace.WithSpanKind boxes its
 // argument into an interface on every call.
 var (
 	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
 	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
 	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+	withNewRoot  = trace.WithNewRoot()
 )
-
-// spanAttributes starts the attribute slice of a span on d, with room for
-// extra more, so building a span's attributes allocates once.
-func spanAttributes(d Destination, typ propagation.OperationType, op string, extra int) []attribute.KeyValue {
-	all := make([]attribute.KeyValue, 0, 4+len(d.Attributes)+extra)
-	all = propagation.AppendOperationAttributes(all, d.System, typ, op, d.Name)
-	return append(all, d.Attributes...)
-}
 
 // End ends span, recording err (error status, error.type and the error as
 // an exception event) when not nil.

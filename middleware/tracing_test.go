@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,46 @@ func newHarness(t *testing.T, opts ...middleware.Option) *harness {
 	return newHarnessOn(t, memory.New(), opts...)
 }
 
-func newHarnessOn(t *testing.T, b *memory.Broker, opts ...middleware.Option) *harness {
+// broker is a transport that publishes and subscribes.
+type broker interface {
+	middleware.Publisher
+	middleware.Subscriber
+}
+
+// polled presents a memory broker as a pull-based transport, as SQS and
+// Kafka are: its deliveries are reported with Destination.Push false, so
+// each poll gets a receive span.
+type polled struct{ *memory.Broker }
+
+func (p polled) Describe(name string) middleware.Destination {
+	d := p.Broker.Describe(name)
+	d.Push = false
+	return d
+}
+
+func (p polled) Subscribe(ctx context.Context, name string, h middleware.Handler) error {
+	// The broker reports to the observers of its Subscribe context: give it
+	// one whose only observer forwards what it reports as pulls.
+	inner, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	inner = middleware.WithObserver(inner, pullObserver{middleware.ObserverFrom(ctx)})
+	return p.Broker.Subscribe(inner, name, h)
+}
+
+type pullObserver struct{ middleware.Observer }
+
+func (o pullObserver) Received(ctx context.Context, d middleware.Destination, start time.Time, msgs []*middleware.Message) context.Context {
+	d.Push = false
+	return o.Observer.Received(ctx, d, start, msgs)
+}
+
+func (o pullObserver) Settled(ctx context.Context, d middleware.Destination, op string, start time.Time, msgs []*middleware.Message, err error) {
+	d.Push = false
+	o.Observer.Settled(ctx, d, op, start, msgs, err)
+}
+
+func newHarnessOn(t *testing.T, b broker, opts ...middleware.Option) *harness {
 	t.Helper()
 	h := &harness{t: t, rec: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
 	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.rec))
@@ -49,7 +89,13 @@ func newHarnessOn(t *testing.T, b *memory.Broker, opts ...middleware.Option) *ha
 // stops the subscriber and returns once it has returned.
 func (h *harness) consume(queue string, n int, handler middleware.HandlerFunc) {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	h.consumeIn(context.Background(), queue, n, handler)
+}
+
+// consumeIn is consume with parent as the Subscribe context.
+func (h *harness) consumeIn(parent context.Context, queue string, n int, handler middleware.HandlerFunc) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(parent)
 	var (
 		mu sync.Mutex
 		ok int
@@ -126,59 +172,80 @@ func hasLink(s sdktrace.ReadOnlySpan, sc trace.SpanContext) bool {
 	return false
 }
 
+// TestOneMessageIsOneConnectedTrace: on a pull-based transport a message
+// has a send, a receive, a process and an ack span; on a push-based one
+// (the memory broker, RabbitMQ) there is no receive span.
 func TestOneMessageIsOneConnectedTrace(t *testing.T) {
-	h := newHarness(t)
-	ctx, root := h.tp.Tracer("test").Start(context.Background(), "POST /orders")
-	msg := middleware.NewMessage([]byte("secret body"))
-	if err := h.pub.Publish(ctx, "orders", msg); err != nil {
-		t.Fatal(err)
-	}
-	root.End()
-	var handlerSpan trace.SpanContext
-	h.consume("orders", 1, func(ctx context.Context, m *middleware.Message) error {
-		handlerSpan = trace.SpanContextFromContext(ctx)
-		return nil
-	})
-
-	send, process := h.one("send orders"), h.one("process orders")
-	receive, ack := h.one("receive orders"), h.one("ack orders")
-	if send.SpanKind() != trace.SpanKindProducer || process.SpanKind() != trace.SpanKindConsumer ||
-		receive.SpanKind() != trace.SpanKindClient || ack.SpanKind() != trace.SpanKindClient {
-		t.Fatal("wrong span kinds")
-	}
-	if send.Parent().SpanID() != root.SpanContext().SpanID() {
-		t.Fatal("send span is not a child of the caller's span")
-	}
-	if process.Parent().SpanID() != send.SpanContext().SpanID() || process.SpanContext().TraceID() != root.SpanContext().TraceID() {
-		t.Fatal("process span is not a child of the send span in the producer's trace")
-	}
-	if handlerSpan.SpanID() != process.SpanContext().SpanID() {
-		t.Fatal("the handler's context does not carry the process span")
-	}
-	if !hasLink(process, receive.SpanContext()) || !hasLink(receive, send.SpanContext()) {
-		t.Fatal("missing receive links")
-	}
-	if ack.Parent().SpanID() != process.SpanContext().SpanID() {
-		t.Fatal("the ack of one message is not a child of its process span")
-	}
-	for _, kv := range []struct{ key, want string }{
-		{"messaging.system", propagation.SystemMemory},
-		{"messaging.operation.type", "process"},
-		{"messaging.operation.name", "process"},
-		{"messaging.destination.name", "orders"},
-		{"messaging.message.id", msg.ID},
-	} {
-		if v, _ := attr(process, kv.key); v.AsString() != kv.want {
-			t.Errorf("process %s = %q, want %q", kv.key, v.AsString(), kv.want)
+	for _, pull := range []bool{false, true} {
+		var b broker = memory.New()
+		if pull {
+			b = polled{memory.New()}
 		}
-	}
-	if v, _ := attr(receive, "messaging.batch.message_count"); v.AsInt64() != 1 {
-		t.Errorf("receive batch count = %v", v)
-	}
-	for _, s := range h.rec.Ended() {
-		for _, a := range s.Attributes() {
-			if a.Value.Emit() == "secret body" {
-				t.Fatalf("the body was recorded on %s as %s", s.Name(), a.Key)
+		h := newHarnessOn(t, b)
+		ctx, root := h.tp.Tracer("test").Start(context.Background(), "POST /orders")
+		msg := middleware.NewMessage([]byte("secret body"))
+		if err := h.pub.Publish(ctx, "orders", msg); err != nil {
+			t.Fatal(err)
+		}
+		root.End()
+		var handlerSpan trace.SpanContext
+		h.consume("orders", 1, func(ctx context.Context, m *middleware.Message) error {
+			handlerSpan = trace.SpanContextFromContext(ctx)
+			return nil
+		})
+
+		send, process, ack := h.one("send orders"), h.one("process orders"), h.one("ack orders")
+		if send.SpanKind() != trace.SpanKindProducer || process.SpanKind() != trace.SpanKindConsumer ||
+			ack.SpanKind() != trace.SpanKindClient {
+			t.Fatal("wrong span kinds")
+		}
+		if send.Parent().SpanID() != root.SpanContext().SpanID() {
+			t.Fatal("send span is not a child of the caller's span")
+		}
+		if process.Parent().SpanID() != send.SpanContext().SpanID() || process.SpanContext().TraceID() != root.SpanContext().TraceID() {
+			t.Fatal("process span is not a child of the send span in the producer's trace")
+		}
+		if handlerSpan.SpanID() != process.SpanContext().SpanID() {
+			t.Fatal("the handler's context does not carry the process span")
+		}
+		if pull {
+			receive := h.one("receive orders")
+			if receive.SpanKind() != trace.SpanKindClient {
+				t.Fatal("the receive span is not CLIENT")
+			}
+			if !hasLink(process, receive.SpanContext()) || !hasLink(receive, send.SpanContext()) {
+				t.Fatal("missing receive links")
+			}
+			if v, _ := attr(receive, "messaging.batch.message_count"); v.AsInt64() != 1 {
+				t.Errorf("receive batch count = %v", v)
+			}
+		} else {
+			if n := len(h.spans("receive orders")); n != 0 {
+				t.Fatalf("%d receive spans for a push delivery, want none", n)
+			}
+			if len(process.Links()) != 0 {
+				t.Fatalf("the process span of a push delivery links %v", process.Links())
+			}
+		}
+		if ack.Parent().SpanID() != process.SpanContext().SpanID() {
+			t.Fatal("the ack of one message is not a child of its process span")
+		}
+		for _, kv := range []struct{ key, want string }{
+			{"messaging.system", propagation.SystemMemory},
+			{"messaging.operation.type", "process"},
+			{"messaging.operation.name", "process"},
+			{"messaging.destination.name", "orders"},
+			{"messaging.message.id", msg.ID},
+		} {
+			if v, _ := attr(process, kv.key); v.AsString() != kv.want {
+				t.Errorf("process %s = %q, want %q", kv.key, v.AsString(), kv.want)
+			}
+		}
+		for _, s := range h.rec.Ended() {
+			for _, a := range s.Attributes() {
+				if a.Value.Emit() == "secret body" {
+					t.Fatalf("the body was recorded on %s as %s", s.Name(), a.Key)
+				}
 			}
 		}
 	}
@@ -226,8 +293,7 @@ func TestBatchPublishCreatesOneSpanPerMessage(t *testing.T) {
 // TestBatchFromTenTraces: one poll returns ten messages from ten traces; each
 // gets its own process span in its own producer's trace.
 func TestBatchFromTenTraces(t *testing.T) {
-	b := memory.New(memory.WithBatchSize(10))
-	h := newHarnessOn(t, b)
+	h := newHarnessOn(t, polled{memory.New(memory.WithBatchSize(10))})
 	var roots []trace.TraceID
 	for range 10 {
 		ctx, root := h.tp.Tracer("test").Start(context.Background(), "producer")
@@ -257,27 +323,49 @@ func TestBatchFromTenTraces(t *testing.T) {
 }
 
 func TestProcessParentModes(t *testing.T) {
-	for _, mode := range []middleware.ProcessParent{middleware.ParentReceive, middleware.ParentNone} {
-		h := newHarness(t, middleware.WithProcessParent(mode))
-		if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
-			t.Fatal(err)
-		}
-		h.consume("q", 1, func(context.Context, *middleware.Message) error { return nil })
-		send, receive, process := h.one("send q"), h.one("receive q"), h.one("process q")
-		if !hasLink(process, send.SpanContext()) {
-			t.Errorf("mode %d: process span does not link the message", mode)
-		}
-		switch mode {
-		case middleware.ParentReceive:
-			if process.Parent().SpanID() != receive.SpanContext().SpanID() {
-				t.Error("ParentReceive: process span is not a child of the receive span")
+	for _, pull := range []bool{true, false} {
+		for _, mode := range []middleware.ProcessParent{middleware.ParentReceive, middleware.ParentNone} {
+			var b broker = memory.New()
+			if pull {
+				b = polled{memory.New()}
 			}
-		case middleware.ParentNone:
-			if process.Parent().IsValid() {
-				t.Error("ParentNone: process span has a parent")
+			h := newHarnessOn(t, b, middleware.WithProcessParent(mode))
+			if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
+				t.Fatal(err)
 			}
-			if !hasLink(process, receive.SpanContext()) {
-				t.Error("ParentNone: process span does not link the receive span")
+			// A span in the Subscribe context is never the process span's
+			// receive span.
+			sctx, app := h.tp.Tracer("test").Start(context.Background(), "app")
+			h.consumeIn(sctx, "q", 1, func(context.Context, *middleware.Message) error { return nil })
+			app.End()
+			send, process := h.one("send q"), h.one("process q")
+			if !hasLink(process, send.SpanContext()) {
+				t.Errorf("mode %d, pull %v: process span does not link the message", mode, pull)
+			}
+			if !pull {
+				// Push: no receive span, so in both modes a new root.
+				if n := len(h.spans("receive q")); n != 0 {
+					t.Errorf("mode %d: %d receive spans for a push delivery", mode, n)
+				}
+				if process.Parent().IsValid() || len(process.Links()) != 1 {
+					t.Errorf("mode %d, push: process span has parent %v and links %v, want a root linking the message",
+						mode, process.Parent(), process.Links())
+				}
+				continue
+			}
+			receive := h.one("receive q")
+			switch mode {
+			case middleware.ParentReceive:
+				if process.Parent().SpanID() != receive.SpanContext().SpanID() {
+					t.Error("ParentReceive: process span is not a child of the receive span")
+				}
+			case middleware.ParentNone:
+				if process.Parent().IsValid() {
+					t.Error("ParentNone: process span has a parent")
+				}
+				if !hasLink(process, receive.SpanContext()) {
+					t.Error("ParentNone: process span does not link the receive span")
+				}
 			}
 		}
 	}
@@ -495,5 +583,37 @@ func TestXRayInjectThroughMiddleware(t *testing.T) {
 	sc, ok := propagation.ParseXRay(msg.Headers[propagation.XRayKey])
 	if !ok || sc.TraceID() != root.SpanContext().TraceID() {
 		t.Fatalf("X-Ray header %q does not carry the trace", msg.Headers[propagation.XRayKey])
+	}
+}
+
+// TestSpanShapesFollowDestination: span names and leading attributes are
+// cached per destination and operation; a destination of the same name with
+// other attributes (another server) gets its own.
+func TestSpanShapesFollowDestination(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	hosts := []string{"a", "b", "a", "b"}
+	for _, host := range hosts {
+		d := middleware.Destination{System: "x", Name: "q", Attributes: []attribute.KeyValue{propagation.ServerAddress(host)}}
+		_, s := tr.StartSend(context.Background(), d, 1)
+		s.End()
+		_, s = tr.StartProcess(context.Background(), d, propagation.MapCarrier{})
+		s.End()
+		_, s = tr.StartSettle(context.Background(), d, propagation.OpAck, nil)
+		s.End()
+	}
+	ended := rec.Ended()
+	if len(ended) != 3*len(hosts) {
+		t.Fatalf("%d spans, want %d", len(ended), 3*len(hosts))
+	}
+	for i, s := range ended {
+		want := hosts[i/3]
+		if v, _ := attr(s, "server.address"); v.AsString() != want {
+			t.Errorf("span %d %q: server.address %q, want %q", i, s.Name(), v.AsString(), want)
+		}
+		if v, _ := attr(s, "messaging.destination.name"); v.AsString() != "q" || !strings.HasSuffix(s.Name(), " q") {
+			t.Errorf("span %d %q: destination %q", i, s.Name(), v.AsString())
+		}
 	}
 }

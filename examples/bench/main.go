@@ -77,7 +77,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	list := fs.String("transports", "memory,kafka,rabbitmq,sqs", "comma-separated transports to run")
 	fs.BoolVar(&c.quick, "quick", false, "divide the default message counts by 10 and shorten the path benchmark")
 	fs.BoolVar(&c.path, "path", true, "also measure the middleware path alone (testing.Benchmark)")
-	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides it by 10)")
+	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides the default by 10)")
 	modes := fs.String("modes", "", "comma-separated modes to run (e.g. otelmq-sdk,kotel-sdk); empty: all, and only then are targets judged")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the transport runs to this file (go tool pprof -top)")
 	fs.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the transport runs to this file (go tool pprof -sample_index=alloc_space -top)")
@@ -98,7 +98,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if c.sustained < 0 {
 		return c, errors.New("-sustained must not be negative")
 	}
-	if c.quick {
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if c.quick && !explicit["sustained"] {
 		c.sustained /= 10
 	}
 	for t := range strings.SplitSeq(*list, ",") {

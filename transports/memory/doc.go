@@ -14,6 +14,8 @@
 //	Destination   <-> the queue name
 //
 // Messages of one queue are delivered in publish order; a requeued message
-// goes to the back of the queue. Each poll takes up to WithBatchSize ready
-// messages and is one receive.
+// goes to the back of the queue. A subscriber takes up to WithBatchSize
+// ready messages at a time. Deliveries are pushed, as on RabbitMQ
+// (middleware.Destination.Push): the tracing middleware starts no receive
+// span for them, only a process span per message.
 package memory

@@ -69,9 +69,12 @@ func (q *queue) push(envs ...*envelope) {
 	q.wake = make(chan struct{})
 }
 
-// Describe names the queue.
+// Describe names the queue. It serves publishing and subscribing alike;
+// Push is set because the broker hands ready messages to a waiting
+// subscriber as a push broker does (RabbitMQ), so a delivery gets a process
+// span and no receive span. Publishers ignore Push.
 func (b *Broker) Describe(name string) middleware.Destination {
-	return middleware.Destination{System: propagation.SystemMemory, Name: name}
+	return middleware.Destination{System: propagation.SystemMemory, Name: name, Push: true}
 }
 
 // Publish enqueues copies of msgs on the named queue, assigning IDs and
