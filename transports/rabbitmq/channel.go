@@ -100,20 +100,32 @@ func (c *Channel) settle(ctx context.Context, d *amqp.Delivery, op string, settl
 }
 
 // destination names d by the queue its consumer reads when Consume was
-// called through c, else by "{exchange}:{routing key}".
+// called through c (a push delivery, as the Subscriber's are: no span in the
+// caller's ctx is taken for a receive span), else by
+// "{exchange}:{routing key}".
 func (c *Channel) destination(d *amqp.Delivery) middleware.Destination {
-	name := propagation.RabbitMQDestination(d.Exchange, d.RoutingKey, "")
 	if q, ok := c.queues.Load(d.ConsumerTag); ok {
-		name = q.(string)
+		return middleware.Destination{System: propagation.SystemRabbitMQ, Name: q.(string), Push: true}
 	}
-	return middleware.Destination{System: propagation.SystemRabbitMQ, Name: name}
+	return middleware.Destination{System: propagation.SystemRabbitMQ, Name: propagation.RabbitMQDestination(d.Exchange, d.RoutingKey, "")}
 }
 
+// maxDeliveryAttributes is how many attributes appendDeliveryAttributes
+// adds at most.
+const maxDeliveryAttributes = 3
+
+// deliveryAttributes are the attributes that describe d: its routing key,
+// delivery tag and, when it has one, message ID.
 func deliveryAttributes(d *amqp.Delivery) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{
+	return appendDeliveryAttributes(make([]attribute.KeyValue, 0, maxDeliveryAttributes), d)
+}
+
+// appendDeliveryAttributes appends deliveryAttributes(d) to attrs.
+func appendDeliveryAttributes(attrs []attribute.KeyValue, d *amqp.Delivery) []attribute.KeyValue {
+	attrs = append(attrs,
 		propagation.RabbitMQRouting(d.RoutingKey),
 		propagation.RabbitMQDeliveryTag(d.DeliveryTag),
-	}
+	)
 	if d.MessageId != "" {
 		attrs = append(attrs, propagation.MessageID(d.MessageId))
 	}

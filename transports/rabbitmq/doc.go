@@ -38,9 +38,11 @@
 // WithExchange (default: the default exchange, which routes to the queue
 // of that name). Send spans are named per the semantic conventions,
 // "send amq.default:orders". Subscribe's destination is the queue, and
-// receive, process and settle spans are named by the queue alone ("process
-// orders", "ack orders"); the routing key and delivery tag of each delivery
-// are attributes. Handler success is an "ack", an error or panic a "nack".
+// process and settle spans are named by the queue alone ("process orders",
+// "ack orders"); the routing key, delivery tag and message ID of each
+// delivery are attributes. The broker pushes deliveries, so there is no
+// receive span: the process span is the consumer's first. Handler success
+// is an "ack", an error or panic a "nack".
 //
 // # Reconnecting
 //

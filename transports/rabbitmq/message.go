@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -16,8 +17,10 @@ import (
 const KeyHeader = "otelmq-key"
 
 // publishing converts msg to an AMQP publishing stamped at now when msg.Time
-// is zero.
-func publishing(msg *middleware.Message, now time.Time) amqp.Publishing {
+// is zero. Its header table is headers, cleared and refilled, when headers
+// is not nil: amqp091 has written the table out by the time a publish
+// returns, so a Publisher reuses one table for all its messages.
+func publishing(msg *middleware.Message, now time.Time, headers amqp.Table) amqp.Publishing {
 	p := amqp.Publishing{
 		MessageId: msg.ID,
 		Timestamp: msg.Time,
@@ -26,52 +29,95 @@ func publishing(msg *middleware.Message, now time.Time) amqp.Publishing {
 	if p.Timestamp.IsZero() {
 		p.Timestamp = now
 	}
-	if len(msg.Headers) > 0 || msg.Key != nil {
-		p.Headers = make(amqp.Table, len(msg.Headers)+1)
+	if len(msg.Headers) == 0 && msg.Key == nil {
+		return p
 	}
-	c := NewCarrier(&p.Headers)
+	if headers == nil {
+		n := len(msg.Headers)
+		if msg.Key != nil {
+			n++
+		}
+		headers = make(amqp.Table, n)
+	} else {
+		clear(headers)
+	}
+	// Written directly rather than through a Carrier: the table is new or
+	// cleared, so there is nothing to check first.
 	for k, v := range msg.Headers {
-		c.Set(k, v)
+		headers[k] = v
 	}
 	if msg.Key != nil {
-		p.Headers[KeyHeader] = msg.Key
+		headers[KeyHeader] = msg.Key
 	}
+	p.Headers = headers
 	return p
 }
 
-// message converts a delivery from queue to a Message; As reaches d.
-func message(d *amqp.Delivery, queue string) *middleware.Message {
-	msg := &middleware.Message{
-		ID:            d.MessageId,
-		Body:          d.Body,
-		Headers:       make(map[string]string, len(d.Headers)),
-		Time:          d.Timestamp,
-		DeliveryCount: deliveryCount(d),
-		Destination:   queue,
-	}
+// inbound is what the Subscriber builds for one delivery, in a single
+// allocation: the Message, the copy of the delivery its As reaches, the
+// one-message slice the observers get and the message's attributes.
+type inbound struct {
+	msg   middleware.Message
+	d     amqp.Delivery
+	msgs  [1]*middleware.Message
+	attrs [maxDeliveryAttributes]attribute.KeyValue
+}
+
+// newInbound converts a copy of d, delivered from queue, to a Message.
+func newInbound(d *amqp.Delivery, queue string) *inbound {
+	in := &inbound{d: *d}
+	d = &in.d
+	msg := &in.msg
+	in.msgs[0] = msg
+	msg.ID = d.MessageId
+	msg.Body = d.Body
+	msg.Headers = make(map[string]string, len(d.Headers))
+	msg.Time = d.Timestamp
+	msg.DeliveryCount = deliveryCount(d)
+	msg.Destination = queue
 	for k, v := range d.Headers {
-		s, ok := textValue(v)
-		switch {
-		case !ok:
-		case k == KeyHeader:
-			msg.Key = []byte(s)
-		default:
+		if k == KeyHeader {
+			switch v := v.(type) {
+			case []byte:
+				msg.Key = bytes.Clone(v)
+				if msg.Key == nil {
+					msg.Key = []byte{}
+				}
+			case string:
+				msg.Key = []byte(v)
+			}
+			continue
+		}
+		if s, ok := textValue(v); ok {
 			msg.Headers[k] = s
 		}
 	}
-	msg.SetAs(func(target any) bool {
-		switch t := target.(type) {
-		case **amqp.Delivery:
-			*t = d
-		case *amqp.Delivery:
-			*t = *d
-		default:
-			return false
-		}
-		return true
-	})
-	msg.SetAttributes(deliveryAttributes(d)...)
-	return msg
+	msg.SetAs(in.as)
+	attrs := appendDeliveryAttributes(in.attrs[:0], d)
+	// Clipped, so that an append to Attributes() copies instead of
+	// writing past them.
+	msg.SetAttributes(attrs[:len(attrs):len(attrs)]...)
+	return in
+}
+
+// as implements Message.As for in: **amqp.Delivery gets in's copy of the
+// delivery, *amqp.Delivery a copy of that.
+func (in *inbound) as(target any) bool {
+	switch t := target.(type) {
+	case **amqp.Delivery:
+		*t = &in.d
+	case *amqp.Delivery:
+		*t = in.d
+	default:
+		return false
+	}
+	return true
+}
+
+// message converts a copy of d, delivered from queue, to a Message; As
+// reaches the copy.
+func message(d *amqp.Delivery, queue string) *middleware.Message {
+	return &newInbound(d, queue).msg
 }
 
 // deliveryCount is a lower bound of how many times d has been delivered:

@@ -19,7 +19,7 @@ func TestPublishingAndMessage(t *testing.T) {
 		Body:    []byte("body"),
 		Headers: map[string]string{"traceparent": "tp", "a": "b"},
 	}
-	p := publishing(msg, now)
+	p := publishing(msg, now, nil)
 	if !p.Timestamp.Equal(now) || p.MessageId != "id-1" || string(p.Body) != "body" {
 		t.Fatalf("publishing = %+v", p)
 	}
@@ -29,11 +29,11 @@ func TestPublishingAndMessage(t *testing.T) {
 	if !bytes.Equal(p.Headers[KeyHeader].([]byte), []byte("key")) {
 		t.Fatalf("key header = %#v", p.Headers[KeyHeader])
 	}
-	if p := publishing(&middleware.Message{}, now); p.Headers != nil {
+	if p := publishing(&middleware.Message{}, now, nil); p.Headers != nil {
 		t.Fatalf("empty message got headers %v", p.Headers)
 	}
 	stamped := time.Unix(5, 0)
-	if p := publishing(&middleware.Message{Time: stamped}, now); !p.Timestamp.Equal(stamped) {
+	if p := publishing(&middleware.Message{Time: stamped}, now, nil); !p.Timestamp.Equal(stamped) {
 		t.Fatalf("Time not kept: %v", p.Timestamp)
 	}
 
@@ -54,8 +54,12 @@ func TestPublishingAndMessage(t *testing.T) {
 		t.Fatalf("headers = %v (the key and non-text values must be left out)", got.Headers)
 	}
 	var dp *amqp.Delivery
-	if !got.As(&dp) || dp != d {
+	if !got.As(&dp) || dp == nil || dp.DeliveryTag != 9 || dp.RoutingKey != "rk" {
 		t.Fatal("As(**amqp.Delivery) failed")
+	}
+	var again *amqp.Delivery
+	if got.As(&again); again != dp {
+		t.Fatal("As(**amqp.Delivery) returned another delivery the second time")
 	}
 	var dv amqp.Delivery
 	if !got.As(&dv) || dv.DeliveryTag != 9 {
@@ -169,13 +173,17 @@ func FuzzMessage(f *testing.F) {
 		if _, ok := msg.Headers[KeyHeader]; ok {
 			t.Fatal("the key header leaked into Headers")
 		}
+		// Key is the key header's text, and nil only without one.
+		if want, ok := textValue(d.Headers[KeyHeader]); ok != (msg.Key != nil) || string(msg.Key) != want {
+			t.Fatalf("Key = %q (nil %v) from key header %#v", msg.Key, msg.Key == nil, d.Headers[KeyHeader])
+		}
 		for k, v := range msg.Headers {
 			if want, _ := textValue(d.Headers[k]); v != want {
 				t.Fatalf("Headers[%q] = %q, want %q", k, v, want)
 			}
 		}
 		// And back: whatever came in must make a publishable table.
-		p := publishing(msg, time.Now())
+		p := publishing(msg, time.Now(), nil)
 		if err := p.Headers.Validate(); err != nil {
 			t.Fatalf("publishing headers invalid: %v", err)
 		}

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -25,7 +28,27 @@ type Publisher struct {
 
 	mu sync.Mutex
 	ch *amqp.Channel // nil until the first Publish and after it closed
+	// headers is the header table reused by every publish (see
+	// publishing); guarded by mu.
+	headers amqp.Table
+	// ids makes the IDs of messages published without one; guarded by mu.
+	ids idSource
+
+	// dests memoizes Describe, which the middleware calls on every
+	// Publish; copy on write, so a hit is a load and a map lookup.
+	destsMu sync.Mutex
+	dests   atomic.Pointer[map[string]middleware.Destination]
 }
+
+// maxDescribed bounds the routing keys whose Destination a Publisher
+// keeps: past it, Describe builds each one again. Applications publish to a
+// handful of routing keys; one that makes a key per message must not grow
+// the cache without end.
+const maxDescribed = 256
+
+// maxReusedHeaders bounds the header table a Publisher keeps for the next
+// message: a table that held more entries is left to the garbage collector.
+const maxReusedHeaders = 64
 
 var (
 	_ middleware.Publisher = (*Publisher)(nil)
@@ -38,12 +61,38 @@ func NewPublisher(conn Dialer, opts ...Option) *Publisher {
 	return &Publisher{conn: conn, cfg: newConfig(conn, opts)}
 }
 
-// Describe names the send destination "{exchange}:{routing key}".
+// Describe names the send destination "{exchange}:{routing key}". The
+// Attributes of the result are shared between calls: do not modify them
+// (appending is fine).
 func (p *Publisher) Describe(routingKey string) middleware.Destination {
+	if m := p.dests.Load(); m != nil {
+		if d, ok := (*m)[routingKey]; ok {
+			return d
+		}
+	}
+	d := p.describe(routingKey)
+	p.destsMu.Lock()
+	defer p.destsMu.Unlock()
+	var old map[string]middleware.Destination
+	if m := p.dests.Load(); m != nil {
+		old = *m
+	}
+	if len(old) < maxDescribed {
+		m := make(map[string]middleware.Destination, len(old)+1)
+		maps.Copy(m, old)
+		m[routingKey] = d
+		p.dests.Store(&m)
+	}
+	return d
+}
+
+func (p *Publisher) describe(routingKey string) middleware.Destination {
+	attrs := append([]attribute.KeyValue{propagation.RabbitMQRouting(routingKey)}, p.cfg.serverAttributes()...)
 	return middleware.Destination{
-		System:     propagation.SystemRabbitMQ,
-		Name:       propagation.RabbitMQDestination(p.cfg.exchange, routingKey, ""),
-		Attributes: append([]attribute.KeyValue{propagation.RabbitMQRouting(routingKey)}, p.cfg.serverAttributes()...),
+		System: propagation.SystemRabbitMQ,
+		Name:   propagation.RabbitMQDestination(p.cfg.exchange, routingKey, ""),
+		// Clipped: the slice is shared, so an append must copy it.
+		Attributes: attrs[:len(attrs):len(attrs)],
 	}
 }
 
@@ -72,8 +121,12 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		return p.publishError(routingKey, errs)
 	}
 
-	confirms := make([]*amqp.DeferredConfirmation, len(msgs))
-	now := time.Now()
+	var confirms []*amqp.DeferredConfirmation // nil without confirms: nothing to wait for
+	if p.cfg.confirms {
+		confirms = make([]*amqp.DeferredConfirmation, len(msgs))
+	}
+	var now time.Time // read once, when a message needs stamping
+	mode := p.cfg.deliveryMode()
 	for i, msg := range msgs {
 		if msg == nil {
 			fail(i, msg, errors.New("nil message"))
@@ -83,19 +136,31 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 			// AMQP brokers assign no message ID. Inventing one here (and
 			// keeping it on msg) lets a caller that publishes a failed
 			// batch again send the same IDs, so consumers can deduplicate.
-			msg.ID = rand.Text()
+			msg.ID = p.ids.next()
 		}
-		pub := publishing(msg, now)
+		if msg.Time.IsZero() && now.IsZero() {
+			now = time.Now()
+		}
+		pub := publishing(msg, now, p.headers)
+		switch {
+		case len(pub.Headers) > maxReusedHeaders:
+			// An outlier: its table must not make every later clear slow.
+			p.headers = nil
+		case pub.Headers != nil:
+			p.headers = pub.Headers
+		}
 		// Persistent by default: a durable queue keeps a message across a
 		// broker restart only if the message is persistent too, and losing
 		// queued work silently is the worse surprise (WithTransient opts out).
-		pub.DeliveryMode = p.cfg.deliveryMode()
+		pub.DeliveryMode = mode
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, false, false, pub)
 		if err != nil {
 			fail(i, msg, err)
 			continue
 		}
-		confirms[i] = dc
+		if confirms != nil {
+			confirms[i] = dc
+		}
 	}
 	for i, dc := range confirms {
 		if dc == nil {
@@ -117,6 +182,7 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 	if ch.IsClosed() {
 		p.ch = nil
 	}
+	clear(p.headers) // hold on to no caller's strings
 	return p.publishError(routingKey, errs)
 }
 
@@ -162,4 +228,29 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	return err
+}
+
+// idSource makes random message IDs shaped like crypto/rand.Text's: 26
+// characters of the base32 alphabet, 130 random bits. It draws them from a
+// ChaCha8 stream (a cryptographically strong generator) seeded from
+// crypto/rand on first use, so an ID costs no system call. The zero
+// idSource is ready to use; it is not safe for concurrent use.
+type idSource struct {
+	r *mrand.ChaCha8
+}
+
+const base32Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+func (s *idSource) next() string {
+	if s.r == nil {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:]) // never fails (crypto/rand.Read's doc)
+		s.r = mrand.NewChaCha8(seed)
+	}
+	var b [26]byte
+	_, _ = s.r.Read(b[:]) // ChaCha8.Read never fails
+	for i := range b {
+		b[i] = base32Alphabet[b[i]%32]
+	}
+	return string(b[:])
 }

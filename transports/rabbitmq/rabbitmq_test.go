@@ -36,17 +36,20 @@ func TestRoundTrip(t *testing.T) {
 	}
 	before := time.Now().Truncate(time.Second)
 	unstamped := &middleware.Message{Body: []byte("unstamped")}
-	if err := pub.Publish(ctx, q, sent, unstamped); err != nil {
+	// Other headers than sent's, after it in the same Publish: the
+	// Publisher reuses its header table, and none of sent's may stay.
+	other := &middleware.Message{Body: []byte("other"), Headers: map[string]string{"tenant": "globex"}}
+	if err := pub.Publish(ctx, q, sent, unstamped, other); err != nil {
 		t.Fatal(err)
 	}
 	after := time.Now()
 
-	got := make(chan *middleware.Message, 2)
+	got := make(chan *middleware.Message, 3)
 	subscribe(t, ctx, NewSubscriber(conn), q, func(_ context.Context, m *middleware.Message) error {
 		got <- m
 		return nil
 	})
-	msgs := receive(t, got, 2, 10*time.Second)
+	msgs := receive(t, got, 3, 10*time.Second)
 	m := msgs[0]
 	if m.ID != sent.ID || !bytes.Equal(m.Key, sent.Key) || !bytes.Equal(m.Body, sent.Body) || m.Destination != q || m.DeliveryCount != 1 {
 		t.Errorf("received %+v, sent %+v", m, sent)
@@ -63,6 +66,13 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if u := msgs[1]; u.Time.Before(before) || u.Time.After(after) || u.ID == "" || u.ID != unstamped.ID || u.Key != nil || len(u.Headers) != 0 {
 		t.Errorf("unstamped message: %+v (time should be in [%v, %v], ID the one Publish assigned: %q)", u, before, after, unstamped.ID)
+	}
+	if o := msgs[2]; string(o.Body) != "other" || o.Key != nil || len(o.Headers) != 1 || o.Headers["tenant"] != "globex" {
+		t.Errorf("third message: Key %q, Headers %v; want no key and only tenant=globex", o.Key, o.Headers)
+	}
+	var od *amqp.Delivery
+	if o := msgs[2]; !o.As(&od) || len(od.Headers) != 1 {
+		t.Errorf("third message's table: %v", od.Headers)
 	}
 	if desc := NewSubscriber(conn).Describe(q); desc.Name != q || desc.System != propagation.SystemRabbitMQ {
 		t.Errorf("Describe = %+v", desc)
