@@ -34,8 +34,8 @@ type Message struct {
 	// published to.
 	Destination string
 
-	as    func(any) bool
-	attrs []attribute.KeyValue
+	native Native
+	attrs  []attribute.KeyValue
 
 	// Set by the tracing middleware when it first extracts the message's
 	// headers, so a receive span and a process span extract only once.
@@ -60,14 +60,36 @@ func NewMessage(body []byte) *Message {
 // target must be a pointer to one of those pointer-or-value types, as each
 // transport documents.
 func (m *Message) As(target any) bool {
-	if m == nil || m.as == nil {
+	if m == nil || m.native == nil {
 		return false
 	}
-	return m.as(target)
+	return m.native.As(target)
 }
 
-// SetAs is for transports: as implements As for this message.
-func (m *Message) SetAs(as func(target any) bool) { m.as = as }
+// Native is a broker's message as a transport exposes it through
+// Message.As: As sets target to it, as Message.As documents.
+type Native interface {
+	As(target any) bool
+}
+
+// SetNative is for transports: n implements As for this message. A pointer
+// type (a named *kgo.Record, say) costs no allocation, where a closure over
+// the native message passed to SetAs costs one per message.
+func (m *Message) SetNative(n Native) { m.native = n }
+
+// SetAs is for transports: as implements As for this message. SetNative
+// does the same without allocating.
+func (m *Message) SetAs(as func(target any) bool) {
+	if as == nil {
+		m.native = nil
+		return
+	}
+	m.native = asFunc(as)
+}
+
+type asFunc func(target any) bool
+
+func (f asFunc) As(target any) bool { return f(target) }
 
 // Attributes returns the broker-specific semantic-convention attributes a
 // transport attached to this message (partition, offset, delivery tag, ...).

@@ -62,6 +62,22 @@ func queueName(queueURL string) string {
 // ".fifo".
 func isFIFO(queueURL string) bool { return strings.HasSuffix(queueName(queueURL), ".fifo") }
 
+// native is a received message as Message.As reaches it: a pointer type,
+// so setting it on a Message allocates nothing.
+type native types.Message
+
+func (n *native) As(target any) bool {
+	switch t := target.(type) {
+	case **types.Message:
+		*t = (*types.Message)(n)
+	case *types.Message:
+		*t = types.Message(*n)
+	default:
+		return false
+	}
+	return true
+}
+
 // received is a Message with room for its attributes, so that both take
 // one allocation.
 type received struct {
@@ -90,17 +106,7 @@ func message(m *types.Message, queueURL, requestID string) *middleware.Message {
 	if g := m.Attributes[attrGroupID]; g != "" {
 		msg.Key = []byte(g)
 	}
-	msg.SetAs(func(target any) bool {
-		switch t := target.(type) {
-		case **types.Message:
-			*t = m
-		case *types.Message:
-			*t = *m
-		default:
-			return false
-		}
-		return true
-	})
+	msg.SetNative((*native)(m))
 	r.attrs[0], r.attrs[1] = propagation.MessageID(msg.ID), propagation.SQSQueueURL(queueURL)
 	n := 2
 	if requestID != "" {

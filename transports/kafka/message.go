@@ -117,6 +117,12 @@ func recordAs(r *kgo.Record, target any) bool {
 	return true
 }
 
+// nativeRecord is a consumed record as Message.As reaches it: a pointer
+// type, so setting it on a Message allocates nothing.
+type nativeRecord kgo.Record
+
+func (r *nativeRecord) As(target any) bool { return recordAs((*kgo.Record)(r), target) }
+
 // messages converts records consumed by group to Messages with
 // DeliveryCount 1; As reaches each record.
 //
@@ -203,7 +209,7 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 		msg.Time = r.Timestamp
 		msg.DeliveryCount = 1
 		msg.Destination = r.Topic
-		msg.SetAs(func(target any) bool { return recordAs(r, target) })
+		msg.SetNative((*nativeRecord)(r))
 		start := len(attrs)
 		attrs = appendRecordAttributes(attrs, r, partAttr, group, id, key)
 		msg.SetAttributes(attrs[start:len(attrs):len(attrs)]...)

@@ -92,7 +92,7 @@ func newInbound(d *amqp.Delivery, queue string) *inbound {
 			msg.Headers[k] = s
 		}
 	}
-	msg.SetAs(in.as)
+	msg.SetNative(in)
 	attrs := appendDeliveryAttributes(in.attrs[:0], d)
 	// Clipped, so that an append to Attributes() copies instead of
 	// writing past them.
@@ -102,7 +102,8 @@ func newInbound(d *amqp.Delivery, queue string) *inbound {
 
 // as implements Message.As for in: **amqp.Delivery gets in's copy of the
 // delivery, *amqp.Delivery a copy of that.
-func (in *inbound) as(target any) bool {
+// As implements middleware.Native: it reaches the copy of the delivery.
+func (in *inbound) As(target any) bool {
 	switch t := target.(type) {
 	case **amqp.Delivery:
 		*t = &in.d

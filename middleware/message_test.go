@@ -1,0 +1,69 @@
+package middleware_test
+
+import (
+	"testing"
+
+	"github.com/otelmq/otelmq/middleware"
+)
+
+// brokerRecord stands for a broker client's message type.
+type brokerRecord struct{ offset int64 }
+
+// nativeRecord is how a transport exposes a brokerRecord: a named pointer
+// type implementing middleware.Native.
+type nativeRecord brokerRecord
+
+func (r *nativeRecord) As(target any) bool {
+	switch t := target.(type) {
+	case **brokerRecord:
+		*t = (*brokerRecord)(r)
+	case *brokerRecord:
+		*t = brokerRecord(*r)
+	default:
+		return false
+	}
+	return true
+}
+
+func TestMessageAs(t *testing.T) {
+	rec := &brokerRecord{offset: 42}
+	var msg middleware.Message
+	if msg.As(new(*brokerRecord)) {
+		t.Fatal("As succeeded on a message with no native message")
+	}
+	allocs := testing.AllocsPerRun(100, func() { msg.SetNative((*nativeRecord)(rec)) })
+	if allocs != 0 {
+		t.Errorf("SetNative with a pointer type allocated %v times, want 0", allocs)
+	}
+	var ptr *brokerRecord
+	if !msg.As(&ptr) || ptr != rec {
+		t.Fatalf("As(**brokerRecord) = %p, want %p", ptr, rec)
+	}
+	var val brokerRecord
+	if !msg.As(&val) || val.offset != 42 {
+		t.Fatalf("As(*brokerRecord) = %+v", val)
+	}
+	if msg.As(new(string)) {
+		t.Fatal("As succeeded for a type the native message is not")
+	}
+
+	msg.SetAs(func(target any) bool {
+		p, ok := target.(*int)
+		if ok {
+			*p = 7
+		}
+		return ok
+	})
+	var n int
+	if !msg.As(&n) || n != 7 {
+		t.Fatalf("As through SetAs = %d", n)
+	}
+	msg.SetAs(nil)
+	if msg.As(&n) {
+		t.Fatal("As succeeded after SetAs(nil)")
+	}
+	var nilMsg *middleware.Message
+	if nilMsg.As(&n) {
+		t.Fatal("As succeeded on a nil message")
+	}
+}
