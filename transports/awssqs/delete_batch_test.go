@@ -587,21 +587,7 @@ func TestShutdownFlushesDeletes(t *testing.T) {
 	if batches, _, _ := log.snapshot(t); len(batches) != 0 {
 		t.Fatalf("deleted %v before the poll's handlers returned, with a linger of an hour", batches)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		t.Fatalf("Subscribe returned %v while a handler was running", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	close(release)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Subscribe = %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Subscribe did not return after the handlers finished (waiting for the linger?)")
-	}
+	cancelWhileRunning(t, cancel, release, done)
 	batches, singles, _ := log.snapshot(t)
 	if len(batches) != 1 || singles != 0 || rec.names(batches[0]) != "fast1#1 fast2#1 fast3#1 slow#1" {
 		t.Errorf("deletes when Subscribe returned: %d DeleteMessage, batches %q, want the four messages in one batch", singles, batches)

@@ -443,21 +443,7 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the handler did not start")
 	}
-	cancel()
-	select {
-	case err := <-done:
-		t.Fatalf("Subscribe returned %v while a handler was running", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	close(release)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Subscribe = %v, want nil after ctx ended", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Subscribe did not return after the handler finished")
-	}
+	cancelWhileRunning(t, cancel, release, done)
 	if handlerCtxErr != nil {
 		t.Errorf("the handler's context ended with Subscribe's: %v", handlerCtxErr)
 	}
@@ -705,5 +691,27 @@ func TestFIFO(t *testing.T) {
 	c.waitFor(t, 15*time.Second, "both messages", func(m map[string][]*middleware.Message) bool { return len(m) == 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// cancelWhileRunning ends Subscribe's ctx while a handler blocks on release,
+// checks that Subscribe waits for it, then releases it and checks that
+// Subscribe (whose result arrives on done) returns nil.
+func cancelWhileRunning(t *testing.T, cancel func(), release chan struct{}, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Subscribe returned %v while a handler was running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Subscribe = %v, want nil after ctx ended", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Subscribe did not return after the handlers finished (waiting for a delete linger?)")
 	}
 }
