@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -30,6 +32,11 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 
 // Metrics is the metrics middleware: the four semconv messaging metrics and
 // otelmq.message.queue_time. It is safe for concurrent use.
+//
+// A measurement's attributes are the same for every message of a
+// destination, so a Metrics builds them once per destination and operation
+// (for up to 1024 of them) and a successful operation allocates nothing;
+// a failed one builds its attributes with error.type.
 type Metrics struct {
 	cfg       config
 	opDur     metric.Float64Histogram
@@ -37,6 +44,7 @@ type Metrics struct {
 	consumed  metric.Int64Counter
 	procDur   metric.Float64Histogram
 	queueTime metric.Float64Histogram
+	sets      metricSets
 }
 
 // NewMetrics returns metrics middleware configured by opts.
@@ -80,9 +88,9 @@ func (p *meteredPublisher) Describe(dest string) Destination { return Describe(p
 func (p *meteredPublisher) Publish(ctx context.Context, dest string, msgs ...*Message) error {
 	start := time.Now()
 	err := p.next.Publish(ctx, dest, msgs...)
-	set := metric.WithAttributeSet(metricAttributes(Describe(p.next, dest), propagation.Send, "send", err))
-	p.m.opDur.Record(ctx, time.Since(start).Seconds(), set)
-	p.m.sent.Add(ctx, int64(len(msgs)), set)
+	set := p.m.attributes(Describe(p.next, dest), propagation.Send, "send", err)
+	p.m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+	p.m.sent.Add(ctx, int64(len(msgs)), set.add...)
 	return err
 }
 
@@ -99,34 +107,43 @@ func (s *meteredSubscriber) Describe(src string) Destination { return Describe(s
 
 func (s *meteredSubscriber) Subscribe(ctx context.Context, src string, h Handler) error {
 	d := Describe(s.next, src)
-	ok := metric.WithAttributeSet(metricAttributes(d, propagation.Process, "process", nil))
+	ok := s.m.sets.get(d, propagation.Process, "process")
 	return s.next.Subscribe(WithObserver(ctx, s.m), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		start := time.Now()
 		if !msg.Time.IsZero() {
-			s.m.queueTime.Record(ctx, max(start.Sub(msg.Time), 0).Seconds(), ok)
+			s.m.queueTime.Record(ctx, max(start.Sub(msg.Time), 0).Seconds(), ok.record...)
 		}
 		err := Call(ctx, h, msg)
 		set := ok
 		if err != nil {
-			set = metric.WithAttributeSet(metricAttributes(d, propagation.Process, "process", err))
+			set = newMetricSet(metricAttributes(d, propagation.Process, "process", err))
 		}
-		s.m.procDur.Record(ctx, time.Since(start).Seconds(), set)
+		s.m.procDur.Record(ctx, time.Since(start).Seconds(), set.record...)
 		return err
 	}))
 }
 
 // Received implements Observer: consumed messages and receive duration.
 func (m *Metrics) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
-	set := metric.WithAttributeSet(metricAttributes(d, propagation.Receive, "receive", nil))
-	m.opDur.Record(ctx, time.Since(start).Seconds(), set)
-	m.consumed.Add(ctx, int64(len(msgs)), set)
+	set := m.sets.get(d, propagation.Receive, "receive")
+	m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+	m.consumed.Add(ctx, int64(len(msgs)), set.add...)
 	return ctx
 }
 
 // Settled implements Observer: settle operation duration.
 func (m *Metrics) Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error) {
-	m.opDur.Record(ctx, time.Since(start).Seconds(),
-		metric.WithAttributeSet(metricAttributes(d, propagation.Settle, op, err)))
+	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Settle, op, err).record...)
+}
+
+// attributes returns the attribute set of operation op (of type typ) on d
+// that ended with err: cached when err is nil, built per call with
+// error.type otherwise (errors are rare, and their types unbounded).
+func (m *Metrics) attributes(d Destination, typ propagation.OperationType, op string, err error) *metricSet {
+	if err == nil {
+		return m.sets.get(d, typ, op)
+	}
+	return newMetricSet(metricAttributes(d, typ, op, err))
 }
 
 // metricAttributes keeps the destination attributes whose cardinality is
@@ -143,4 +160,160 @@ func metricAttributes(d Destination, typ propagation.OperationType, op string, e
 		attrs = append(attrs, propagation.ErrorTypeKey.String(ErrorType(err)))
 	}
 	return attribute.NewSet(attrs...)
+}
+
+// metricKey is everything metricAttributes builds a set from when there is
+// no error: the operation, the destination's system and name, and the
+// destination attributes it keeps. Two destinations with the same key have
+// equal sets.
+type metricKey struct {
+	system, name, op string
+	typ              propagation.OperationType
+	address, group   string
+	port             int64
+	has              uint8 // hasAddress, hasPort, hasGroup: which attributes d carries
+}
+
+const (
+	hasAddress = 1 << iota
+	hasPort
+	hasGroup
+)
+
+// newMetricKey returns the key of operation op (of type typ) on d. Where d
+// repeats an attribute the last one counts, as in attribute.NewSet. ok is
+// false when a kept attribute has a type no transport gives it (a string
+// address and consumer group, an integer port): that set is not cached.
+func newMetricKey(d Destination, typ propagation.OperationType, op string) (k metricKey, ok bool) {
+	k = metricKey{system: d.System, name: d.Name, op: op, typ: typ}
+	for _, a := range d.Attributes {
+		switch a.Key {
+		case propagation.ServerAddressKey:
+			if a.Value.Type() != attribute.STRING {
+				return k, false
+			}
+			k.address, k.has = a.Value.AsString(), k.has|hasAddress
+		case propagation.ServerPortKey:
+			if a.Value.Type() != attribute.INT64 {
+				return k, false
+			}
+			k.port, k.has = a.Value.AsInt64(), k.has|hasPort
+		case propagation.ConsumerGroupKey:
+			if a.Value.Type() != attribute.STRING {
+				return k, false
+			}
+			k.group, k.has = a.Value.AsString(), k.has|hasGroup
+		}
+	}
+	return k, true
+}
+
+// maxMetricSets bounds the cache: destinations are meant to be few (their
+// names are metric attributes), but nothing enforces it. Past the bound,
+// sets are built per measurement as if there were no cache.
+const maxMetricSets = 1024
+
+// metricSet is an attribute set as the options of a measurement, ready to
+// pass to Record and Add: a variadic call on an instrument (an interface)
+// allocates its option slice, passing an existing slice does not. Cached
+// sets are shared, so nothing may modify the slices (len == cap, so an
+// append copies).
+type metricSet struct {
+	record []metric.RecordOption
+	add    []metric.AddOption
+}
+
+func newMetricSet(set attribute.Set) *metricSet {
+	opt := metric.WithAttributeSet(set)
+	return &metricSet{record: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
+}
+
+// metricSets caches, per metricKey, the attribute set without error.type:
+// building it is a slice, a sort, a hash and the options per measurement,
+// the same for every message of a destination.
+//
+// The cache is indexed by destination name, then searched: hashing the
+// whole key (six strings) per lookup costs more than comparing it with the
+// few operations of one destination (send; receive, process and a settle
+// or two), whose strings are mostly the very ones the cache holds. The map
+// is copied on write, so a lookup takes no lock; a write copies it (at most
+// maxMetricSets entries), once per destination and operation.
+type metricSets struct {
+	m  atomic.Pointer[metricSetMap]
+	mu sync.Mutex // serializes writers
+}
+
+type metricSetMap struct {
+	byName map[string][]metricSetEntry
+	n      int // entries in all
+}
+
+type metricSetEntry struct {
+	key metricKey
+	set *metricSet
+}
+
+// get returns the attribute set of operation op (of type typ) on d without
+// an error.
+func (c *metricSets) get(d Destination, typ propagation.OperationType, op string) *metricSet {
+	k, ok := newMetricKey(d, typ, op)
+	if !ok {
+		return newMetricSet(metricAttributes(d, typ, op, nil))
+	}
+	m := c.m.Load()
+	if s := m.lookup(k); s != nil {
+		return s
+	}
+	if m != nil && m.n >= maxMetricSets {
+		return newMetricSet(metricAttributes(d, typ, op, nil)) // full: no lock to take
+	}
+	return c.add(k, d)
+}
+
+func (m *metricSetMap) lookup(k metricKey) *metricSet {
+	if m == nil {
+		return nil
+	}
+	for _, e := range m.byName[k.name] {
+		if e.key == k {
+			return e.set
+		}
+	}
+	return nil
+}
+
+// add builds the set of k (of d) and caches it unless the cache is full.
+func (c *metricSets) add(k metricKey, d Destination) *metricSet {
+	set := newMetricSet(metricAttributes(d, k.typ, k.op, nil))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if s := old.lookup(k); s != nil {
+		return s // another goroutine added it first
+	}
+	next := &metricSetMap{n: 1}
+	if old != nil {
+		if old.n >= maxMetricSets {
+			return set
+		}
+		next.n += old.n
+		next.byName = make(map[string][]metricSetEntry, len(old.byName)+1)
+		for name, es := range old.byName {
+			next.byName[name] = es // never modified: appended to as a copy
+		}
+	} else {
+		next.byName = make(map[string][]metricSetEntry, 1)
+	}
+	es := next.byName[k.name]
+	next.byName[k.name] = append(es[:len(es):len(es)], metricSetEntry{key: k, set: set})
+	c.m.Store(next)
+	return set
+}
+
+// len is the number of cached sets.
+func (c *metricSets) len() int {
+	if m := c.m.Load(); m != nil {
+		return m.n
+	}
+	return 0
 }

@@ -48,6 +48,15 @@ func ObserverFrom(ctx context.Context) Observer {
 	return obs
 }
 
+// Observed reports whether any Observer is installed in ctx: whether a
+// transport has anyone to report a poll or a settlement to. Without one it
+// can skip the work that only an Observer needs, such as reading the clock
+// for the start of each poll and settlement.
+func Observed(ctx context.Context) bool {
+	obs, _ := ctx.Value(observerKey{}).(observers)
+	return len(obs) > 0
+}
+
 type observers []Observer
 
 func (os observers) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
