@@ -141,13 +141,21 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 	if h == nil {
 		return errors.New("memory: subscribe: nil handler")
 	}
-	obs := middleware.ObserverFrom(ctx)
+	// With no observer installed, the observer calls, their clock reads and
+	// the slices they take are for nobody.
+	var obs middleware.Observer
+	if middleware.Observed(ctx) {
+		obs = middleware.ObserverFrom(ctx)
+	}
 	dest := b.Describe(name)
 	sem := make(chan struct{}, b.cfg.concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		start := time.Now()
+		var start time.Time
+		if obs != nil {
+			start = time.Now()
+		}
 		envs, err := b.take(ctx, name)
 		if err != nil {
 			return nil // ctx ended
@@ -156,7 +164,11 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 		for i, env := range envs {
 			msgs[i] = message(env, name)
 		}
-		hctx := context.WithoutCancel(obs.Received(ctx, dest, start, msgs))
+		rctx := ctx
+		if obs != nil {
+			rctx = obs.Received(ctx, dest, start, msgs)
+		}
+		hctx := context.WithoutCancel(rctx)
 		for i, msg := range msgs {
 			select {
 			case sem <- struct{}{}:
@@ -175,13 +187,20 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 
 func (b *Broker) handle(ctx context.Context, obs middleware.Observer, dest middleware.Destination, name string, h middleware.Handler, env *envelope, msg *middleware.Message) {
 	err := middleware.Call(ctx, h, msg)
-	start := time.Now()
+	var start time.Time
+	if obs != nil {
+		start = time.Now()
+	}
 	if err == nil {
 		b.settle(name)
-		obs.Settled(ctx, dest, propagation.OpAck, start, []*middleware.Message{msg}, nil)
+		if obs != nil {
+			obs.Settled(ctx, dest, propagation.OpAck, start, []*middleware.Message{msg}, nil)
+		}
 		return
 	}
-	obs.Settled(ctx, dest, propagation.OpNack, start, []*middleware.Message{msg}, nil)
+	if obs != nil {
+		obs.Settled(ctx, dest, propagation.OpNack, start, []*middleware.Message{msg}, nil)
+	}
 	if d := b.cfg.redeliveryDelay; d > 0 {
 		time.AfterFunc(d, func() { b.requeue(name, env) })
 		return

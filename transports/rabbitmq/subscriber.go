@@ -77,10 +77,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, queue string, h middleware.H
 	if s.cfg.reconnect != nil {
 		reconnect = *s.cfg.reconnect
 	}
-	obs := middleware.ObserverFrom(ctx)
-	if !observed(obs) {
-		obs = nil // nobody to tell: handle skips the observer and the clock
-	}
+	var obs middleware.Observer
+	if middleware.Observed(ctx) {
+		obs = middleware.ObserverFrom(ctx)
+	} // else nobody to tell: handle skips the observer and the clock
 	dest := s.Describe(queue)
 	for attempt := 0; ; attempt++ {
 		consumed, err := s.consume(ctx, queue, h, obs, dest)
@@ -243,17 +243,4 @@ func (s *Subscriber) handle(ctx context.Context, obs middleware.Observer, dest m
 	if obs != nil {
 		obs.Settled(hctx, dest, op, start, msgs, err)
 	}
-}
-
-// observed reports whether obs, from middleware.ObserverFrom, is an
-// Observer someone installed rather than the no-op one ObserverFrom returns
-// when there is none. Without one, reading the clock twice per delivery (a
-// system call on some virtual machines) is for nobody.
-func observed(obs middleware.Observer) (yes bool) {
-	defer func() {
-		if recover() != nil {
-			yes = true // a dynamic type that cannot be compared: not the no-op
-		}
-	}()
-	return obs != nil && obs != middleware.ObserverFrom(context.Background())
 }
