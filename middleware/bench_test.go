@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -20,16 +22,27 @@ type loopback struct {
 	h   middleware.Handler
 	obs middleware.Observer
 	ctx context.Context
+	// attrs, when set, are the attributes of every delivered message and
+	// dest the destination they are delivered from, as a Kafka consumer's.
+	attrs []attribute.KeyValue
+	dest  *middleware.Destination
 }
 
 func (l *loopback) Publish(ctx context.Context, dest string, msgs ...*middleware.Message) error {
+	d := middleware.Destination{System: "bench", Name: dest}
+	if l.dest != nil {
+		d = *l.dest
+	}
 	for _, m := range msgs {
 		in := &middleware.Message{ID: "id", Body: m.Body, Headers: m.Headers, Destination: dest, DeliveryCount: 1}
+		if l.attrs != nil {
+			in.SetAttributes(l.attrs...)
+		}
 		batch := []*middleware.Message{in}
 		start := time.Now()
-		hctx := l.obs.Received(l.ctx, middleware.Destination{System: "bench", Name: dest}, start, batch)
+		hctx := l.obs.Received(l.ctx, d, start, batch)
 		err := middleware.Call(hctx, l.h, in)
-		l.obs.Settled(hctx, middleware.Destination{System: "bench", Name: dest}, "ack", start, batch, err)
+		l.obs.Settled(hctx, d, "ack", start, batch, err)
 	}
 	return nil
 }
@@ -40,7 +53,10 @@ func (l *loopback) Subscribe(ctx context.Context, _ string, h middleware.Handler
 }
 
 func benchPath(b *testing.B, tp trace.TracerProvider) {
-	lb := &loopback{}
+	benchPathOn(b, &loopback{}, tp)
+}
+
+func benchPathOn(b *testing.B, lb *loopback, tp trace.TracerProvider) {
 	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
 	pub, sub := tr.Publisher(lb), tr.Subscriber(lb)
 	handled := 0
@@ -133,4 +149,24 @@ func BenchmarkMiddlewarePath(b *testing.B) {
 	b.Run("sdk-always-sample", func(b *testing.B) {
 		benchPath(b, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
 	})
+}
+
+// BenchmarkMiddlewarePathKafka is BenchmarkMiddlewarePath with messages as
+// the Kafka Subscriber delivers them: a destination with server and
+// consumer group, and per-message partition, offset, key, group and ID.
+// A span the sampler drops should cost nothing for the per-message ones.
+func BenchmarkMiddlewarePathKafka(b *testing.B) {
+	d := middleware.Destination{System: "kafka", Name: "q", Attributes: []attribute.KeyValue{
+		semconv.ServerAddress("broker"), semconv.ServerPort(9092), semconv.MessagingConsumerGroupName("g"),
+	}}
+	attrs := []attribute.KeyValue{
+		semconv.MessagingDestinationPartitionID("3"), attribute.Int64("messaging.kafka.offset", 42),
+		semconv.MessagingKafkaMessageKey("key"), semconv.MessagingConsumerGroupName("g"), semconv.MessagingMessageID("q/3/42"),
+	}
+	run := func(tp trace.TracerProvider) func(*testing.B) {
+		return func(b *testing.B) { benchPathOn(b, &loopback{attrs: attrs, dest: &d}, tp) }
+	}
+	b.Run("noop", run(noop.NewTracerProvider()))
+	b.Run("sdk-never-sample", run(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))))
+	b.Run("sdk-always-sample", run(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -27,6 +29,14 @@ type Tracing struct {
 	noop bool
 	// shapes caches span names and leading attributes per destination.
 	shapes shapes
+	// headers are the WithHeaderAllowList names with their attribute keys,
+	// built once rather than concatenated per span.
+	headers []headerAttribute
+}
+
+type headerAttribute struct {
+	name string
+	key  attribute.Key
 }
 
 // NewTracing returns tracing middleware configured by opts.
@@ -38,12 +48,17 @@ func NewTracing(opts ...Option) *Tracing {
 		// later, so capturing it now is safe.
 		tp = otel.GetTracerProvider()
 	}
-	return &Tracing{
+	t := &Tracing{
 		cfg:    cfg,
 		tracer: tp.Tracer(propagation.ScopeName, trace.WithSchemaURL(propagation.SchemaURL)),
 		prop:   cfg.newPropagator(),
 		noop:   isNoop(cfg.tracerProvider),
 	}
+	for name := range cfg.headerAllow {
+		t.headers = append(t.headers, headerAttribute{name: name, key: attribute.Key(HeaderAttributePrefix + name)})
+	}
+	slices.SortFunc(t.headers, func(a, b headerAttribute) int { return strings.Compare(a.name, b.name) })
+	return t
 }
 
 // isNoop recognizes the no-op providers by type. The global provider is
@@ -198,6 +213,14 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 // The methods below are the building blocks the unified middleware uses and
 // that native-client instrumentation (the amqp091 channel wrapper, kgo hooks)
 // and manual users call directly.
+//
+// A span starts with the attributes the semantic conventions list as
+// important for sampling decisions: the operation, the destination and its
+// Attributes (server, consumer group), messaging.batch.message_count where
+// it is required, and a messaging.destination.partition.id among attrs.
+// The rest of attrs is set after the start, and only on a span that
+// records, so a span the sampler drops does not pay for it; an attribute
+// that repeats one of the destination's is not set twice.
 
 // StartSend starts the send span (PRODUCER) of a publish of n messages to d.
 func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
@@ -205,11 +228,13 @@ func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...
 	if n <= 1 && len(attrs) == 0 {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
 	}
-	all := sh.with(1 + len(attrs))
-	if n > 1 {
-		all = append(all, propagation.BatchMessageCount(n))
+	attrOpt, opts, skip := sh.start(n > 1, n, attrs)
+	if opts == nil {
+		opts = []trace.SpanStartOption{sh.kind, attrOpt}
 	}
-	return t.tracer.Start(ctx, sh.name, sh.kind, trace.WithAttributes(append(all, attrs...)...))
+	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
+	t.recordRest(span, sh, attrs, skip, nil)
+	return ctx, span
 }
 
 // InjectCreate writes the creation context of one message into c, unless c
@@ -228,11 +253,12 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 	}
 	if batch && t.cfg.createSpans {
 		sh := t.shapes.get(d, propagation.Create, "create")
-		opts := sh.opts
-		if len(attrs) > 0 {
-			opts = []trace.SpanStartOption{sh.kind, trace.WithAttributes(append(sh.with(len(attrs)), attrs...)...)}
+		attrOpt, opts, skip := sh.start(false, 0, attrs)
+		if opts == nil {
+			opts = []trace.SpanStartOption{sh.kind, attrOpt}
 		}
 		cctx, span := t.tracer.Start(ctx, sh.name, opts...)
+		t.recordRest(span, sh, attrs, skip, nil)
 		t.prop.Inject(cctx, c)
 		span.End()
 		return span.SpanContext()
@@ -302,15 +328,13 @@ func (t *Tracing) StartReceive(ctx context.Context, d Destination, start time.Ti
 // links; args holds the span's options.
 func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Time, n int, args *startArgs, links []trace.Link, attrs []attribute.KeyValue) context.Context {
 	sh := t.shapes.get(d, propagation.Receive, "receive")
-	attrOpt := sh.one
-	if n != 1 || len(attrs) > 0 {
-		attrOpt = trace.WithAttributes(append(append(sh.with(1+len(attrs)), propagation.BatchMessageCount(n)), attrs...)...)
-	}
+	attrOpt, _, skip := sh.start(true, n, attrs)
 	opts := append(args.opts[:0], sh.kind, trace.WithTimestamp(start), attrOpt)
 	if len(links) > 0 {
 		opts = append(opts, trace.WithLinks(links...))
 	}
 	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
+	t.recordRest(span, sh, attrs, skip, nil)
 	span.End()
 	return ctx
 }
@@ -325,6 +349,17 @@ func (t *Tracing) StartProcess(ctx context.Context, d Destination, c propagation
 	}
 	sh := t.shapes.get(d, propagation.Process, "process")
 	return t.process(ctx, d, sh, creation, t.cfg.filterBaggage(baggage.FromContext(out)), dropped, attrs, nil)
+}
+
+// StartProcessFrom is StartProcess for a message whose headers the caller
+// has already extracted, such as a fetch hook that read them when the
+// message arrived: creation is the message's creation context (invalid when
+// it has none) and bg its baggage as extracted, which WithInboundBaggage
+// filters here. What the propagation limits cut is the caller's to record
+// on the returned span, with propagation.AddDroppedEvents.
+func (t *Tracing) StartProcessFrom(ctx context.Context, d Destination, creation trace.SpanContext, bg baggage.Baggage, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	sh := t.shapes.get(d, propagation.Process, "process")
+	return t.process(ctx, d, sh, creation, t.cfg.filterBaggage(bg), nil, attrs, nil)
 }
 
 // startProcess starts the process span of msg; sh is the shape of process
@@ -361,37 +396,103 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		link1 = receive
 		newRoot = false
 	}
-	all := sh.with(len(attrs) + 2 + len(t.cfg.headerAllow))
-	all = append(all, attrs...)
-	if msg != nil {
-		all = t.messageAttributes(all, msg)
-	}
-	var opts []trace.SpanStartOption
-	if link1.IsValid() || link2.IsValid() {
-		args := new(startArgs)
-		opts = append(args.opts[:0], sh.kind, trace.WithAttributes(all...),
-			trace.WithLinks(appendLink(appendLink(args.links[:0], link1), link2)...))
+	// The span starts with what a sampler may decide on (the shape's
+	// attributes and the partition); the rest is built and set only when
+	// the span records. A redactor sees every attribute recorded, those
+	// of the start included.
+	var (
+		attrOpt trace.SpanStartOption
+		opts    []trace.SpanStartOption
+		skip    int
+	)
+	if msg != nil && t.cfg.redact != nil {
+		attrOpt, skip = t.redactedStart(sh, attrs)
 	} else {
-		opts = append(make([]trace.SpanStartOption, 0, 3), sh.kind, trace.WithAttributes(all...))
+		attrOpt, opts, skip = sh.start(false, 0, attrs)
 	}
-	if newRoot {
-		opts = append(opts, withNewRoot)
+	switch {
+	case link1.IsValid() || link2.IsValid():
+		args := new(startArgs)
+		opts = append(args.opts[:0], sh.kind, attrOpt,
+			trace.WithLinks(appendLink(appendLink(args.links[:0], link1), link2)...))
+		if newRoot {
+			opts = append(opts, withNewRoot)
+		}
+	case newRoot:
+		opts = []trace.SpanStartOption{sh.kind, attrOpt, withNewRoot}
+	case opts == nil:
+		opts = []trace.SpanStartOption{sh.kind, attrOpt}
 	}
 	ctx, span := t.tracer.Start(parent, sh.name, opts...)
+	t.recordRest(span, sh, attrs, skip, msg)
 	propagation.AddDroppedEvents(span, dropped)
 	return ctx, span
 }
 
+// redactedStart is shape.start for a process span when a redactor is set:
+// the start attributes are built per span and redacted.
+func (t *Tracing) redactedStart(sh *shape, attrs []attribute.KeyValue) (trace.SpanStartOption, int) {
+	skip := partitionIndex(attrs)
+	all := sh.with(1)
+	if skip >= 0 && !sh.has(attrs[skip]) {
+		all = append(all, attrs[skip])
+	}
+	for i := range all {
+		all[i] = t.cfg.redact(all[i])
+	}
+	return trace.WithAttributes(all...), skip
+}
+
+// partitionIndex is the index in attrs of the first
+// messaging.destination.partition.id, -1 when there is none.
+func partitionIndex(attrs []attribute.KeyValue) int {
+	for i := range attrs {
+		if attrs[i].Key == partitionIDKey {
+			return i
+		}
+	}
+	return -1
+}
+
+var partitionIDKey = propagation.PartitionID("").Key
+
+// recordRest sets on span, when it records, the attributes its start left
+// out: those of attrs but the one at index skip (set at start) and those
+// the shape holds already, then, when msg is not nil, msg's own (see
+// messageAttributes). A span the sampler dropped costs nothing here.
+func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyValue, skip int, msg *Message) {
+	n := len(attrs)
+	if msg != nil {
+		n += 2 + len(t.headers)
+	}
+	if n == 0 || !span.IsRecording() {
+		return
+	}
+	rest := make([]attribute.KeyValue, 0, n)
+	for i, kv := range attrs {
+		if i != skip && !sh.has(kv) {
+			rest = append(rest, kv)
+		}
+	}
+	if msg != nil {
+		rest = t.messageAttributes(rest, msg)
+	}
+	if len(rest) > 0 {
+		span.SetAttributes(rest...)
+	}
+}
+
 // messageAttributes adds what a Message says about itself: body size (never
-// the body), delivery count, and allow-listed header values.
+// the body), delivery count, and allow-listed header values, then applies
+// the redactor to all of all.
 func (t *Tracing) messageAttributes(all []attribute.KeyValue, msg *Message) []attribute.KeyValue {
 	all = append(all, propagation.BodySize(len(msg.Body)))
 	if msg.DeliveryCount > 0 {
 		all = append(all, DeliveryCountKey.Int(msg.DeliveryCount))
 	}
-	for name := range t.cfg.headerAllow {
-		if v, ok := msg.Headers[name]; ok {
-			all = append(all, attribute.String(HeaderAttributePrefix+name, v))
+	for _, h := range t.headers {
+		if v, ok := msg.Headers[h.name]; ok {
+			all = append(all, h.key.String(v))
 		}
 	}
 	if t.cfg.redact != nil {
@@ -425,22 +526,20 @@ func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, sta
 	if n <= 1 && len(attrs) == 0 && len(links) == 0 && start.IsZero() {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
 	}
-	opts := make([]trace.SpanStartOption, 2, 4)
-	opts[0], opts[1] = sh.kind, sh.opts[1]
-	if n > 1 || len(attrs) > 0 {
-		all := sh.with(1 + len(attrs))
-		if n > 1 {
-			all = append(all, propagation.BatchMessageCount(n))
+	attrOpt, opts, skip := sh.start(n > 1, n, attrs)
+	if opts == nil || len(links) > 0 || !start.IsZero() {
+		opts = make([]trace.SpanStartOption, 2, 4)
+		opts[0], opts[1] = sh.kind, attrOpt
+		if len(links) > 0 {
+			opts = append(opts, trace.WithLinks(links...))
 		}
-		opts[1] = trace.WithAttributes(append(all, attrs...)...)
+		if !start.IsZero() {
+			opts = append(opts, trace.WithTimestamp(start))
+		}
 	}
-	if len(links) > 0 {
-		opts = append(opts, trace.WithLinks(links...))
-	}
-	if !start.IsZero() {
-		opts = append(opts, trace.WithTimestamp(start))
-	}
-	return t.tracer.Start(ctx, sh.name, opts...)
+	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
+	t.recordRest(span, sh, attrs, skip, nil)
+	return ctx, span
 }
 
 func links(scs []trace.SpanContext) []trace.Link {

@@ -182,15 +182,9 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 		parent = prev.parent
 	}
 	d := h.destination(r.Topic, false)
-	var buf [2]attribute.KeyValue
-	attrs := buf[:0]
-	if r.Key != nil {
-		attrs = append(attrs, propagation.KafkaKey(r.Key))
-	}
-	if r.Value == nil {
-		attrs = append(attrs, propagation.KafkaTombstone(true))
-	}
-	ctx, span := h.tracing.StartSend(parent, d, 1, attrs...)
+	// The span starts with the destination's attributes, what a sampler
+	// may use; the record's are set when it is unbuffered, if it records.
+	ctx, span := h.tracing.StartSend(parent, d, 1)
 	// One record per send span: the send span is the creation context, as
 	// with Publisher for a single message. The carrier replaces, so a stale
 	// or invalid traceparent is not left next to ours.
@@ -208,14 +202,27 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	if !ok {
 		return // buffered before the hooks were installed, or not ours
 	}
-	if err == nil && st.span.IsRecording() {
-		// Partition and offset are known only now.
-		id := recordID(r.Topic, r.Partition, r.Offset)
-		st.span.SetAttributes(
-			propagation.PartitionID(idPartition(id, r.Topic)),
-			propagation.KafkaOffset(r.Offset),
-			propagation.MessageID(id),
-		)
+	if st.span.IsRecording() {
+		// One call for all: each call can grow the span's attributes.
+		attrs := make([]attribute.KeyValue, 0, 5)
+		if r.Key != nil {
+			attrs = append(attrs, propagation.KafkaKey(r.Key))
+		}
+		if r.Value == nil {
+			attrs = append(attrs, propagation.KafkaTombstone(true))
+		}
+		if err == nil {
+			// Partition and offset are known only now.
+			id := recordID(r.Topic, r.Partition, r.Offset)
+			attrs = append(attrs,
+				propagation.PartitionID(idPartition(id, r.Topic)),
+				propagation.KafkaOffset(r.Offset),
+				propagation.MessageID(id),
+			)
+		}
+		if len(attrs) > 0 {
+			st.span.SetAttributes(attrs...)
+		}
 	}
 	middleware.End(st.span, err)
 }
@@ -229,6 +236,14 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 type fetched struct {
 	context.Context
 	creation trace.SpanContext // invalid when the headers hold none
+	// dropped is what the propagation limits cut from the trace context,
+	// for StartProcess to record on the process span.
+	dropped []propagation.Dropped
+	// otherBaggage is set when the extraction found baggage although the
+	// baggage header was hidden from it (a propagator that carries baggage
+	// in other headers, or baggage already in r.Context): StartProcess then
+	// extracts the headers again rather than read the baggage header alone.
+	otherBaggage bool
 }
 
 type creationKey struct{}
@@ -250,7 +265,8 @@ func (h *Hooks) OnFetchRecordBuffered(r *kgo.Record) {
 	// Only the span context is taken here: the baggage is read (and
 	// filtered) by StartProcess, and parsing a large baggage header for
 	// every fetched record would be wasted when nobody uses it.
-	out, _ := h.tracing.Propagator().ExtractDropped(ctx, noBaggage{NewCarrier(r)})
+	out, dropped := h.tracing.Propagator().ExtractDropped(ctx, noBaggage{NewCarrier(r)})
+	otherBaggage := baggage.FromContext(out).Len() > 0
 	sc := trace.SpanContextFromContext(out)
 	switch {
 	case !sc.IsRemote():
@@ -264,7 +280,7 @@ func (h *Hooks) OnFetchRecordBuffered(r *kgo.Record) {
 		// other headers (unfiltered), or replaced ctx's.
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	r.Context = &fetched{Context: ctx, creation: sc}
+	r.Context = &fetched{Context: ctx, creation: sc, dropped: dropped, otherBaggage: otherBaggage}
 }
 
 // noBaggage hides the baggage header from the fetch hook's extraction.
@@ -277,13 +293,41 @@ func (c noBaggage) Get(key string) string {
 	return c.Carrier.Get(key)
 }
 
+// onlyBaggage shows StartProcess's extraction the baggage header alone:
+// the fetch hook extracted the rest.
+type onlyBaggage struct{ Carrier }
+
+func (c onlyBaggage) Get(key string) string {
+	if key != propagation.BaggageKey {
+		return ""
+	}
+	return c.Carrier.Get(key)
+}
+
+func (c onlyBaggage) Keys() []string {
+	if c.Get(propagation.BaggageKey) == "" {
+		return nil
+	}
+	return []string{propagation.BaggageKey}
+}
+
+func (onlyBaggage) Set(string, string) {}
+
+// fetchedOf returns what the fetch hook stored in r.Context, nil when it
+// did not run on r (or a later hook replaced r.Context).
+func fetchedOf(r *kgo.Record) *fetched {
+	if r.Context == nil {
+		return nil
+	}
+	f, _ := r.Context.Value(creationKey{}).(*fetched)
+	return f
+}
+
 // creation returns r's creation context: the one the fetch hook stored, else
 // the one in its headers; invalid when none.
 func (h *Hooks) creation(r *kgo.Record) trace.SpanContext {
-	if r.Context != nil {
-		if f, ok := r.Context.Value(creationKey{}).(*fetched); ok {
-			return f.creation
-		}
+	if f := fetchedOf(r); f != nil {
+		return f.creation
 	}
 	out, _ := h.tracing.Propagator().ExtractDropped(context.Background(), noBaggage{NewCarrier(r)})
 	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
@@ -327,7 +371,38 @@ func (h *Hooks) ReceiveContext(ctx context.Context, fetches kgo.Fetches) context
 // process span would take the creation context in r.Context for the
 // receive and link it twice.
 func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Context, trace.Span) {
-	// The group is a destination attribute, as on the Subscriber's spans.
+	// The span starts with the attributes a sampler may use: the
+	// destination's (the group is one, as on the Subscriber's spans) and
+	// the partition; the record's others are built only if it records.
+	d := h.destination(r.Topic, true)
+	partition := propagation.Partition(r.Partition)
+	var span trace.Span
+	if f := fetchedOf(r); f != nil && !f.otherBaggage {
+		// The fetch hook extracted the creation context: only the baggage
+		// header, which it left for WithInboundBaggage, is still to read.
+		var bg baggage.Baggage
+		var dropped []propagation.Dropped
+		if hasHeader(r, propagation.BaggageKey) {
+			var out context.Context
+			out, dropped = h.tracing.Propagator().ExtractDropped(context.Background(), onlyBaggage{NewCarrier(r)})
+			bg = baggage.FromContext(out)
+		}
+		ctx, span = h.tracing.StartProcessFrom(ctx, d, f.creation, bg, partition)
+		propagation.AddDroppedEvents(span, f.dropped)
+		propagation.AddDroppedEvents(span, dropped)
+	} else {
+		ctx, span = h.tracing.StartProcess(ctx, d, NewCarrier(r), partition)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(recordAttributes(r, partition)...)
+	}
+	return ctx, span
+}
+
+// recordAttributes are the attributes of r's process span beside the
+// destination's and partition: offset, key, tombstone flag, message ID
+// and body size.
+func recordAttributes(r *kgo.Record, partition attribute.KeyValue) []attribute.KeyValue {
 	// The message ID and the key share one string.
 	var sb strings.Builder
 	sb.Grow(idLen(r.Topic) + len(r.Key))
@@ -336,8 +411,25 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 	sb.Write(r.Key)
 	s := sb.String()
 	id, key := s[:n], s[n:]
-	var buf [6]attribute.KeyValue
-	attrs := appendRecordAttributes(buf[:0], r, propagation.PartitionID(idPartition(id, r.Topic)), attribute.KeyValue{}, id, key)
-	attrs = append(attrs, propagation.BodySize(len(r.Value)))
-	return h.tracing.StartProcess(ctx, h.destination(r.Topic, true), NewCarrier(r), attrs...)
+	all := appendRecordAttributes(make([]attribute.KeyValue, 0, 7), r, partition, attribute.KeyValue{}, id, key)
+	all = append(all, propagation.BodySize(len(r.Value)))
+	// appendRecordAttributes, shared with the Subscriber, starts with the
+	// partition, which the span has already.
+	attrs := all[:0]
+	for _, kv := range all {
+		if kv.Key != partition.Key {
+			attrs = append(attrs, kv)
+		}
+	}
+	return attrs
+}
+
+// hasHeader reports whether r has a header named key.
+func hasHeader(r *kgo.Record, key string) bool {
+	for _, hd := range r.Headers {
+		if hd.Key == key {
+			return true
+		}
+	}
+	return false
 }

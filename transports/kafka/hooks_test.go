@@ -3,12 +3,17 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	otelprop "go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -286,4 +291,229 @@ func attrValue(attrs []attribute.KeyValue, key attribute.Key) (attribute.Value, 
 		}
 	}
 	return attribute.Value{}, false
+}
+
+// headerPropagator is W3C TraceContext and Baggage that records, for each
+// extraction, the traceparent its carrier shows.
+type headerPropagator struct {
+	otelprop.TextMapPropagator
+	mu   sync.Mutex
+	seen []string
+}
+
+func newHeaderPropagator() *headerPropagator {
+	return &headerPropagator{TextMapPropagator: otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})}
+}
+
+func (p *headerPropagator) Extract(ctx context.Context, c otelprop.TextMapCarrier) context.Context {
+	p.mu.Lock()
+	p.seen = append(p.seen, c.Get(propagation.TraceParentKey))
+	p.mu.Unlock()
+	return p.TextMapPropagator.Extract(ctx, c)
+}
+
+func (p *headerPropagator) reset() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := p.seen
+	p.seen = nil
+	return seen
+}
+
+// startAttributes samples everything and records the attributes each span
+// starts with, by name.
+type startAttributes struct {
+	mu     sync.Mutex
+	starts map[string][]attribute.KeyValue
+}
+
+func (s *startAttributes) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	s.mu.Lock()
+	s.starts[p.Name] = slices.Clone(p.Attributes)
+	s.mu.Unlock()
+	return sdktrace.AlwaysSample().ShouldSample(p)
+}
+
+func (s *startAttributes) Description() string { return "startAttributes" }
+
+func attributeMap(attrs []attribute.KeyValue) map[attribute.Key]attribute.Value {
+	m := make(map[attribute.Key]attribute.Value, len(attrs))
+	for _, kv := range attrs {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
+
+// fetchedRecord is a record as the consuming client hands it over: its
+// headers carry creation (and bg when not empty) and the fetch hook ran.
+func fetchedRecord(t *testing.T, h *kafka.Hooks, creation trace.SpanContext, bg string) *kgo.Record {
+	t.Helper()
+	r := &kgo.Record{Topic: "t", Partition: 3, Offset: 42, Key: []byte("k"), Value: []byte("hello")}
+	otelprop.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), creation), kafka.NewCarrier(r))
+	if bg != "" {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: propagation.BaggageKey, Value: []byte(bg)})
+	}
+	h.OnFetchRecordBuffered(r)
+	return r
+}
+
+// TestHooksStartProcessUsesTheFetchedContext: StartProcess does not parse
+// the trace context the fetch hook already extracted; it reads the baggage
+// header alone (and only when there is one), filtered by
+// WithInboundBaggage. The span starts with the sampling attributes (the
+// partition, not the offset, key or ID) and ends with all of them.
+func TestHooksStartProcessUsesTheFetchedContext(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	sampler := &startAttributes{starts: map[string][]attribute.KeyValue{}}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(rec))
+	prop := newHeaderPropagator()
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp), middleware.WithPropagator(prop), middleware.WithInboundBaggage("region"))
+	creation := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{8}, TraceFlags: trace.FlagsSampled})
+
+	for _, tc := range []struct {
+		name      string
+		bg        string
+		fetchHook bool
+		want      []string // the traceparents StartProcess's extractions see
+	}{
+		{name: "baggage", bg: "region=eu,user=alice", fetchHook: true, want: []string{""}},
+		{name: "no baggage", fetchHook: true, want: nil},
+		// Without the fetch hook's context, the headers are read in full.
+		{name: "not fetched", bg: "region=eu,user=alice", want: []string{"00-07000000000000000000000000000000-0800000000000000-01"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec.Reset()
+			r := fetchedRecord(t, h, creation, tc.bg)
+			if !tc.fetchHook {
+				r.Context = nil
+			}
+			prop.reset()
+			ctx, span := h.StartProcess(context.Background(), r)
+			if seen := prop.reset(); !slices.Equal(seen, tc.want) {
+				t.Errorf("StartProcess extracted from carriers showing traceparent %q, want %q", seen, tc.want)
+			}
+			bg := baggage.FromContext(ctx)
+			middleware.End(span, nil)
+			if tc.bg != "" && (bg.Member("region").Value() != "eu" || bg.Member("user").Value() != "") {
+				t.Errorf("handler baggage %s, want region=eu alone", bg)
+			}
+			process := oneSpan(t, rec, "process t")
+			if process.Parent().SpanID() != creation.SpanID() || process.SpanContext().TraceID() != creation.TraceID() {
+				t.Errorf("process parent %v, want the creation context", process.Parent())
+			}
+			head := append(propagation.OperationAttributes(propagation.SystemKafka, propagation.Process, "process", "t"), propagation.Partition(3))
+			sampler.mu.Lock()
+			start := sampler.starts["process t"]
+			sampler.mu.Unlock()
+			if got, want := attributeMap(start), attributeMap(head); !maps.Equal(got, want) || len(start) != len(head) {
+				t.Errorf("process span started with %v, want %v", start, head)
+			}
+			all := append(head, propagation.KafkaOffset(42), propagation.KafkaKey([]byte("k")),
+				propagation.MessageID("t/3/42"), propagation.BodySize(5))
+			if got, want := attributeMap(process.Attributes()), attributeMap(all); !maps.Equal(got, want) {
+				t.Errorf("process span attributes %v, want %v", process.Attributes(), all)
+			}
+		})
+	}
+
+	// What the propagation limits cut on fetch is still recorded on the
+	// process span.
+	rec.Reset()
+	r := &kgo.Record{Topic: "t", Value: []byte("v"), Headers: []kgo.RecordHeader{{Key: propagation.TraceParentKey, Value: []byte("garbage")}}}
+	h.OnFetchRecordBuffered(r)
+	_, span := h.StartProcess(context.Background(), r)
+	span.End()
+	var events []string
+	for _, e := range oneSpan(t, rec, "process t").Events() {
+		if e.Name == propagation.DroppedEventName {
+			v, _ := attrValue(e.Attributes, propagation.FieldKey)
+			events = append(events, v.AsString())
+		}
+	}
+	if !slices.Equal(events, []string{propagation.TraceParentKey}) {
+		t.Errorf("dropped events for fields %q, want one for the invalid traceparent", events)
+	}
+}
+
+// TestHooksDroppedSpansBuildNoRecordAttributes: for spans the sampler
+// drops, the hooks build none of a record's attributes beyond the
+// partition: a process span costs what StartProcessFrom with the partition
+// alone costs, a keyed record's send span what an unkeyed one's does.
+func TestHooksDroppedSpansBuildNoRecordAttributes(t *testing.T) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp))
+	creation := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7}, SpanID: trace.SpanID{8}, TraceFlags: trace.FlagsSampled})
+	r := fetchedRecord(t, h, creation, "")
+	r.Key = []byte("a key long enough to need its own string")
+	ctx := context.Background()
+	d := middleware.Destination{System: propagation.SystemKafka, Name: "t"}
+	want := testing.AllocsPerRun(100, func() {
+		_, span := h.Tracing().StartProcessFrom(ctx, d, creation, baggage.Baggage{}, propagation.Partition(3))
+		span.End()
+	})
+	if got := testing.AllocsPerRun(100, func() {
+		_, span := h.StartProcess(ctx, r)
+		span.End()
+	}); got != want {
+		t.Errorf("a dropped process span costs %v allocations, StartProcessFrom with the partition %v", got, want)
+	}
+
+	send := func(r *kgo.Record) float64 {
+		return testing.AllocsPerRun(100, func() {
+			r.Headers, r.Context = r.Headers[:0], nil
+			h.OnProduceRecordBuffered(r)
+			h.OnProduceRecordUnbuffered(r, nil)
+		})
+	}
+	keyed := send(&kgo.Record{Topic: "t", Key: []byte("a key long enough to need its own string"), Value: []byte("v")})
+	if plain := send(&kgo.Record{Topic: "t", Value: []byte("v")}); keyed != plain {
+		t.Errorf("a dropped send span costs %v allocations for a keyed record, %v for an unkeyed one", keyed, plain)
+	}
+}
+
+// TestHooksSendAttributes: a send span starts with the destination's
+// attributes alone and ends with the record's: key and tombstone flag, and
+// partition, offset and ID once the record is produced.
+func TestHooksSendAttributes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	sampler := &startAttributes{starts: map[string][]attribute.KeyValue{}}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(rec))
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp))
+	head := propagation.OperationAttributes(propagation.SystemKafka, propagation.Send, "send", "t")
+	failed := errors.New("broker down")
+	for _, tc := range []struct {
+		name string
+		r    *kgo.Record
+		err  error
+		want []attribute.KeyValue
+	}{
+		{
+			name: "keyed", r: &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("v"), Partition: 3, Offset: 42},
+			want: []attribute.KeyValue{propagation.KafkaKey([]byte("k")), propagation.Partition(3), propagation.KafkaOffset(42), propagation.MessageID("t/3/42")},
+		},
+		{
+			name: "tombstone", r: &kgo.Record{Topic: "t", Partition: 1, Offset: 7},
+			want: []attribute.KeyValue{propagation.KafkaTombstone(true), propagation.Partition(1), propagation.KafkaOffset(7), propagation.MessageID("t/1/7")},
+		},
+		{
+			name: "failed", r: &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("v")}, err: failed,
+			want: []attribute.KeyValue{propagation.KafkaKey([]byte("k")), propagation.ErrorTypeKey.String(middleware.ErrorType(failed))},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec.Reset()
+			h.OnProduceRecordBuffered(tc.r)
+			h.OnProduceRecordUnbuffered(tc.r, tc.err)
+			sampler.mu.Lock()
+			start := sampler.starts["send t"]
+			sampler.mu.Unlock()
+			if got, want := attributeMap(start), attributeMap(head); !maps.Equal(got, want) || len(start) != len(head) {
+				t.Errorf("send span started with %v, want %v", start, head)
+			}
+			all := append(slices.Clip(head), tc.want...)
+			if got, want := attributeMap(oneSpan(t, rec, "send t").Attributes()), attributeMap(all); !maps.Equal(got, want) {
+				t.Errorf("send span attributes %v, want %v", got, all)
+			}
+		})
+	}
 }
