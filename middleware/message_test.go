@@ -1,7 +1,11 @@
 package middleware_test
 
 import (
+	"context"
 	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelmq/otelmq/middleware"
 )
@@ -65,5 +69,34 @@ func TestMessageAs(t *testing.T) {
 	var nilMsg *middleware.Message
 	if nilMsg.As(&n) {
 		t.Fatal("As succeeded on a nil message")
+	}
+}
+
+// TestPublishMakesHeadersOnlyToInject: a message with nothing to inject (no
+// span in ctx) gets no header map; one with a span gets its traceparent.
+func TestPublishMakesHeadersOnlyToInject(t *testing.T) {
+	var got []*middleware.Message
+	next := middleware.PublisherFunc(func(_ context.Context, _ string, msgs ...*middleware.Message) error {
+		got = append(got, msgs...)
+		return nil
+	})
+	pub := middleware.NewTracing(middleware.WithTracerProvider(noop.NewTracerProvider())).Publisher(next)
+	bare := &middleware.Message{Body: []byte("x")}
+	if err := pub.Publish(context.Background(), "q", bare); err != nil {
+		t.Fatal(err)
+	}
+	if bare.Headers != nil {
+		t.Errorf("headers %v made for a message with nothing to inject", bare.Headers)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	traced := &middleware.Message{Body: []byte("y")}
+	if err := pub.Publish(trace.ContextWithSpanContext(context.Background(), sc), "q", traced); err != nil {
+		t.Fatal(err)
+	}
+	if tp := traced.Headers["traceparent"]; tp != "00-01000000000000000000000000000000-0200000000000000-01" {
+		t.Errorf("traceparent = %q", tp)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d messages reached the transport, want 2", len(got))
 	}
 }
