@@ -31,9 +31,10 @@
 // WithPropagationFields) get one attribute each when they fit beside them,
 // else they are packed together into the single String attribute "otelmq"
 // (PackedAttribute, URL query encoding), else, when no slot is left, they are
-// dropped, recorded with propagation.Default().RecordDropped (reason
-// "sqs_attribute_budget"), and the message is still sent. Carrier reads both
-// forms. Empty header values are not sent: SQS rejects them.
+// dropped, recorded (reason "sqs_attribute_budget") with the Propagator given
+// with WithPropagator, propagation.Default() unless set, and the message is
+// still sent. Carrier reads both forms. Empty header values are not sent: SQS
+// rejects them.
 //
 // # Destinations and spans
 //

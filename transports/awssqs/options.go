@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
 )
 
 // API is the part of *sqs.Client the transport uses, so tests and callers
@@ -42,6 +43,7 @@ var DefaultPropagationFields = []string{"traceparent", "tracestate", "baggage"}
 
 type config struct {
 	propagationFields []string
+	propagator        *propagation.Propagator
 	deduplicationID   func(*middleware.Message) string
 
 	maxMessages       int32
@@ -55,6 +57,7 @@ type config struct {
 func newConfig(opts []Option) config {
 	c := config{
 		propagationFields: DefaultPropagationFields,
+		propagator:        propagation.Default(),
 		deduplicationID:   func(m *middleware.Message) string { return m.ID },
 		maxMessages:       maxBatch,
 		waitTime:          maxWait,
@@ -83,6 +86,20 @@ func (f optionFunc) apply(c *config) { f(c) }
 // propagator in use when it writes others.
 func WithPropagationFields(fields ...string) Option {
 	return optionFunc(func(c *config) { c.propagationFields = fields })
+}
+
+// WithPropagator sets the Propagator the Publisher records dropped
+// propagation fields with (RecordDropped: a span event and the
+// otelmq.propagation.dropped counter of the Propagator's MeterProvider).
+// Pass the tracing middleware's, Tracing.Propagator(), so the counter goes
+// where the rest of its telemetry does. The default is propagation.Default(),
+// which counts on the global MeterProvider. A nil p is ignored.
+func WithPropagator(p *propagation.Propagator) Option {
+	return optionFunc(func(c *config) {
+		if p != nil {
+			c.propagator = p
+		}
+	})
 }
 
 // WithDeduplicationID sets how the Publisher derives the

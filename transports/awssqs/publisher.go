@@ -45,7 +45,8 @@ func (p *Publisher) Describe(queueURL string) middleware.Destination { return de
 //
 // Headers become message attributes within the budget EncodeHeaders
 // describes; propagation fields it drops are recorded with
-// propagation.Default().RecordDropped and the message is still sent.
+// the RecordDropped of the Propagator WithPropagator sets and the message is
+// still sent.
 // Headers[propagation.XRayKey] becomes the AWSTraceHeader system attribute.
 // For a FIFO queue, Key is the MessageGroupId and WithDeduplicationID gives
 // the MessageDeduplicationId. Time is not sent: SQS stamps SentTimestamp.
@@ -111,7 +112,7 @@ func (p *Publisher) entry(ctx context.Context, fifo bool, i int, msg *middleware
 		return types.SendMessageBatchRequestEntry{}, err
 	}
 	for _, field := range dropped {
-		propagation.Default().RecordDropped(ctx, field, DroppedReason, 1)
+		p.cfg.propagator.RecordDropped(ctx, field, DroppedReason, 1)
 	}
 	strs.id, strs.body = strconv.Itoa(i), string(msg.Body)
 	e := types.SendMessageBatchRequestEntry{

@@ -14,9 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
 	"github.com/otelmq/otelmq/transports/awssqs"
 )
 
@@ -713,5 +716,45 @@ func cancelWhileRunning(t *testing.T, cancel func(), release chan struct{}, done
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Subscribe did not return after the handlers finished (waiting for a delete linger?)")
+	}
+}
+
+// TestPublisherRecordsDropsWithItsPropagator: fields the attribute budget
+// drops are counted by the Propagator WithPropagator gives, on its own
+// MeterProvider, and the message is still sent.
+func TestPublisherRecordsDropsWithItsPropagator(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "budget-propagator", nil)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	pub := awssqs.NewPublisher(client, awssqs.WithPropagator(propagation.New(propagation.WithMeterProvider(mp))))
+
+	msg := middleware.NewMessage([]byte("full"))
+	for i := range 10 {
+		msg.Headers[fmt.Sprintf("user-%d", i)] = "v"
+	}
+	msg.Headers["traceparent"] = traceparent
+	if err := pub.Publish(context.Background(), url, msg); err != nil {
+		t.Fatalf("a message whose propagation fields do not fit was not sent: %v", err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var dropped int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "otelmq.propagation.dropped" {
+				for _, dp := range sum.DataPoints {
+					if v, _ := dp.Attributes.Value(propagation.FieldKey); v.AsString() == "traceparent" {
+						dropped += dp.Value
+					}
+				}
+			}
+		}
+	}
+	if dropped != 1 {
+		t.Errorf("otelmq.propagation.dropped{field=traceparent} on the given MeterProvider = %d, want 1", dropped)
 	}
 }
