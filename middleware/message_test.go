@@ -4,6 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -98,5 +103,43 @@ func TestPublishMakesHeadersOnlyToInject(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Fatalf("%d messages reached the transport, want 2", len(got))
+	}
+}
+
+// TestRedactorOnNativeProcessSpans: a process span started by native
+// instrumentation (no Message, only attributes) goes through the redactor
+// too.
+func TestRedactorOnNativeProcessSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	secret := attribute.Key("messaging.kafka.message.key")
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == secret {
+			return secret.String("***")
+		}
+		return kv
+	}))
+	d := middleware.Destination{System: "kafka", Name: "orders"}
+	_, span := tr.StartProcess(context.Background(), d, propagation.MapCarrier{}, secret.String("card-4242"))
+	span.End()
+	_, span = tr.StartProcessFrom(context.Background(), d, trace.SpanContext{}, baggage.Baggage{}, secret.String("card-4242"))
+	span.End()
+	ended := rec.Ended()
+	if len(ended) != 2 {
+		t.Fatalf("%d spans ended, want 2", len(ended))
+	}
+	for _, s := range ended {
+		found := false
+		for _, kv := range s.Attributes() {
+			if kv.Key == secret {
+				found = true
+				if kv.Value.AsString() != "***" {
+					t.Errorf("%s: %s = %q, not redacted", s.Name(), secret, kv.Value.AsString())
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s attribute at all", s.Name(), secret)
+		}
 	}
 }

@@ -135,7 +135,10 @@ func WithCreateSpans(on bool) Option {
 }
 
 // WithRedactor sets a hook that rewrites every message attribute (header
-// values, IDs, keys) before it is recorded on a process span: return the
+// values, IDs, keys) before it is recorded: on process spans (those started
+// with StartProcess and StartProcessFrom included, and then the destination
+// attributes a process span starts with too) and on the create and settle
+// spans that carry a message's IDs and keys: return the
 // attribute unchanged, with a masked value, or attribute.KeyValue{} to drop
 // it. The default records attributes as they are; bodies and non-allow-listed
 // headers are never recorded either way.

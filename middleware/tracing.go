@@ -399,7 +399,7 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		opts    []trace.SpanStartOption
 		skip    int
 	)
-	if msg != nil && t.cfg.redact != nil {
+	if t.cfg.redact != nil {
 		attrOpt, skip = t.redactedStart(sh, attrs)
 	} else {
 		attrOpt, opts, skip = sh.start(false, 0, attrs)
@@ -469,7 +469,13 @@ func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyVa
 		}
 	}
 	if msg != nil {
-		rest = t.messageAttributes(rest, msg)
+		rest = t.messageAttributes(rest, msg) // redacts all of rest
+	} else if t.cfg.redact != nil {
+		// StartProcess and StartProcessFrom (native instrumentation) have
+		// no Message, only the attributes they were given.
+		for i := range rest {
+			rest[i] = t.cfg.redact(rest[i])
+		}
 	}
 	if len(rest) > 0 {
 		span.SetAttributes(rest...)
