@@ -26,15 +26,23 @@ type loopback struct {
 	// dest the destination they are delivered from, as a Kafka consumer's.
 	attrs []attribute.KeyValue
 	dest  *middleware.Destination
+	// stamp makes the benchmark loop stamp each message's Time, which the
+	// loopback delivers, so metrics record a queue time.
+	stamp bool
+}
+
+// Describe describes every destination as dest, when set.
+func (l *loopback) Describe(dest string) middleware.Destination {
+	if l.dest != nil {
+		return *l.dest
+	}
+	return middleware.Destination{System: "bench", Name: dest}
 }
 
 func (l *loopback) Publish(ctx context.Context, dest string, msgs ...*middleware.Message) error {
-	d := middleware.Destination{System: "bench", Name: dest}
-	if l.dest != nil {
-		d = *l.dest
-	}
+	d := l.Describe(dest)
 	for _, m := range msgs {
-		in := &middleware.Message{ID: "id", Body: m.Body, Headers: m.Headers, Destination: dest, DeliveryCount: 1}
+		in := &middleware.Message{ID: "id", Body: m.Body, Headers: m.Headers, Destination: dest, DeliveryCount: 1, Time: m.Time}
 		if l.attrs != nil {
 			in.SetAttributes(l.attrs...)
 		}
@@ -57,8 +65,20 @@ func benchPath(b *testing.B, tp trace.TracerProvider) {
 }
 
 func benchPathOn(b *testing.B, lb *loopback, tp trace.TracerProvider) {
-	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
-	pub, sub := tr.Publisher(lb), tr.Subscriber(lb)
+	benchThrough(b, lb, middleware.NewTracing(middleware.WithTracerProvider(tp)))
+}
+
+// pubSubWrapper is middleware that wraps a Publisher and a Subscriber:
+// Tracing, Metrics, Telemetry.
+type pubSubWrapper interface {
+	Publisher(middleware.Publisher) middleware.Publisher
+	Subscriber(middleware.Subscriber) middleware.Subscriber
+}
+
+// benchThrough publishes and consumes one message per iteration through mw
+// over lb.
+func benchThrough(b *testing.B, lb *loopback, mw pubSubWrapper) {
+	pub, sub := mw.Publisher(lb), mw.Subscriber(lb)
 	handled := 0
 	_ = sub.Subscribe(context.Background(), "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		handled++
@@ -70,6 +90,9 @@ func benchPathOn(b *testing.B, lb *loopback, tp trace.TracerProvider) {
 	b.ReportAllocs()
 	for b.Loop() {
 		msg := &middleware.Message{Body: body, Headers: make(map[string]string, 3)}
+		if lb.stamp {
+			msg.Time = time.Now()
+		}
 		if err := pub.Publish(ctx, "q", msg); err != nil {
 			b.Fatal(err)
 		}
