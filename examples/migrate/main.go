@@ -45,22 +45,15 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := run(ctx, os.Stdout)
-	var no errNoBroker
+	var no *embedded.NoBrokerError
 	if errors.As(err, &no) {
-		fmt.Println("skipped:", no.which)
+		fmt.Println("skipped:", no.Which)
 		return
 	}
 	if err != nil {
 		log.Fatal(err)
 	}
 }
-
-type errNoBroker struct {
-	which string
-	err   error
-}
-
-func (e errNoBroker) Error() string { return e.which + ": " + e.err.Error() }
 
 // handleOrder is the consumer's business logic, the same on both paths: it
 // sees a context with the process span and the message, never the broker.
@@ -88,7 +81,7 @@ type report struct {
 func run(ctx context.Context, w io.Writer) (*report, error) {
 	conn, which, err := embedded.RabbitMQ()
 	if conn == nil {
-		return nil, errNoBroker{which, err}
+		return nil, &embedded.NoBrokerError{Which: which, Err: err}
 	}
 	defer conn.Close()
 	seeds, closeKafka, err := embedded.StartKafka("orders")

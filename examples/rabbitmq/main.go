@@ -34,9 +34,9 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := run(ctx, os.Stdout)
-	var no errNoBroker
+	var no *embedded.NoBrokerError
 	if errors.As(err, &no) {
-		fmt.Println("skipped:", no.which)
+		fmt.Println("skipped:", no.Which)
 		return
 	}
 	if err != nil {
@@ -44,18 +44,10 @@ func main() {
 	}
 }
 
-// errNoBroker means no RabbitMQ could be had; which says what was tried.
-type errNoBroker struct {
-	which string
-	err   error
-}
-
-func (e errNoBroker) Error() string { return e.which + ": " + e.err.Error() }
-
 func run(ctx context.Context, w io.Writer) error {
 	conn, which, err := embedded.RabbitMQ()
 	if conn == nil {
-		return errNoBroker{which, err}
+		return &embedded.NoBrokerError{Which: which, Err: err}
 	}
 	defer conn.Close()
 	fmt.Fprintln(w, which)

@@ -231,3 +231,15 @@ func suffix() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// NoBrokerError means an example that needs RabbitMQ found none: Which says
+// in words what was tried (as RabbitMQ's which), Err why it failed. The
+// examples print "skipped" for it; their tests skip, or fail under CI=true.
+type NoBrokerError struct {
+	Which string
+	Err   error
+}
+
+func (e *NoBrokerError) Error() string { return e.Which + ": " + e.Err.Error() }
+
+func (e *NoBrokerError) Unwrap() error { return e.Err }
