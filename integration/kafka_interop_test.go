@@ -59,30 +59,6 @@ func kafkaGroupClient(t *testing.T, seeds []string, topic, group string, opts ..
 	}, opts...)...)
 }
 
-// kafkaRun runs sub.Subscribe in the background; the returned stop ends it
-// and returns its error.
-func kafkaRun(t *testing.T, sub middleware.Subscriber, topic string, h middleware.HandlerFunc) (stop func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sub.Subscribe(ctx, topic, h) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				err = errors.New("Subscribe did not return after its context ended")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
-}
-
 // kafkaSpan waits for the one ended span named name.
 func kafkaSpan(t *testing.T, rec *tracetest.SpanRecorder, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
@@ -129,10 +105,10 @@ func TestKafkaKotelProducer(t *testing.T) {
 	sub := middleware.NewTracing(middleware.WithTracerProvider(tp)).
 		Subscriber(kafka.NewSubscriber(kafkaGroupClient(t, seeds, topic, unique(t, "g"))))
 	got := make(chan trace.SpanContext, 1)
-	stop := kafkaRun(t, sub, topic, func(ctx context.Context, msg *middleware.Message) error {
+	stop := RunSubscriber(t, context.Background(), sub, topic, middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
 		got <- trace.SpanContextFromContext(ctx)
 		return nil
-	})
+	}))
 	select {
 	case <-got:
 	case <-time.After(20 * time.Second):
@@ -215,11 +191,11 @@ func TestKafkaForeignTraceparent(t *testing.T) {
 	}
 	tracing := middleware.NewTracing(middleware.WithTracerProvider(tp))
 	got := make(chan trace.SpanContext, 1)
-	stop := kafkaRun(t, tracing.Subscriber(kafka.NewSubscriber(kafkaGroupClient(t, seeds, topic, unique(t, "g")))), topic,
-		func(ctx context.Context, msg *middleware.Message) error {
+	stop := RunSubscriber(t, context.Background(), tracing.Subscriber(kafka.NewSubscriber(kafkaGroupClient(t, seeds, topic, unique(t, "g")))), topic,
+		middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
 			got <- trace.SpanContextFromContext(ctx)
 			return nil
-		})
+		}))
 	select {
 	case <-got:
 	case <-time.After(20 * time.Second):
@@ -308,13 +284,13 @@ func TestKafkaHostileHeaders(t *testing.T) {
 	parents := map[string]trace.SpanContext{}
 	sub := middleware.NewTracing(middleware.WithTracerProvider(tp)).
 		Subscriber(kafka.NewSubscriber(kafkaGroupClient(t, seeds, topic, unique(t, "g"))))
-	stop := kafkaRun(t, sub, topic, func(ctx context.Context, msg *middleware.Message) error {
+	stop := RunSubscriber(t, context.Background(), sub, topic, middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[string(msg.Body)]++
 		parents[string(msg.Body)] = trace.SpanContextFromContext(ctx)
 		return nil
-	})
+	}))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
@@ -471,12 +447,12 @@ func TestKafkaCommitFault(t *testing.T) {
 
 	var mu sync.Mutex
 	handled := map[string]int{}
-	handler := func(ctx context.Context, msg *middleware.Message) error {
+	handler := middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		handled[msg.ID]++
 		return nil
-	}
+	})
 	count := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -484,7 +460,7 @@ func TestKafkaCommitFault(t *testing.T) {
 	}
 	group := unique(t, "g")
 	// Small polls: several commits, the first of which fails.
-	stop := kafkaRun(t, kafka.NewSubscriber(kafkaGroupClient(t, seeds, topic, group), kafka.WithMaxPollRecords(5)), topic, handler)
+	stop := RunSubscriber(t, context.Background(), kafka.NewSubscriber(kafkaGroupClient(t, seeds, topic, group), kafka.WithMaxPollRecords(5)), topic, handler)
 	deadline := time.Now().Add(20 * time.Second)
 	for count() < n {
 		if time.Now().After(deadline) {
@@ -502,7 +478,7 @@ func TestKafkaCommitFault(t *testing.T) {
 	// A second member of the group gets what was not committed, if
 	// anything, and afterwards the group has committed every record.
 	cl := kafkaGroupClient(t, seeds, topic, group)
-	stop = kafkaRun(t, kafka.NewSubscriber(cl), topic, handler)
+	stop = RunSubscriber(t, context.Background(), kafka.NewSubscriber(cl), topic, handler)
 	admin := kafkaClient(t, seeds)
 	deadline = time.Now().Add(20 * time.Second)
 	for {

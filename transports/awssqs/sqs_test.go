@@ -17,6 +17,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/otelmq/otelmq/integration"
 	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
@@ -83,24 +84,7 @@ func (c *collector) waitFor(t *testing.T, d time.Duration, what string, cond fun
 // stops it and returns its result.
 func subscribe(t *testing.T, ctx context.Context, s *awssqs.Subscriber, url string, h middleware.Handler) (stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Subscribe(ctx, url, h) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(30 * time.Second):
-				err = errors.New("Subscribe did not return within 30 s of cancel")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return integration.RunSubscriber(t, ctx, s, url, h)
 }
 
 // approximateCount returns the queue's visible plus in-flight messages.
