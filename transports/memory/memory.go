@@ -148,9 +148,22 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 		obs = middleware.ObserverFrom(ctx)
 	}
 	dest := b.Describe(name)
-	sem := make(chan struct{}, b.cfg.concurrency)
+	// Long-lived workers rather than a goroutine per message: a handler under
+	// tracing runs deep enough to grow a fresh goroutine's stack, and copying
+	// that stack for every message cost more than the rest of the delivery.
+	jobs := make(chan delivery)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	for range b.cfg.concurrency {
+		wg.Go(func() {
+			for d := range jobs {
+				b.handle(d.ctx, obs, dest, name, h, d.env, d.msg)
+			}
+		})
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
 	for {
 		var start time.Time
 		if obs != nil {
@@ -171,18 +184,21 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 		hctx := context.WithoutCancel(rctx)
 		for i, msg := range msgs {
 			select {
-			case sem <- struct{}{}:
+			case jobs <- delivery{ctx: hctx, env: envs[i], msg: msg}:
 			case <-ctx.Done():
 				b.requeue(name, envs[i:]...)
 				return nil
 			}
-			env := envs[i]
-			wg.Go(func() {
-				defer func() { <-sem }()
-				b.handle(hctx, obs, dest, name, h, env, msg)
-			})
 		}
 	}
+}
+
+// delivery is one message handed to a worker, with the context its batch's
+// receive produced.
+type delivery struct {
+	ctx context.Context
+	env *envelope
+	msg *middleware.Message
 }
 
 func (b *Broker) handle(ctx context.Context, obs middleware.Observer, dest middleware.Destination, name string, h middleware.Handler, env *envelope, msg *middleware.Message) {
