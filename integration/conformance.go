@@ -65,6 +65,7 @@ func RunConformance(t *testing.T, h Harness) {
 		fn   func(*testing.T, Harness)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"BareMessage", testBareMessage},
 		{"ConnectedTrace", testConnectedTrace},
 		{"BatchPublish", testBatchPublish},
 		{"TenTraces", testTenTraces},
@@ -271,6 +272,31 @@ func attrOf(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 
 func unique(t *testing.T, prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+}
+
+// testBareMessage: a message published without otelmq and without headers
+// arrives with nil Headers (the documented contract: no map is made for a
+// message that carries none) and starts a trace of its own.
+func testBareMessage(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	if err := r.Publisher.Publish(context.Background(), r.Destination, &middleware.Message{Body: []byte("bare")}); err != nil {
+		t.Fatal(err)
+	}
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "bare")
+	c.stop()
+	got := c.byBody("bare")[0]
+	if got.msg.Headers != nil {
+		t.Errorf("Headers = %#v, want nil for a message that carries none", got.msg.Headers)
+	}
+	if !got.span.IsValid() {
+		t.Fatal("the handler ran without a process span")
+	}
+	if s := r.span(got.span.SpanID()); s == nil {
+		t.Error("the process span did not end")
+	} else if s.Parent().IsRemote() {
+		t.Errorf("the process span has a remote parent %v; the message carried no context", s.Parent())
+	}
 }
 
 func testRoundTrip(t *testing.T, h Harness) {

@@ -23,7 +23,9 @@ type Message struct {
 	// Body is the payload. It is never recorded in telemetry.
 	Body []byte
 	// Headers are the message's application headers; the trace context
-	// travels in them (traceparent, tracestate, baggage).
+	// travels in them (traceparent, tracestate, baggage). On a consumed
+	// message that carries no headers it is nil (reading is fine; make a
+	// map before writing), which saves an allocation per message.
 	Headers map[string]string
 	// Time is when the producer or broker stamped the message; zero if unknown.
 	Time time.Time

@@ -233,6 +233,9 @@ func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs
 // decodeHeaders returns the headers carried by attrs: every attribute, then the packed propagation fields where no attribute of that name
 // exists.
 func decodeHeaders(attrs map[string]types.MessageAttributeValue) map[string]string {
+	if len(attrs) == 0 {
+		return nil
+	}
 	headers := make(map[string]string, len(attrs))
 	var packed string
 	for k, v := range attrs {

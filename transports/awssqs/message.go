@@ -95,6 +95,9 @@ func message(m *types.Message, queueURL, requestID string) *middleware.Message {
 	}}
 	msg := &r.msg
 	if v := m.Attributes[attrTraceHeader]; v != "" {
+		if msg.Headers == nil {
+			msg.Headers = make(map[string]string, 1)
+		}
 		msg.Headers[propagation.XRayKey] = v
 	}
 	if ms, err := strconv.ParseInt(m.Attributes[attrSentTimestamp], 10, 64); err == nil {

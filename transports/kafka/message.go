@@ -192,7 +192,10 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 			key = s[pos : pos+len(r.Key)]
 			pos += len(r.Key)
 		}
-		headers := make(map[string]string, len(r.Headers))
+		var headers map[string]string // nil when the record has none
+		if len(r.Headers) > 0 {
+			headers = make(map[string]string, len(r.Headers))
+		}
 		// Later headers overwrite earlier ones: the last duplicate wins,
 		// as in Carrier.Get.
 		for _, h := range r.Headers {

@@ -147,7 +147,7 @@ func TestMessages(t *testing.T) {
 		if (msg.Key == nil) != (r.Key == nil) || string(msg.Key) != string(r.Key) || (msg.Body == nil) != (r.Value == nil) {
 			t.Errorf("message %d key %q body %q, record key %q value %q", i, msg.Key, msg.Body, r.Key, r.Value)
 		}
-		if msg.Headers == nil || !mapsEqual(msg.Headers, w.headers) {
+		if (msg.Headers == nil) != (len(r.Headers) == 0) || !mapsEqual(msg.Headers, w.headers) {
 			t.Errorf("message %d headers %v, want %v", i, msg.Headers, w.headers)
 		}
 		attrs := msg.Attributes()

@@ -272,10 +272,12 @@ func message(env *envelope, name string) *middleware.Message {
 		ID:            env.id,
 		Key:           env.key,
 		Body:          env.body,
-		Headers:       make(map[string]string, len(env.headers)),
 		Time:          env.time,
 		DeliveryCount: env.deliveries,
 		Destination:   name,
+	}
+	if len(env.headers) > 0 {
+		msg.Headers = make(map[string]string, len(env.headers))
 	}
 	for k, v := range env.headers {
 		msg.Headers[k] = v

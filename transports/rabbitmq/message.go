@@ -71,7 +71,9 @@ func newInbound(d *amqp.Delivery, queue string) *inbound {
 	in.msgs[0] = msg
 	msg.ID = d.MessageId
 	msg.Body = d.Body
-	msg.Headers = make(map[string]string, len(d.Headers))
+	if len(d.Headers) > 0 {
+		msg.Headers = make(map[string]string, len(d.Headers))
+	}
 	msg.Time = d.Timestamp
 	msg.DeliveryCount = deliveryCount(d)
 	msg.Destination = queue
