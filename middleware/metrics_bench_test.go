@@ -10,6 +10,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelmq/otelmq/internal/benchkit"
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
 )
@@ -17,8 +18,8 @@ import (
 // meterLoopback is the loopback with the server attributes a real
 // transport reports, so the metrics middleware has the same attributes to
 // turn into a set, and stamped messages, so it records a queue time.
-func meterLoopback() *loopback {
-	return &loopback{stamp: true, dest: &middleware.Destination{System: "bench", Name: "q", Attributes: []attribute.KeyValue{
+func meterLoopback() *benchkit.Loopback {
+	return &benchkit.Loopback{Stamp: true, Dest: &middleware.Destination{System: "bench", Name: "q", Attributes: []attribute.KeyValue{
 		propagation.ServerAddress("broker.example"),
 		propagation.ServerPort(5672),
 	}}}
@@ -27,9 +28,9 @@ func meterLoopback() *loopback {
 // benchMetered publishes and consumes one message per iteration through mw
 // over a meterLoopback: one send, one receive, one process and one ack
 // recorded per message.
-func benchMetered(b *testing.B, mw pubSubWrapper) { benchThrough(b, meterLoopback(), mw) }
+func benchMetered(b *testing.B, mw benchkit.Wrapper) { benchkit.Through(b, meterLoopback(), mw) }
 
-// unwrapped is a pubSubWrapper that wraps nothing: the loopback's own cost.
+// unwrapped is a benchkit.Wrapper that wraps nothing: the loopback's own cost.
 type unwrapped struct{}
 
 func (unwrapped) Publisher(p middleware.Publisher) middleware.Publisher    { return p }

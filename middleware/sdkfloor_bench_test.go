@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -13,18 +12,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelmq/otelmq/internal/benchkit"
 	"github.com/otelmq/otelmq/middleware"
 )
-
-// countingProcessor ends the pipeline right after the SDK has taken its
-// snapshot of an ended span: it costs nothing itself, so a benchmark sees
-// the SDK's own work for every span, export included up to the exporter.
-type countingProcessor struct{ ended atomic.Int64 }
-
-func (p *countingProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (p *countingProcessor) OnEnd(sdktrace.ReadOnlySpan)                     { p.ended.Add(1) }
-func (p *countingProcessor) Shutdown(context.Context) error                  { return nil }
-func (p *countingProcessor) ForceFlush(context.Context) error                { return nil }
 
 // recordedSpan is one span of a message's path, as the replay needs it.
 type recordedSpan struct {
@@ -38,7 +28,7 @@ type recordedSpan struct {
 
 // recordPath runs one message through the tracing middleware over lb and
 // returns its spans in start order, with parents and links as indexes.
-func recordPath(b *testing.B, lb *loopback) []recordedSpan {
+func recordPath(b *testing.B, lb *benchkit.Loopback) []recordedSpan {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
@@ -113,9 +103,11 @@ func BenchmarkSDKFloor(b *testing.B) {
 		semconv.MessagingDestinationPartitionID("3"), attribute.Int64("messaging.kafka.offset", 42),
 		semconv.MessagingKafkaMessageKey("key"), semconv.MessagingConsumerGroupName("g"), semconv.MessagingMessageID("q/3/42"),
 	}
-	newLoopback := func() *loopback { return &loopback{attrs: attrs, dest: &d} }
-	newProvider := func(sampler sdktrace.Sampler) (*sdktrace.TracerProvider, *countingProcessor) {
-		p := new(countingProcessor)
+	newLoopback := func() *benchkit.Loopback { return &benchkit.Loopback{Attrs: attrs, Dest: &d} }
+	// A SpanCounter as the only processor costs nothing itself: what is
+	// measured is the SDK's work up to the exporter, snapshot included.
+	newProvider := func(sampler sdktrace.Sampler) (*sdktrace.TracerProvider, *benchkit.SpanCounter) {
+		p := new(benchkit.SpanCounter)
 		return sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(p)), p
 	}
 	path := recordPath(b, newLoopback())
@@ -129,19 +121,18 @@ func BenchmarkSDKFloor(b *testing.B) {
 	}{{"always", sdktrace.AlwaysSample()}, {"never", sdktrace.NeverSample()}} {
 		b.Run(sm.name+"/otelmq", func(b *testing.B) {
 			tp, p := newProvider(sm.sampler)
-			benchPathOn(b, newLoopback(), tp)
-			b.ReportMetric(float64(p.ended.Load())/float64(b.N), "spans/op")
+			benchkit.Path(b, newLoopback(), tp)
+			b.ReportMetric(float64(p.Ended())/float64(b.N), "spans/op")
 		})
 		b.Run(sm.name+"/replay", func(b *testing.B) {
 			tp, p := newProvider(sm.sampler)
 			tr := tp.Tracer("replay")
-			prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 			ctxs, spans := make([]context.Context, len(path)), make([]trace.Span, len(path))
 			b.ReportAllocs()
 			for b.Loop() {
-				replay(tr, prop, path, ctxs, spans)
+				replay(tr, benchkit.W3C, path, ctxs, spans)
 			}
-			b.ReportMetric(float64(p.ended.Load())/float64(b.N), "spans/op")
+			b.ReportMetric(float64(p.Ended())/float64(b.N), "spans/op")
 		})
 	}
 }

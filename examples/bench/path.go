@@ -1,126 +1,19 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"testing"
-	"time"
 
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/internal/benchkit"
 )
-
-// loopback is a transport that hands each published message straight to
-// the subscriber's handler, reporting the poll and the settlement like a
-// real transport, so the path benchmark measures only the middleware.
-// Copied from middleware/bench_test.go (a _test file cannot be imported).
-type loopback struct {
-	h   middleware.Handler
-	obs middleware.Observer
-	ctx context.Context
-}
-
-func (l *loopback) Publish(_ context.Context, dest string, msgs ...*middleware.Message) error {
-	for _, m := range msgs {
-		in := &middleware.Message{ID: "id", Body: m.Body, Headers: m.Headers, Destination: dest, DeliveryCount: 1}
-		batch := []*middleware.Message{in}
-		start := time.Now()
-		hctx := l.obs.Received(l.ctx, middleware.Destination{System: "bench", Name: dest}, start, batch)
-		err := middleware.Call(hctx, l.h, in)
-		l.obs.Settled(hctx, middleware.Destination{System: "bench", Name: dest}, "ack", start, batch, err)
-	}
-	return nil
-}
-
-func (l *loopback) Subscribe(ctx context.Context, _ string, h middleware.Handler) error {
-	l.h, l.obs, l.ctx = h, middleware.ObserverFrom(ctx), ctx
-	return nil
-}
-
-func sampledContext() context.Context {
-	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
-	return trace.ContextWithSpanContext(context.Background(), parent)
-}
-
-// benchCarrier is the floor any instrumentation pays: inject the context
-// into a header map and extract it again.
-func benchCarrier(b *testing.B) {
-	ctx := sampledContext()
-	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	b.ReportAllocs()
-	for b.Loop() {
-		h := make(map[string]string, 3)
-		prop.Inject(ctx, propagation.MapCarrier(h))
-		if !trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.MapCarrier(h))).IsValid() {
-			b.Fatal("lost the span context")
-		}
-	}
-}
-
-// opaque returns lb as a Publisher and a Subscriber without letting the
-// compiler devirtualize calls on them, so the baseline calls the transport
-// through interfaces as the middleware does.
-//
-//go:noinline
-func opaque(lb *loopback) (middleware.Publisher, middleware.Subscriber) { return lb, lb }
-
-// benchBaseline is benchNoopPath without middleware: the same loopback and
-// messages, with a plain inject before publishing and extract in the
-// handler. What the path costs beyond it is the middleware's own.
-func benchBaseline(b *testing.B) {
-	lb := &loopback{}
-	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	pub, sub := opaque(lb)
-	handled := 0
-	_ = sub.Subscribe(context.Background(), "q", middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
-		if !trace.SpanContextFromContext(prop.Extract(ctx, propagation.MapCarrier(msg.Headers))).IsValid() {
-			b.Fatal("lost the span context")
-		}
-		handled++
-		return nil
-	}))
-	ctx := sampledContext()
-	b.ReportAllocs()
-	for b.Loop() {
-		msg := &middleware.Message{Body: body, Headers: make(map[string]string, 3)}
-		prop.Inject(ctx, propagation.MapCarrier(msg.Headers))
-		if err := pub.Publish(ctx, "q", msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if handled == 0 {
-		b.Fatal("nothing handled")
-	}
-}
 
 // benchNoopPath is publish + consume of one message through the tracing
 // middleware over a no-op provider, on the loopback transport.
-func benchNoopPath(b *testing.B) {
-	lb := &loopback{}
-	tr := middleware.NewTracing(middleware.WithTracerProvider(noop.NewTracerProvider()))
-	pub, sub := tr.Publisher(lb), tr.Subscriber(lb)
-	handled := 0
-	_ = sub.Subscribe(context.Background(), "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
-		handled++
-		return nil
-	}))
-	ctx := sampledContext()
-	b.ReportAllocs()
-	for b.Loop() {
-		msg := &middleware.Message{Body: body, Headers: make(map[string]string, 3)}
-		if err := pub.Publish(ctx, "q", msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if handled == 0 {
-		b.Fatal("nothing handled")
-	}
-}
+func benchNoopPath(b *testing.B) { benchkit.Path(b, &benchkit.Loopback{}, noop.NewTracerProvider()) }
 
 // pathCost prints the middleware path with a no-op provider beside the
 // carrier alone and the baseline (the same loopback and messages with
@@ -135,8 +28,8 @@ func pathCost(out io.Writer, quick bool) {
 		bt = "100ms"
 	}
 	_ = flag.Set("test.benchtime", bt)
-	carrier := testing.Benchmark(benchCarrier)
-	baseline := testing.Benchmark(benchBaseline)
+	carrier := testing.Benchmark(benchkit.Carrier)
+	baseline := testing.Benchmark(benchkit.Baseline)
 	path := testing.Benchmark(benchNoopPath)
 	const w = 36
 	fmt.Fprintf(out, "\n== middleware path (publish + consume on a loopback transport, testing.Benchmark, benchtime %s)\n", bt)

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelmq/otelmq/internal/benchkit"
 	"github.com/otelmq/otelmq/middleware"
 )
 
@@ -49,54 +50,29 @@ func BenchmarkPublishConsume(b *testing.B) {
 	})
 }
 
-// countingExporter discards spans and counts them.
-type countingExporter struct{ exported atomic.Int64 }
-
-func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
-	e.exported.Add(int64(len(spans)))
-	return nil
-}
-func (e *countingExporter) Shutdown(context.Context) error { return nil }
-
-// endCounter counts spans ended, before the batch processor may drop any.
-type endCounter struct{ ended atomic.Int64 }
-
-func (c *endCounter) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (c *endCounter) OnEnd(sdktrace.ReadOnlySpan)                     { c.ended.Add(1) }
-func (c *endCounter) Shutdown(context.Context) error                  { return nil }
-func (c *endCounter) ForceFlush(context.Context) error                { return nil }
-
-type spanCounts struct {
-	exp *countingExporter
-	end *endCounter
-}
-
 // benchSDK is an SDK provider as production runs it: sample everything,
 // batch export. The queue holds a whole iteration's spans, so the batch
 // processor never drops and every mode pays for every span; check proves it.
 func benchSDK(b *testing.B) (*sdktrace.TracerProvider, spanCounts) {
-	c := spanCounts{exp: &countingExporter{}, end: &endCounter{}}
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		sdktrace.WithSpanProcessor(c.end),
-		sdktrace.WithBatcher(c.exp, sdktrace.WithMaxQueueSize(8*benchMessages), sdktrace.WithMaxExportBatchSize(2048)),
-	)
+	tp, c := benchkit.NewSDK(sdktrace.AlwaysSample(), 8*benchMessages)
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, c
+	return tp, spanCounts{c}
 }
+
+type spanCounts struct{ *benchkit.SpanCounter }
 
 // check flushes and fails the benchmark when spans were dropped or fewer
 // than want ended. The loop stops when the last handler ran, before its ack
 // span ended, so check first gives the last spans a moment to end.
 func (c spanCounts) check(b *testing.B, tp *sdktrace.TracerProvider, want int) {
 	b.Helper()
-	for deadline := time.Now().Add(10 * time.Second); c.end.ended.Load() < int64(want) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); c.Ended() < int64(want) && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	ended, exported := c.end.ended.Load(), c.exp.exported.Load()
+	ended, exported := c.Ended(), c.Exported()
 	if exported != ended {
 		b.Fatalf("%d spans ended, %d exported: the batch queue dropped spans", ended, exported)
 	}
