@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -58,11 +59,17 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	if c == nil {
 		return
 	}
+	tm := p.TextMap()
+	if tm == fallback && !p.cfg.xrayInject && nothingToInject(ctx) {
+		// W3C writes nothing without a valid span context or baggage: with
+		// tracing off (a no-op provider and no parent) this is every message.
+		return
+	}
 	// The limits are applied as the propagator writes, through a pooled
 	// wrapper: reading the fields back afterwards would cost a Get per field,
 	// which is an allocation on carriers that store bytes (Kafka).
 	lc := getLimitCarrier(c, &p.cfg)
-	p.TextMap().Inject(ctx, lc)
+	tm.Inject(ctx, lc)
 	if p.cfg.xrayInject {
 		if h := FormatXRay(trace.SpanContextFromContext(ctx)); h != "" {
 			c.Set(XRayKey, h)
@@ -75,6 +82,12 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 		}
 	}
 	lc.release()
+}
+
+// nothingToInject reports whether ctx holds neither a valid span context
+// nor baggage, so that W3C TraceContext and Baggage would write nothing.
+func nothingToInject(ctx context.Context) bool {
+	return !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0
 }
 
 // overLimit reports, without allocating, whether v (the value of key) may be

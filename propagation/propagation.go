@@ -21,8 +21,13 @@ type MapCarrier = otelprop.MapCarrier
 // X-Ray trace header: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1.
 const XRayKey = "AWSTraceHeader"
 
-// fallback is used when the application never set a global propagator.
-var fallback = otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
+// fallback is used when the application never set a global propagator. It
+// is a pointer so that Inject can recognize it with ==: the composite
+// propagator itself is a slice, and comparing two of those panics.
+var fallback otelprop.TextMapPropagator = &w3c{otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})}
+
+// w3c is W3C TraceContext + Baggage.
+type w3c struct{ otelprop.TextMapPropagator }
 
 // Propagator injects and extracts trace context into message headers. It
 // applies the W3C size limits on both sides and, on extract, falls back to

@@ -409,3 +409,47 @@ func TestInjectCutToNothingReplacesOldValue(t *testing.T) {
 		t.Fatal("an empty baggage header was written into a carrier that had none")
 	}
 }
+
+// TestInjectWritesWhatTheContextHolds: Inject skips the W3C propagators when
+// the context holds neither a span context nor baggage; the skip must not
+// lose baggage alone or a span context alone, nor skip a propagator that
+// writes something else.
+func TestInjectWritesWhatTheContextHolds(t *testing.T) {
+	m, _ := baggage.NewMember("tenant", "acme")
+	bg, _ := baggage.New(m)
+	cases := []struct {
+		name string
+		p    *propagation.Propagator
+		ctx  context.Context
+		want []string
+	}{
+		{"nothing", propagation.New(), context.Background(), nil},
+		{"baggage alone", propagation.New(), baggage.ContextWithBaggage(context.Background(), bg), []string{"baggage"}},
+		{"span context alone", propagation.New(), trace.ContextWithSpanContext(context.Background(), spanContext(t)), []string{"traceparent"}},
+		{"a propagator of its own", propagation.New(propagation.WithTextMapPropagator(rawPropagator{"x-tenant": "acme"})), context.Background(), []string{"x-tenant"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := propagation.MapCarrier{}
+			tc.p.Inject(tc.ctx, c)
+			if got := c.Keys(); len(got) != len(tc.want) || (len(got) == 1 && got[0] != tc.want[0]) {
+				t.Errorf("Inject wrote %v, want %v", c, tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkInjectNothing is Inject with tracing off (no span context, no
+// baggage), what every publish pays under a no-op provider.
+func BenchmarkInjectNothing(b *testing.B) {
+	p := propagation.New()
+	c := propagation.MapCarrier{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Inject(ctx, c)
+	}
+	if len(c) != 0 {
+		b.Fatal("wrote into the carrier")
+	}
+}
