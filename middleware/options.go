@@ -35,6 +35,7 @@ type config struct {
 	processParent  ProcessParent
 	headerAllow    map[string]struct{}
 	createSpans    bool
+	bodySize       bool
 	redact         func(attribute.KeyValue) attribute.KeyValue
 	propOpts       []propagation.Option
 	// baggageAllow, when baggageFiltered, names the inbound baggage keys kept.
@@ -132,6 +133,14 @@ func WithHeaderAllowList(names ...string) Option {
 // (the default) or off.
 func WithCreateSpans(on bool) Option {
 	return optionFunc(func(c *config) { c.createSpans = on })
+}
+
+// WithBodySize turns messaging.message.body.size (the body's length, never
+// its bytes) on process spans on or off (the default: the semantic
+// conventions make it opt-in, and every attribute is work for the SDK on
+// every recorded span).
+func WithBodySize(on bool) Option {
+	return optionFunc(func(c *config) { c.bodySize = on })
 }
 
 // WithRedactor sets a hook that rewrites every message attribute (header

@@ -153,7 +153,7 @@ func TestSpansStartWithSamplingAttributes(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	sampler := newStartSampler(sdktrace.AlwaysSample())
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(rec))
-	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithHeaderAllowList("tenant"))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithHeaderAllowList("tenant"), middleware.WithBodySize(true))
 	f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{kafkaMessage(producerContext())}}
 	if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestDroppedSpansBuildNoMessageAttributes(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(starts), sdktrace.WithSpanProcessor(rec))
 			tr := middleware.NewTracing(middleware.WithTracerProvider(tp),
-				middleware.WithHeaderAllowList("tenant"), middleware.WithRedactor(redact))
+				middleware.WithHeaderAllowList("tenant"), middleware.WithRedactor(redact), middleware.WithBodySize(true))
 			f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{kafkaMessage(producerContext())}}
 			if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
 				t.Fatal(err)
@@ -435,4 +435,37 @@ func TestStartProcessFrom(t *testing.T) {
 	}
 	sameAttributes(t, "process span", p.Attributes(), append(operation(propagation.Process, "process"),
 		propagation.PartitionID("3"), propagation.KafkaOffset(42)))
+}
+
+// TestBodySizeIsOptIn: messaging.message.body.size is opt-in in the semantic
+// conventions, so a process span records it only under WithBodySize(true).
+func TestBodySizeIsOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("WithBodySize(%v)", on), func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			opts := []middleware.Option{middleware.WithTracerProvider(tp)}
+			if on {
+				opts = append(opts, middleware.WithBodySize(true))
+			}
+			msg := kafkaMessage(producerContext())
+			f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{msg}}
+			if err := middleware.NewTracing(opts...).Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+				t.Fatal(err)
+			}
+			var got []attribute.KeyValue
+			for _, kv := range oneSpan(t, rec, "process t").Attributes() {
+				if kv.Key == propagation.BodySize(0).Key {
+					got = append(got, kv)
+				}
+			}
+			var want []attribute.KeyValue
+			if on {
+				want = []attribute.KeyValue{propagation.BodySize(len(msg.Body))}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("body size attributes %v, want %v", got, want)
+			}
+		})
+	}
 }

@@ -483,10 +483,12 @@ func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyVa
 }
 
 // messageAttributes adds what a Message says about itself: body size (never
-// the body), delivery count, and allow-listed header values, then applies
-// the redactor to all of all.
+// the body) when WithBodySize is on, delivery count, and allow-listed header
+// values, then applies the redactor to all of all.
 func (t *Tracing) messageAttributes(all []attribute.KeyValue, msg *Message) []attribute.KeyValue {
-	all = append(all, propagation.BodySize(len(msg.Body)))
+	if t.cfg.bodySize {
+		all = append(all, propagation.BodySize(len(msg.Body)))
+	}
 	if msg.DeliveryCount > 0 {
 		all = append(all, DeliveryCountKey.Int(msg.DeliveryCount))
 	}
@@ -502,6 +504,11 @@ func (t *Tracing) messageAttributes(all []attribute.KeyValue, msg *Message) []at
 	}
 	return all
 }
+
+// RecordsBodySize reports whether WithBodySize is on, for instrumentation
+// that builds a message's attributes itself (the kgo hooks, the SQS
+// Instrumentation).
+func (t *Tracing) RecordsBodySize() bool { return t.cfg.bodySize }
 
 // DeliveryCountKey records Message.DeliveryCount on process spans.
 const DeliveryCountKey = attribute.Key("otelmq.message.delivery_count")

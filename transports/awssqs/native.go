@@ -286,7 +286,7 @@ func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
 // AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) to link the
 // receive. End the span with middleware.End.
 func (i *Instrumentation) StartProcess(ctx context.Context, queueURL string, m types.Message) (context.Context, trace.Span) {
-	return i.tracing.StartProcess(ctx, describe(queueURL), messageCarrier{&m}, messageAttributes(&m, queueURL)...)
+	return i.tracing.StartProcess(ctx, describe(queueURL), messageCarrier{&m}, i.messageAttributes(&m, queueURL)...)
 }
 
 // MessageDeleter is the DeleteMessage method of *sqs.Client.
@@ -299,14 +299,17 @@ type MessageDeleter interface {
 // creation context.
 func (i *Instrumentation) DeleteMessage(ctx context.Context, api MessageDeleter, queueURL string, m types.Message, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
 	ctx, span := i.tracing.StartSettle(ctx, describe(queueURL), propagation.OpDelete,
-		[]trace.SpanContext{i.creation(&m)}, messageAttributes(&m, queueURL)...)
+		[]trace.SpanContext{i.creation(&m)}, i.messageAttributes(&m, queueURL)...)
 	out, err := api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}, optFns...)
 	middleware.End(span, err)
 	return out, err
 }
 
-func messageAttributes(m *types.Message, queueURL string) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{propagation.SQSQueueURL(queueURL), propagation.BodySize(len(aws.ToString(m.Body)))}
+func (i *Instrumentation) messageAttributes(m *types.Message, queueURL string) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{propagation.SQSQueueURL(queueURL)}
+	if i.tracing.RecordsBodySize() {
+		attrs = append(attrs, propagation.BodySize(len(aws.ToString(m.Body))))
+	}
 	if m.MessageId != nil {
 		attrs = append(attrs, propagation.MessageID(*m.MessageId))
 	}

@@ -394,15 +394,15 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 		ctx, span = h.tracing.StartProcess(ctx, d, NewCarrier(r), partition)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(recordAttributes(r, partition)...)
+		span.SetAttributes(recordAttributes(r, partition, h.tracing.RecordsBodySize())...)
 	}
 	return ctx, span
 }
 
 // recordAttributes are the attributes of r's process span beside the
 // destination's and partition: offset, key, tombstone flag, message ID
-// and body size.
-func recordAttributes(r *kgo.Record, partition attribute.KeyValue) []attribute.KeyValue {
+// and, when bodySize, body size.
+func recordAttributes(r *kgo.Record, partition attribute.KeyValue, bodySize bool) []attribute.KeyValue {
 	// The message ID and the key share one string.
 	var sb strings.Builder
 	sb.Grow(idLen(r.Topic) + len(r.Key))
@@ -412,7 +412,9 @@ func recordAttributes(r *kgo.Record, partition attribute.KeyValue) []attribute.K
 	s := sb.String()
 	id, key := s[:n], s[n:]
 	all := appendRecordAttributes(make([]attribute.KeyValue, 0, 7), r, partition, attribute.KeyValue{}, id, key)
-	all = append(all, propagation.BodySize(len(r.Value)))
+	if bodySize {
+		all = append(all, propagation.BodySize(len(r.Value)))
+	}
 	// appendRecordAttributes, shared with the Subscriber, starts with the
 	// partition, which the span has already.
 	attrs := all[:0]
