@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if cfg.path {
-		pathCost(out, cfg.quick)
+		pathCost(out, cfg.quick, cfg.runs)
 	}
 	if cfg.sustained > 0 {
 		if err := sustained(ctx, out, cfg.sustained); err != nil {
