@@ -137,15 +137,10 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 		dropped = slices.Clone(lc.dropped) // lc goes back to the pool
 	}
 	lc.release()
-	valid := trace.SpanContextFromContext(out).IsValid()
-	if !valid {
-		if p.cfg.xrayExtract {
-			if sc, ok := ParseXRay(c.Get(XRayKey)); ok {
-				out = trace.ContextWithRemoteSpanContext(out, sc)
-			}
-		}
-		if tp := c.Get(TraceParentKey); tp != "" && !trace.SpanContextFromContext(out).IsValid() {
-			dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
+	if found := trace.SpanContextFromContext(out); !found.IsValid() {
+		var sc trace.SpanContext
+		if sc, dropped = p.fallBack(found, c, dropped); sc.IsValid() {
+			out = trace.ContextWithRemoteSpanContext(out, sc)
 		}
 	}
 	if base != ctx && !trace.SpanContextFromContext(out).IsValid() {
@@ -156,6 +151,54 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 		p.count(ctx, d)
 	}
 	return out, dropped
+}
+
+// ExtractSpanContext is ExtractDropped for a caller that keeps what was
+// found rather than a context, such as a process span's start: the
+// message's span context (invalid when there is none) and baggage, and what
+// was cut or ignored (counted, as ExtractDropped does). With the default
+// W3C propagator it parses the headers itself instead of building the two
+// contexts the otel propagators return, two allocations per message; any
+// other propagator is called as usual.
+func (p *Propagator) ExtractSpanContext(c TextMapCarrier) (trace.SpanContext, baggage.Baggage, []Dropped) {
+	if c == nil {
+		return trace.SpanContext{}, baggage.Baggage{}, nil
+	}
+	tm := p.TextMap()
+	if tm != fallback {
+		out, dropped := p.ExtractDropped(context.Background(), c)
+		return trace.SpanContextFromContext(out), baggage.FromContext(out), dropped
+	}
+	lc := getLimitCarrier(c, &p.cfg)
+	sc, bg := extractW3C(lc)
+	var dropped []Dropped
+	if len(lc.dropped) > 0 {
+		dropped = slices.Clone(lc.dropped) // lc goes back to the pool
+	}
+	lc.release()
+	sc, dropped = p.fallBack(sc, c, dropped)
+	for _, d := range dropped {
+		p.count(context.Background(), d)
+	}
+	return sc, bg, dropped
+}
+
+// fallBack is what extraction does after the W3C propagators when they
+// found no valid span context: the X-Ray header when that is on, and a
+// traceparent that was present but invalid is recorded as dropped.
+func (p *Propagator) fallBack(sc trace.SpanContext, c TextMapCarrier, dropped []Dropped) (trace.SpanContext, []Dropped) {
+	if sc.IsValid() {
+		return sc, dropped
+	}
+	if p.cfg.xrayExtract {
+		if x, ok := ParseXRay(c.Get(XRayKey)); ok {
+			sc = x
+		}
+	}
+	if tp := c.Get(TraceParentKey); tp != "" && !sc.IsValid() {
+		dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
+	}
+	return sc, dropped
 }
 
 // RecordDropped records that n entries of field were dropped for reason

@@ -1,0 +1,88 @@
+package propagation
+
+import (
+	"strings"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// extractW3C reads from c what W3C TraceContext and Baggage, composed in
+// that order, would extract, without the contexts they build to return it:
+// the span context (remote) and the baggage. It reads c as they do
+// (traceparent; tracestate only after a well-formed traceparent; baggage),
+// so a limit carrier cuts and counts the same; FuzzExtractW3C holds it
+// equal to the otel propagators on any input.
+func extractW3C(c TextMapCarrier) (trace.SpanContext, baggage.Baggage) {
+	sc := extractTraceParent(c)
+	var bg baggage.Baggage
+	if s := c.Get(BaggageKey); s != "" {
+		// Parse keeps the members it could read when others are malformed,
+		// as the otel propagator does.
+		bg, _ = baggage.Parse(s)
+	}
+	return sc, bg
+}
+
+// extractTraceParent is W3C TraceContext's extract: version 00 exactly, or
+// a later version with its first four fields read and the rest ignored.
+func extractTraceParent(c TextMapCarrier) trace.SpanContext {
+	h := c.Get(TraceParentKey)
+	if h == "" {
+		return trace.SpanContext{}
+	}
+	var version [1]byte
+	if !hexField(version[:], &h, 2) || version[0] == 0xff {
+		return trace.SpanContext{}
+	}
+	var scc trace.SpanContextConfig
+	if !hexField(scc.TraceID[:], &h, 32) || !hexField(scc.SpanID[:], &h, 16) {
+		return trace.SpanContext{}
+	}
+	var flags [1]byte
+	if !hexField(flags[:], &h, 2) {
+		return trace.SpanContext{}
+	}
+	if version[0] == 0 && (h != "" || flags[0] > 3) {
+		return trace.SpanContext{} // no extra fields or reserved flags in 00
+	}
+	scc.TraceFlags = trace.TraceFlags(flags[0]) & (trace.FlagsSampled | trace.FlagsRandom)
+	// A malformed tracestate must not cost the traceparent (W3C).
+	scc.TraceState, _ = trace.ParseTraceState(c.Get(TraceStateKey))
+	scc.Remote = true
+	sc := trace.NewSpanContext(scc)
+	if !sc.IsValid() {
+		return trace.SpanContext{}
+	}
+	return sc
+}
+
+// hexField decodes the next '-'-separated field of *h, which must be n
+// lower-case hex digits, into dst, and advances *h past it.
+func hexField(dst []byte, h *string, n int) bool {
+	field, rest, _ := strings.Cut(*h, "-")
+	*h = rest
+	if len(field) != n {
+		return false
+	}
+	for i := 0; i < n; i += 2 {
+		hi, ok1 := hexDigit(field[i])
+		lo, ok2 := hexDigit(field[i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i/2] = hi<<4 | lo
+	}
+	return true
+}
+
+// hexDigit is the value of a lower-case hex digit; W3C disallows upper case.
+func hexDigit(b byte) (byte, bool) {
+	switch {
+	case '0' <= b && b <= '9':
+		return b - '0', true
+	case 'a' <= b && b <= 'f':
+		return b - 'a' + 10, true
+	}
+	return 0, false
+}
