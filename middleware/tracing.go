@@ -165,14 +165,14 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
 	if d.Push {
 		for _, msg := range msgs {
-			t.extract(ctx, msg)
+			t.extract(msg)
 		}
 		return ctx
 	}
 	args := new(startArgs)
 	links := args.links[:0]
 	for _, msg := range msgs {
-		t.extract(ctx, msg)
+		t.extract(msg)
 		links = appendLink(links, msg.creation)
 	}
 	return t.startReceive(ctx, d, start, len(msgs), args, links, nil)
@@ -268,10 +268,21 @@ func (t *Tracing) Extract(ctx context.Context, c propagation.TextMapCarrier) con
 
 // extract reads msg's headers once: its creation context, baggage, and what
 // the limits cut.
-func (t *Tracing) extract(ctx context.Context, msg *Message) {
-	if !msg.extracted {
-		t.extractOnce(ctx, msg)
+func (t *Tracing) extract(msg *Message) {
+	if msg.extracted {
+		return
 	}
+	msg.extracted = true
+	if len(msg.Headers) == 0 {
+		return
+	}
+	// What was found, not a context: a process span builds its own parent.
+	sc, bg, dropped := t.prop.ExtractSpanContext(propagation.MapCarrier(msg.Headers))
+	if sc.IsRemote() {
+		msg.creation = sc
+	}
+	msg.baggage = t.cfg.filterBaggage(bg)
+	msg.dropped = dropped
 }
 
 // extractOnce is extract for a message not yet extracted. It returns the
@@ -359,7 +370,7 @@ func (t *Tracing) StartProcessFrom(ctx context.Context, d Destination, creation 
 // startProcess starts the process span of msg; sh is the shape of process
 // spans on d.
 func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, msg *Message) (context.Context, trace.Span) {
-	t.extract(ctx, msg)
+	t.extract(msg)
 	ctx, span := t.process(ctx, d, sh, msg.creation, msg.baggage, msg.dropped, msg.attrs, msg)
 	msg.process = span
 	return ctx, span
