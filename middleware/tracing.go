@@ -239,8 +239,7 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 	if tp := c.Get(propagation.TraceParentKey); tp != "" {
 		// A creation context already on the message (a relay, a retry, a
 		// dead-letter publish) is the message's identity: keep it and link it.
-		if existing, _ := t.prop.ExtractDropped(context.Background(), c); trace.SpanContextFromContext(existing).IsValid() {
-			sc := trace.SpanContextFromContext(existing)
+		if sc, _, _ := t.prop.ExtractSpanContext(c); sc.IsValid() {
 			trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: sc})
 			return sc
 		}
@@ -347,13 +346,13 @@ func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Ti
 // StartProcess starts the process span (CONSUMER) of one message whose
 // headers are c, parented per WithProcessParent. ctx may carry a receive span.
 func (t *Tracing) StartProcess(ctx context.Context, d Destination, c propagation.TextMapCarrier, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	out, dropped := t.prop.ExtractDropped(ctx, c)
+	sc, bg, dropped := t.prop.ExtractSpanContext(c)
 	var creation trace.SpanContext
-	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
+	if sc.IsRemote() {
 		creation = sc
 	}
 	sh := t.shapes.get(d, propagation.Process, "process")
-	return t.process(ctx, d, sh, creation, t.cfg.filterBaggage(baggage.FromContext(out)), dropped, attrs, nil)
+	return t.process(ctx, d, sh, creation, t.cfg.filterBaggage(bg), dropped, attrs, nil)
 }
 
 // StartProcessFrom is StartProcess for a message whose headers the caller

@@ -273,8 +273,7 @@ func ReceiveContext(ctx context.Context, out *sqs.ReceiveMessageOutput) context.
 
 // creation is the creation context m carries, invalid when none.
 func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
-	ctx, _ := i.tracing.Propagator().ExtractDropped(context.Background(), messageCarrier{m})
-	if sc := trace.SpanContextFromContext(ctx); sc.IsRemote() {
+	if sc, _, _ := i.tracing.Propagator().ExtractSpanContext(messageCarrier{m}); sc.IsRemote() {
 		return sc
 	}
 	return trace.SpanContext{}

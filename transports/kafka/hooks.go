@@ -329,8 +329,7 @@ func (h *Hooks) creation(r *kgo.Record) trace.SpanContext {
 	if f := fetchedOf(r); f != nil {
 		return f.creation
 	}
-	out, _ := h.tracing.Propagator().ExtractDropped(context.Background(), noBaggage{NewCarrier(r)})
-	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
+	if sc, _, _ := h.tracing.Propagator().ExtractSpanContext(noBaggage{NewCarrier(r)}); sc.IsRemote() {
 		return sc
 	}
 	return trace.SpanContext{}
