@@ -469,3 +469,78 @@ func TestBodySizeIsOptIn(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessSpansOfAPollLinkItsReceive: the process spans of a poll of
+// several messages on several partitions share one cached link option; each
+// must still link to exactly its own poll's receive span, parent on its own
+// message's creation context, and carry its own partition, over two polls.
+func TestProcessSpansOfAPollLinkItsReceive(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	poll := func(n int) []*middleware.Message {
+		msgs := make([]*middleware.Message, n)
+		for i := range msgs {
+			creation := trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: trace.TraceID{byte(n), byte(i + 1)}, SpanID: trace.SpanID{byte(i + 1)}, TraceFlags: trace.FlagsSampled, Remote: true,
+			})
+			msg := &middleware.Message{ID: fmt.Sprint(i), Headers: map[string]string{}}
+			propagation.Inject(trace.ContextWithSpanContext(context.Background(), creation), propagation.MapCarrier(msg.Headers))
+			msg.SetAttributes(propagation.PartitionID(fmt.Sprint(i % 2)))
+			msgs[i] = msg
+		}
+		return msgs
+	}
+	for _, n := range []int{4, 3} {
+		f := &fakePull{d: kafkaDest, msgs: poll(n)}
+		if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receives := map[trace.SpanID]int{} // receive span -> its batch size
+	for _, s := range rec.Ended() {
+		if s.Name() == "receive t" {
+			v, _ := attrOf(s, propagation.BatchMessageCount(0).Key)
+			receives[s.SpanContext().SpanID()] = int(v.AsInt64())
+		}
+	}
+	if len(receives) != 2 {
+		t.Fatalf("%d receive spans, want 2", len(receives))
+	}
+	perReceive := map[trace.SpanID]int{}
+	for _, s := range rec.Ended() {
+		if s.Name() != "process t" {
+			continue
+		}
+		if len(s.Links()) != 1 {
+			t.Fatalf("process span has %d links, want 1", len(s.Links()))
+		}
+		r := s.Links()[0].SpanContext.SpanID()
+		if _, ok := receives[r]; !ok {
+			t.Fatalf("process span links %v, not a receive span", r)
+		}
+		perReceive[r]++
+		// Each message's trace: TraceID{n, i+1}, parent SpanID{i+1}.
+		if tid := s.SpanContext().TraceID(); tid[0] != byte(receives[r]) || s.Parent().SpanID() != (trace.SpanID{tid[1]}) {
+			t.Errorf("process span in trace %v with parent %v: not its own message's, or linked to the other poll", tid, s.Parent().SpanID())
+		}
+		p, _ := attrOf(s, propagation.PartitionID("").Key)
+		if want := fmt.Sprint(int(s.SpanContext().TraceID()[1]-1) % 2); p.AsString() != want {
+			t.Errorf("process span partition %q, want %q", p.AsString(), want)
+		}
+	}
+	for r, n := range receives {
+		if perReceive[r] != n {
+			t.Errorf("receive of %d messages has %d process spans linking it", n, perReceive[r])
+		}
+	}
+}
+
+func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool) {
+	for _, kv := range s.Attributes() {
+		if kv.Key == key {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}

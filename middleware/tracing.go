@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -340,7 +341,50 @@ func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Ti
 	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
 	t.recordRest(span, sh, attrs, skip, nil)
 	span.End()
+	if sc := span.SpanContext(); n >= 2 && sc.IsValid() && t.cfg.processParent == ParentMessage {
+		// Every process span of this poll links to the receive span: build
+		// that link option once for all of them rather than per message.
+		ctx = context.WithValue(ctx, receiveLinksKey{}, &receiveLinks{receive: sc, link: trace.WithLinks(trace.Link{SpanContext: sc})})
+	}
 	return ctx
+}
+
+// receiveLinks is what the process spans of one poll share under
+// ParentMessage: the link to its receive span as a start option, and the
+// start options of each shape (and partition) with that link appended.
+type receiveLinks struct {
+	receive trace.SpanContext
+	link    trace.SpanStartOption
+	mu      sync.Mutex
+	with    []linkedOpts
+}
+
+type linkedOpts struct {
+	base *trace.SpanStartOption // &opts[0] of a shape's cached options
+	opts []trace.SpanStartOption
+}
+
+type receiveLinksKey struct{}
+
+// maxLinkedOpts bounds receiveLinks.with: a poll spans few partitions.
+const maxLinkedOpts = 16
+
+// optsWith returns base (a shape's cached start options, never modified)
+// with the receive link appended, built once per poll and shape.
+func (r *receiveLinks) optsWith(base []trace.SpanStartOption) []trace.SpanStartOption {
+	key := &base[0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.with {
+		if w.base == key {
+			return w.opts
+		}
+	}
+	opts := append(base[:len(base):len(base)], r.link)
+	if len(r.with) < maxLinkedOpts {
+		r.with = append(r.with, linkedOpts{base: key, opts: opts})
+	}
+	return opts
 }
 
 // StartProcess starts the process span (CONSUMER) of one message whose
@@ -400,6 +444,8 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		link1 = receive
 		newRoot = false
 	}
+	// The one link is to the receive span: the poll may have built it.
+	linksReceive := t.cfg.processParent == ParentMessage && link1.IsValid() && !newRoot
 	// The span starts with what a sampler may decide on (the shape's
 	// attributes and the partition); the rest is built and set only when
 	// the span records. A redactor sees every attribute recorded, those
@@ -415,6 +461,12 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		attrOpt, opts, skip = sh.start(false, 0, attrs)
 	}
 	switch {
+	case opts != nil && linksReceive:
+		if rl, _ := ctx.Value(receiveLinksKey{}).(*receiveLinks); rl != nil && rl.receive.Equal(receive) {
+			opts = rl.optsWith(opts)
+			break
+		}
+		fallthrough
 	case link1.IsValid() || link2.IsValid():
 		args := new(startArgs)
 		opts = append(args.opts[:0], sh.kind, attrOpt,
