@@ -544,3 +544,54 @@ func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool) 
 	}
 	return attribute.Value{}, false
 }
+
+// TestLinkLimit: a receive or settle span of a batch links at most the
+// first WithLinkLimit creation contexts; the default is the SDK's own limit
+// (128, or OTEL_SPAN_LINK_COUNT_LIMIT), past which the SDK drops them anyway.
+func TestLinkLimit(t *testing.T) {
+	creations := make([]trace.SpanContext, 200)
+	for i := range creations {
+		creations[i] = trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{1, byte(i), byte(i >> 8)}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true,
+		})
+	}
+	cases := []struct {
+		name string
+		env  string
+		opts []middleware.Option
+		want int
+	}{
+		{"default", "", nil, 128},
+		{"env", "7", nil, 7},
+		{"option", "", []middleware.Option{middleware.WithLinkLimit(5)}, 5},
+		{"none", "", []middleware.Option{middleware.WithLinkLimit(-1)}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("OTEL_SPAN_LINK_COUNT_LIMIT", tc.env)
+			}
+			rec := tracetest.NewSpanRecorder()
+			// The SDK keeps every link, so what is seen is what otelmq sent.
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
+				sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{LinkCountLimit: -1, AttributeCountLimit: -1,
+					EventCountLimit: -1, AttributePerEventCountLimit: -1, AttributePerLinkCountLimit: -1, AttributeValueLengthLimit: -1}))
+			tr := middleware.NewTracing(append([]middleware.Option{middleware.WithTracerProvider(tp)}, tc.opts...)...)
+			ctx := tr.StartReceive(context.Background(), kafkaDest, time.Now(), creations)
+			_, settle := tr.StartSettle(context.Background(), kafkaDest, "commit", creations)
+			settle.End()
+			for _, name := range []string{"receive t", "commit t"} {
+				links := oneSpan(t, rec, name).Links()
+				if len(links) != tc.want {
+					t.Fatalf("%s: %d links, want %d", name, len(links), tc.want)
+				}
+				for i, l := range links {
+					if l.SpanContext.TraceID() != creations[i].TraceID() {
+						t.Fatalf("%s: link %d is to %v, want the first messages' in order", name, i, l.SpanContext.TraceID())
+					}
+				}
+			}
+			_ = ctx
+		})
+	}
+}

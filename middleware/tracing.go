@@ -174,7 +174,9 @@ func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, 
 	links := args.links[:0]
 	for _, msg := range msgs {
 		t.extract(msg)
-		links = appendLink(links, msg.creation)
+		if t.cfg.linkLimit < 0 || len(links) < t.cfg.linkLimit {
+			links = appendLink(links, msg.creation)
+		}
 	}
 	return t.startReceive(ctx, d, start, len(msgs), args, links, nil)
 }
@@ -193,7 +195,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	var links []trace.Link
 	if len(msgs) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
 		for _, msg := range msgs {
-			if msg.creation.IsValid() {
+			if msg.creation.IsValid() && (t.cfg.linkLimit < 0 || len(links) < t.cfg.linkLimit) {
 				if links == nil {
 					links = make([]trace.Link, 0, len(msgs))
 				}
@@ -326,7 +328,7 @@ func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context
 // start and returned messages created in creations; the span is ended at once
 // and the returned ctx carries it.
 func (t *Tracing) StartReceive(ctx context.Context, d Destination, start time.Time, creations []trace.SpanContext, attrs ...attribute.KeyValue) context.Context {
-	return t.startReceive(ctx, d, start, len(creations), new(startArgs), links(creations), attrs)
+	return t.startReceive(ctx, d, start, len(creations), new(startArgs), t.links(creations), attrs)
 }
 
 // startReceive is StartReceive for n messages whose creation contexts are
@@ -584,7 +586,7 @@ const HeaderAttributePrefix = "messaging.header."
 func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, creations []trace.SpanContext, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	var ls []trace.Link
 	if len(creations) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
-		ls = links(creations)
+		ls = t.links(creations)
 	}
 	return t.startSettle(ctx, d, op, time.Time{}, len(creations), ls, attrs)
 }
@@ -611,9 +613,14 @@ func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, sta
 	return ctx, span
 }
 
-func links(scs []trace.SpanContext) []trace.Link {
+// links are the links to the valid span contexts of scs, at most
+// WithLinkLimit of them.
+func (t *Tracing) links(scs []trace.SpanContext) []trace.Link {
 	var ls []trace.Link
 	for _, sc := range scs {
+		if t.cfg.linkLimit >= 0 && len(ls) >= t.cfg.linkLimit {
+			break
+		}
 		ls = appendLink(ls, sc)
 	}
 	return ls
