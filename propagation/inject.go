@@ -60,9 +60,16 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 		return
 	}
 	tm := p.TextMap()
-	if tm == fallback && !p.cfg.xrayInject && nothingToInject(ctx) {
-		// W3C writes nothing without a valid span context or baggage: with
-		// tracing off (a no-op provider and no parent) this is every message.
+	if tm == fallback {
+		if !p.cfg.xrayInject && nothingToInject(ctx) {
+			// W3C writes nothing without a valid span context or baggage:
+			// with tracing off (a no-op provider, no parent) this is every
+			// message.
+			return
+		}
+		lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
+		injectW3C(ctx, &lc)
+		p.injected(ctx, c, lc.dropped)
 		return
 	}
 	// The limits are applied as the propagator writes, through a pooled
@@ -70,18 +77,24 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	// which is an allocation on carriers that store bytes (Kafka).
 	lc := getLimitCarrier(c, &p.cfg)
 	tm.Inject(ctx, lc)
+	p.injected(ctx, c, lc.dropped)
+	lc.release()
+}
+
+// injected finishes an Inject: the X-Ray header when that is on, and what
+// the limits cut recorded on the span in ctx and counted.
+func (p *Propagator) injected(ctx context.Context, c TextMapCarrier, dropped []Dropped) {
 	if p.cfg.xrayInject {
 		if h := FormatXRay(trace.SpanContextFromContext(ctx)); h != "" {
 			c.Set(XRayKey, h)
 		}
 	}
-	if len(lc.dropped) > 0 {
+	if len(dropped) > 0 {
 		span := trace.SpanFromContext(ctx)
-		for _, d := range lc.dropped {
+		for _, d := range dropped {
 			p.record(ctx, span, d)
 		}
 	}
-	lc.release()
 }
 
 // nothingToInject reports whether ctx holds neither a valid span context
@@ -169,14 +182,9 @@ func (p *Propagator) ExtractSpanContext(c TextMapCarrier) (trace.SpanContext, ba
 		out, dropped := p.ExtractDropped(context.Background(), c)
 		return trace.SpanContextFromContext(out), baggage.FromContext(out), dropped
 	}
-	lc := getLimitCarrier(c, &p.cfg)
-	sc, bg := extractW3C(lc)
-	var dropped []Dropped
-	if len(lc.dropped) > 0 {
-		dropped = slices.Clone(lc.dropped) // lc goes back to the pool
-	}
-	lc.release()
-	sc, dropped = p.fallBack(sc, c, dropped)
+	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
+	sc, bg := extractW3C(&lc)
+	sc, dropped := p.fallBack(sc, c, lc.dropped)
 	for _, d := range dropped {
 		p.count(context.Background(), d)
 	}

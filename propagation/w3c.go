@@ -1,19 +1,48 @@
 package propagation
 
 import (
+	"context"
+	"encoding/hex"
 	"strings"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// extractW3C reads from c what W3C TraceContext and Baggage, composed in
+// The W3C fallback propagator (TraceContext, then Baggage) is done here by
+// hand, through a limit carrier on the caller's stack: the otel propagators
+// take the carrier as an interface, which puts the limit wrapper on the heap
+// (it was pooled: two sync.Pool round trips per message), and their Extract
+// builds two contexts only to return a span context and a baggage.
+// FuzzExtractW3C and FuzzInjectW3C hold both directions equal to the otel
+// propagators on any input.
+
+// injectW3C writes what W3C TraceContext and Baggage, composed in that
+// order, would write for ctx, in the same order, through lc.
+func injectW3C(ctx context.Context, lc *limitCarrier) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		if ts := sc.TraceState().String(); ts != "" {
+			lc.Set(TraceStateKey, ts)
+		}
+		var tp [55]byte // 00-{trace ID}-{span ID}-{flags}
+		tp[0], tp[1], tp[2], tp[35], tp[52] = '0', '0', '-', '-', '-'
+		tid, sid := sc.TraceID(), sc.SpanID()
+		hex.Encode(tp[3:35], tid[:])
+		hex.Encode(tp[36:52], sid[:])
+		hex.Encode(tp[53:55], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
+		lc.Set(TraceParentKey, string(tp[:]))
+	}
+	if b := baggage.FromContext(ctx).String(); b != "" {
+		lc.Set(BaggageKey, b)
+	}
+}
+
+// extractW3C reads from lc what W3C TraceContext and Baggage, composed in
 // that order, would extract, without the contexts they build to return it:
-// the span context (remote) and the baggage. It reads c as they do
+// the span context (remote) and the baggage. It reads as they do
 // (traceparent; tracestate only after a well-formed traceparent; baggage),
-// so a limit carrier cuts and counts the same; FuzzExtractW3C holds it
-// equal to the otel propagators on any input.
-func extractW3C(c TextMapCarrier) (trace.SpanContext, baggage.Baggage) {
+// so the limits cut and count the same.
+func extractW3C(c *limitCarrier) (trace.SpanContext, baggage.Baggage) {
 	sc := extractTraceParent(c)
 	var bg baggage.Baggage
 	if s := c.Get(BaggageKey); s != "" {
@@ -26,7 +55,7 @@ func extractW3C(c TextMapCarrier) (trace.SpanContext, baggage.Baggage) {
 
 // extractTraceParent is W3C TraceContext's extract: version 00 exactly, or
 // a later version with its first four fields read and the rest ignored.
-func extractTraceParent(c TextMapCarrier) trace.SpanContext {
+func extractTraceParent(c *limitCarrier) trace.SpanContext {
 	h := c.Get(TraceParentKey)
 	if h == "" {
 		return trace.SpanContext{}

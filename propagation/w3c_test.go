@@ -27,6 +27,9 @@ func sameBaggage(a, b baggage.Baggage) bool {
 
 var otelW3C = otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
 
+// noLimits is a config under which a limit carrier cuts nothing.
+var noLimits = config{maxTraceState: 1 << 30, maxBaggageB: 1 << 30, maxBaggageN: 1 << 30}
+
 // FuzzExtractW3C holds the hand-written W3C extraction equal to the otel
 // propagators it stands in for, on any headers, and ExtractSpanContext
 // (which uses it) equal to ExtractDropped (which calls the propagators),
@@ -48,7 +51,7 @@ func FuzzExtractW3C(f *testing.F) {
 	f.Fuzz(func(t *testing.T, traceparent, tracestate, bag, xray string) {
 		c := MapCarrier{TraceParentKey: traceparent, TraceStateKey: tracestate, BaggageKey: bag, XRayKey: xray}
 
-		sc, bg := extractW3C(c)
+		sc, bg := extractW3C(&limitCarrier{TextMapCarrier: c, cfg: &noLimits})
 		want := otelW3C.Extract(context.Background(), c)
 		if wsc := trace.SpanContextFromContext(want); !sc.Equal(wsc) {
 			t.Fatalf("span context %v, otel %v", sc, wsc)
@@ -75,6 +78,85 @@ func FuzzExtractW3C(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzInjectW3C holds the hand-written W3C injection equal to the otel
+// propagators on any span context, tracestate and baggage: the same headers
+// through the same limits, and the same entries dropped.
+func FuzzInjectW3C(f *testing.F) {
+	f.Add([]byte{0x4b, 0xf9, 1}, []byte{0, 0xf0, 0x67}, byte(1), "vendor=abc,other=1", "tenant=acme;p=1,region=eu")
+	f.Add([]byte{}, []byte{}, byte(0), "", "")
+	f.Add([]byte{1}, []byte{1}, byte(0xff), strings.Repeat("k=v,", 40), strings.Repeat("b=1,", 200))
+	f.Add([]byte{1}, []byte{2}, byte(2), "", "k="+strings.Repeat("v", 9000))
+	f.Fuzz(func(t *testing.T, tid, sid []byte, flags byte, tracestate, bag string) {
+		var scc trace.SpanContextConfig
+		copy(scc.TraceID[:], tid)
+		copy(scc.SpanID[:], sid)
+		scc.TraceFlags = trace.TraceFlags(flags)
+		scc.TraceState, _ = trace.ParseTraceState(tracestate)
+		ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(scc))
+		if b, err := baggage.Parse(bag); err == nil {
+			ctx = baggage.ContextWithBaggage(ctx, b)
+		}
+		fast := New()
+		if fast.TextMap() != fallback {
+			t.Fatal("the default propagator is not the W3C fallback: the fast path is not under test")
+		}
+		viaOtel := New(WithTextMapPropagator(otelW3C))
+		got, want := MapCarrier{}, MapCarrier{}
+		fast.Inject(ctx, got)
+		viaOtel.Inject(ctx, want)
+		if len(got) != len(want) {
+			t.Fatalf("injected %v, otel %v", got, want)
+		}
+		for k, v := range want {
+			if k == BaggageKey {
+				continue
+			}
+			if got[k] != v {
+				t.Fatalf("%s = %q, otel %q", k, got[k], v)
+			}
+		}
+		// Baggage members come out in map order, different on every call:
+		// compare them as sets when nothing was cut; when the limits cut
+		// (which members survive then depends on that order), both sides
+		// must hold a within-limit subset of the context's members.
+		whole := baggage.FromContext(ctx)
+		gb, _ := baggage.Parse(got[BaggageKey])
+		wb, _ := baggage.Parse(want[BaggageKey])
+		if s := whole.String(); len(s) <= MaxBaggageBytes && whole.Len() <= MaxBaggageMembers {
+			if !sameBaggage(gb, wb) {
+				t.Fatalf("baggage %q, otel %q", got[BaggageKey], want[BaggageKey])
+			}
+		} else {
+			for _, m := range gb.Members() {
+				if whole.Member(m.Key()).String() != m.String() {
+					t.Fatalf("injected baggage member %q is not the context's", m)
+				}
+			}
+			if len(got[BaggageKey]) > MaxBaggageBytes || gb.Len() > MaxBaggageMembers {
+				t.Fatalf("injected baggage over the limits: %d bytes, %d members", len(got[BaggageKey]), gb.Len())
+			}
+		}
+	})
+}
+
+// TestInjectAllocations: the W3C fast path allocates no limit wrapper:
+// injecting a sampled context into a map costs the traceparent string alone.
+func TestInjectAllocations(t *testing.T) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	c := MapCarrier{}
+	p := New()
+	fast := testing.AllocsPerRun(100, func() { p.Inject(ctx, c) })
+	viaOtel := New(WithTextMapPropagator(otelW3C))
+	full := testing.AllocsPerRun(100, func() { viaOtel.Inject(ctx, c) })
+	if fast > full {
+		t.Errorf("Inject %.0f allocations on the fast path, %.0f through the otel propagator", fast, full)
+	}
+	if fast > 1 {
+		t.Errorf("Inject %.0f allocations, want 1 (the traceparent string)", fast)
+	}
 }
 
 // TestExtractSpanContextAllocations: the fast path builds no context, so it
