@@ -137,6 +137,23 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 	if c == nil {
 		return ctx, nil
 	}
+	if p.TextMap() == fallback {
+		// What the otel propagators would build, from what the W3C parse
+		// found: the span context replaces one in ctx, the baggage one
+		// only when the message carries some.
+		sc, bg, dropped := p.extractFallback(c)
+		out := ctx
+		if sc.IsValid() {
+			out = trace.ContextWithRemoteSpanContext(out, sc)
+		}
+		if bg.Len() > 0 {
+			out = baggage.ContextWithBaggage(out, bg)
+		}
+		for _, d := range dropped {
+			p.count(ctx, d)
+		}
+		return out, dropped
+	}
 	// A span context already in ctx is the local parent, not the message's:
 	// extraction must find the message's own or none.
 	base := ctx
@@ -177,17 +194,23 @@ func (p *Propagator) ExtractSpanContext(c TextMapCarrier) (trace.SpanContext, ba
 	if c == nil {
 		return trace.SpanContext{}, baggage.Baggage{}, nil
 	}
-	tm := p.TextMap()
-	if tm != fallback {
+	if p.TextMap() != fallback {
 		out, dropped := p.ExtractDropped(context.Background(), c)
 		return trace.SpanContextFromContext(out), baggage.FromContext(out), dropped
 	}
-	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
-	sc, bg := extractW3C(&lc)
-	sc, dropped := p.fallBack(sc, c, lc.dropped)
+	sc, bg, dropped := p.extractFallback(c)
 	for _, d := range dropped {
 		p.count(context.Background(), d)
 	}
+	return sc, bg, dropped
+}
+
+// extractFallback is extraction with the W3C fallback propagator, through
+// a limit carrier on the stack, without counting what was dropped.
+func (p *Propagator) extractFallback(c TextMapCarrier) (trace.SpanContext, baggage.Baggage, []Dropped) {
+	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
+	sc, bg := extractW3C(&lc)
+	sc, dropped := p.fallBack(sc, c, lc.dropped)
 	return sc, bg, dropped
 }
 

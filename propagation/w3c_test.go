@@ -31,9 +31,11 @@ var otelW3C = otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, ot
 var noLimits = config{maxTraceState: 1 << 30, maxBaggageB: 1 << 30, maxBaggageN: 1 << 30}
 
 // FuzzExtractW3C holds the hand-written W3C extraction equal to the otel
-// propagators it stands in for, on any headers, and ExtractSpanContext
-// (which uses it) equal to ExtractDropped (which calls the propagators),
-// limits, X-Ray fallback and what was dropped included.
+// propagators it stands in for, on any headers, and ExtractDropped and
+// ExtractSpanContext (which use it with the default propagator) equal to
+// ExtractDropped through the otel propagators: span context, baggage,
+// X-Ray fallback and dropped entries, from a context with a span and
+// baggage of its own.
 func FuzzExtractW3C(f *testing.F) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	f.Add(tp, "vendor=abc,other=1", "tenant=acme;p=1,region=eu", "")
@@ -60,21 +62,40 @@ func FuzzExtractW3C(f *testing.F) {
 			t.Fatalf("baggage %q, otel %q", bg, wbg)
 		}
 
+		// The fast paths (the default W3C fallback) against the same
+		// extraction through the otel propagators and the pooled limit
+		// wrapper, from a context that already holds a span and baggage.
+		local := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{9}, SpanID: trace.SpanID{9}})
+		m, _ := baggage.NewMember("local", "1")
+		lbg, _ := baggage.New(m)
+		base := baggage.ContextWithBaggage(trace.ContextWithSpanContext(context.Background(), local), lbg)
 		for _, xrayOn := range []bool{false, true} {
 			p := New(WithXRayExtract(xrayOn))
 			if p.TextMap() != fallback {
 				t.Fatal("the default propagator is not the W3C fallback: the fast path is not under test")
 			}
+			q := New(WithXRayExtract(xrayOn), WithTextMapPropagator(otelW3C))
+			want, wdropped := q.ExtractDropped(base, c)
+			got, dropped := p.ExtractDropped(base, c)
+			if gsc, wsc := trace.SpanContextFromContext(got), trace.SpanContextFromContext(want); !gsc.Equal(wsc) {
+				t.Fatalf("xray=%v: ExtractDropped %v, through otel %v", xrayOn, gsc, wsc)
+			}
+			if gbg, wbg := baggage.FromContext(got), baggage.FromContext(want); !sameBaggage(gbg, wbg) {
+				t.Fatalf("xray=%v: ExtractDropped baggage %q, through otel %q", xrayOn, gbg, wbg)
+			}
+			if !slices.Equal(dropped, wdropped) {
+				t.Fatalf("xray=%v: ExtractDropped dropped %v, through otel %v", xrayOn, dropped, wdropped)
+			}
+			wout, wd := q.ExtractDropped(context.Background(), c)
 			fsc, fbg, fdropped := p.ExtractSpanContext(c)
-			out, dropped := p.ExtractDropped(context.Background(), c)
-			if osc := trace.SpanContextFromContext(out); !fsc.Equal(osc) {
-				t.Fatalf("xray=%v: ExtractSpanContext %v, ExtractDropped %v", xrayOn, fsc, osc)
+			if wsc := trace.SpanContextFromContext(wout); !fsc.Equal(wsc) {
+				t.Fatalf("xray=%v: ExtractSpanContext %v, through otel %v", xrayOn, fsc, wsc)
 			}
-			if obg := baggage.FromContext(out); !sameBaggage(fbg, obg) {
-				t.Fatalf("xray=%v: ExtractSpanContext baggage %q, ExtractDropped %q", xrayOn, fbg, obg)
+			if wbg := baggage.FromContext(wout); !sameBaggage(fbg, wbg) {
+				t.Fatalf("xray=%v: ExtractSpanContext baggage %q, through otel %q", xrayOn, fbg, wbg)
 			}
-			if !slices.Equal(fdropped, dropped) {
-				t.Fatalf("xray=%v: ExtractSpanContext dropped %v, ExtractDropped %v", xrayOn, fdropped, dropped)
+			if !slices.Equal(fdropped, wd) {
+				t.Fatalf("xray=%v: ExtractSpanContext dropped %v, through otel %v", xrayOn, fdropped, wd)
 			}
 		}
 	})
