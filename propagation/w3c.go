@@ -94,24 +94,25 @@ func hexField(dst []byte, h *string, n int) bool {
 	if len(field) != n {
 		return false
 	}
+	// Every invalid byte maps to 0xff: OR-ing all the values lets one test
+	// at the end catch any, as no valid value has the high bits set.
+	var invalid byte
 	for i := 0; i < n; i += 2 {
-		hi, ok1 := hexDigit(field[i])
-		lo, ok2 := hexDigit(field[i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
+		hi, lo := hexValue[field[i]], hexValue[field[i+1]]
 		dst[i/2] = hi<<4 | lo
+		invalid |= hi | lo
 	}
-	return true
+	return invalid&0xf0 == 0
 }
 
-// hexDigit is the value of a lower-case hex digit; W3C disallows upper case.
-func hexDigit(b byte) (byte, bool) {
-	switch {
-	case '0' <= b && b <= '9':
-		return b - '0', true
-	case 'a' <= b && b <= 'f':
-		return b - 'a' + 10, true
+// hexValue maps the lower-case hex digits to their values and every other
+// byte to 0xff; W3C disallows upper case.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
