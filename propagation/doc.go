@@ -11,6 +11,13 @@
 // fields), W3C TraceContext + Baggage. So a service that forgot to set a
 // propagator still produces connected traces.
 //
+// With that last default, Inject and Extract format and parse the W3C
+// headers themselves (w3c.go), through the limits below, instead of calling
+// the otel propagators, which need the limit wrapper on the heap and build
+// contexts to return what they found; fuzz tests hold the two equal on any
+// input. ExtractSpanContext returns what a message carries without building
+// a context at all, for callers that start a span from it.
+//
 // # Limits
 //
 // tracestate is cut to 32 members and baggage to 64 members and 8192 bytes
