@@ -11,7 +11,8 @@
 //     creation context is injected into its Headers, unless it already
 //     carries one (a relay or a dead-letter publish keeps the original).
 //   - receive {destination} (CLIENT): one per poll that returned messages,
-//     linking every message's creation context. Only pull-based consumers
+//     linking every message's creation context (up to WithLinkLimit, by
+//     default the SDK's own link limit). Only pull-based consumers
 //     poll (SQS, Kafka): a push-based one (Destination.Push: RabbitMQ, the
 //     in-memory broker) has no receive span, and the process span is the
 //     consumer's first span.
@@ -22,8 +23,9 @@
 //   - ack, nack, delete, commit {destination} (CLIENT): settlement.
 //
 // Errors set the span status and error.type; a recovered panic has
-// error.type "panic". Bodies are never recorded, and header values only for
-// the names given to WithHeaderAllowList.
+// error.type "panic". Bodies are never recorded (their size only with
+// WithBodySize, opt-in as in semconv), and header values only for the names
+// given to WithHeaderAllowList.
 //
 // # How transports cooperate
 //
