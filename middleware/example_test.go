@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/transports/memory"
@@ -48,4 +50,23 @@ func Example() {
 	// ack orders client
 	// process orders consumer
 	// send orders producer
+}
+
+func ExampleWithLinkLimit() {
+	// A receive span links the creation context of each message of its
+	// poll, the first 128 by default: the SDK's own limit. With a provider
+	// that keeps more links, raise both.
+	rec := tracetest.NewSpanRecorder()
+	limits := sdktrace.NewSpanLimits()
+	limits.LinkCountLimit = 1000
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSpanLimits(limits))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithLinkLimit(1000))
+
+	creations := make([]trace.SpanContext, 300) // a poll of 300 records
+	for i := range creations {
+		creations[i] = trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, byte(i)}, SpanID: trace.SpanID{1}, Remote: true})
+	}
+	tr.StartReceive(context.Background(), middleware.Destination{System: "kafka", Name: "orders"}, time.Now(), creations)
+	fmt.Println(len(rec.Ended()[0].Links()))
+	// Output: 300
 }

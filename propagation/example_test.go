@@ -33,3 +33,15 @@ func ExampleParseXRay() {
 	fmt.Println(ok, sc.TraceID(), sc.SpanID(), sc.IsSampled())
 	// Output: true 5759e988bd862e3fe1be46a994272793 53995c3f42cd8ad8 true
 }
+
+func ExamplePropagator_ExtractSpanContext() {
+	headers := propagation.MapCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"baggage":     "tenant=acme",
+	}
+	// What the message carries, without a context: for a caller that
+	// starts its own span from it (a process span of a native consumer).
+	sc, bg, dropped := propagation.Default().ExtractSpanContext(headers)
+	fmt.Println(sc.TraceID(), sc.IsRemote(), bg.Member("tenant").Value(), len(dropped))
+	// Output: 4bf92f3577b34da6a3ce929d0e0e4736 true acme 0
+}
