@@ -595,3 +595,61 @@ func TestLinkLimit(t *testing.T) {
 		})
 	}
 }
+
+// parallelPull is fakePull handing one poll's messages to handlers on
+// several goroutines at once, as the Kafka Subscriber does per partition.
+type parallelPull struct{ fakePull }
+
+func (f *parallelPull) Subscribe(ctx context.Context, _ string, h middleware.Handler) error {
+	obs := middleware.ObserverFrom(ctx)
+	hctx := obs.Received(ctx, f.d, time.Now(), f.msgs)
+	var wg sync.WaitGroup
+	for _, m := range f.msgs {
+		wg.Go(func() {
+			err := middleware.Call(hctx, h, m)
+			obs.Settled(hctx, f.d, "ack", time.Now(), []*middleware.Message{m}, err)
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// TestProcessSpansOfAPollInParallel: the poll's shared link options are
+// built and read by handlers running at once (go test -race checks the
+// locking); every process span still links its receive and keeps its
+// partition.
+func TestProcessSpansOfAPollInParallel(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	msgs := make([]*middleware.Message, 64)
+	for i := range msgs {
+		msg := &middleware.Message{ID: fmt.Sprint(i), Headers: map[string]string{}}
+		creation := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, byte(i)}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true})
+		propagation.Inject(trace.ContextWithSpanContext(context.Background(), creation), propagation.MapCarrier(msg.Headers))
+		msg.SetAttributes(propagation.PartitionID(fmt.Sprint(i % 4)))
+		msgs[i] = msg
+	}
+	f := &parallelPull{fakePull{d: kafkaDest, msgs: msgs}}
+	if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	receive := oneSpan(t, rec, "receive t").SpanContext()
+	n := 0
+	for _, s := range rec.Ended() {
+		if s.Name() != "process t" {
+			continue
+		}
+		n++
+		if len(s.Links()) != 1 || !s.Links()[0].SpanContext.Equal(receive) {
+			t.Fatalf("process span links %v, want the receive span alone", s.Links())
+		}
+		p, _ := attrOf(s, propagation.PartitionID("").Key)
+		if want := fmt.Sprint(int(s.SpanContext().TraceID()[1]) % 4); p.AsString() != want {
+			t.Errorf("process span partition %q, want %q", p.AsString(), want)
+		}
+	}
+	if n != len(msgs) {
+		t.Fatalf("%d process spans, want %d", n, len(msgs))
+	}
+}
