@@ -287,34 +287,10 @@ func (t *Tracing) extract(msg *Message) {
 	msg.dropped = dropped
 }
 
-// extractOnce is extract for a message not yet extracted. It returns the
-// context the propagator produced: ctx with the message's span context and
-// its (unfiltered) baggage.
-func (t *Tracing) extractOnce(ctx context.Context, msg *Message) context.Context {
-	msg.extracted = true
-	if len(msg.Headers) == 0 {
-		return ctx
-	}
-	out, dropped := t.prop.ExtractDropped(ctx, propagation.MapCarrier(msg.Headers))
-	if sc := trace.SpanContextFromContext(out); sc.IsRemote() {
-		msg.creation = sc
-	}
-	msg.baggage = t.cfg.filterBaggage(baggage.FromContext(out))
-	msg.dropped = dropped
-	return out
-}
-
 // noopContext is the handler context of msg when no span can record: ctx
 // in the producer's trace, with the message's baggage.
 func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context {
-	if !msg.extracted {
-		out := t.extractOnce(ctx, msg)
-		if msg.creation.IsValid() && !t.cfg.baggageFiltered {
-			// What the propagator returned is what the handler needs:
-			// building it again would cost two allocations.
-			return out
-		}
-	}
+	t.extract(msg)
 	if msg.creation.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, msg.creation)
 	}
