@@ -23,7 +23,7 @@ const leakBytesPerMessage = 200
 // heap growing between 10% and 100% of the run.
 func TestNoLeakUnderLoad(t *testing.T) {
 	if testing.Short() {
-		t.Skip("load test")
+		t.Skip("load test (about a minute): skipped under -short only; CI runs it")
 	}
 	cases := []struct {
 		name  string

@@ -211,7 +211,7 @@ func publishAll(t *testing.T, pub middleware.Publisher, dest string, c *chaos, n
 // successfully at least once.
 func TestSoakAtLeastOnce(t *testing.T) {
 	if testing.Short() {
-		t.Skip("soak test")
+		t.Skip("soak test (about a minute per transport): skipped under -short only; CI runs it")
 	}
 	for name, h := range harnesses() {
 		t.Run(name, func(t *testing.T) {

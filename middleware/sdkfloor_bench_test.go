@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/internal/benchkit"
@@ -96,21 +95,13 @@ func replay(tr trace.Tracer, prop propagation.TextMapPropagator, path []recorded
 // inject and extract. "replay" is a floor that no instrumentation making
 // these spans goes under; "otelmq" minus "replay" is the middleware's own.
 func BenchmarkSDKFloor(b *testing.B) {
-	d := middleware.Destination{System: "kafka", Name: "q", Attributes: []attribute.KeyValue{
-		semconv.ServerAddress("broker"), semconv.ServerPort(9092), semconv.MessagingConsumerGroupName("g"),
-	}}
-	attrs := []attribute.KeyValue{
-		semconv.MessagingDestinationPartitionID("3"), attribute.Int64("messaging.kafka.offset", 42),
-		semconv.MessagingKafkaMessageKey("key"), semconv.MessagingConsumerGroupName("g"), semconv.MessagingMessageID("q/3/42"),
-	}
-	newLoopback := func() *benchkit.Loopback { return &benchkit.Loopback{Attrs: attrs, Dest: &d} }
 	// A SpanCounter as the only processor costs nothing itself: what is
 	// measured is the SDK's work up to the exporter, snapshot included.
 	newProvider := func(sampler sdktrace.Sampler) (*sdktrace.TracerProvider, *benchkit.SpanCounter) {
 		p := new(benchkit.SpanCounter)
 		return sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(p)), p
 	}
-	path := recordPath(b, newLoopback())
+	path := recordPath(b, kafkaLoopback())
 	if len(path) < 3 {
 		b.Fatalf("recorded %d spans for a message, want create, receive, process (and settle)", len(path))
 	}
@@ -121,7 +112,7 @@ func BenchmarkSDKFloor(b *testing.B) {
 	}{{"always", sdktrace.AlwaysSample()}, {"never", sdktrace.NeverSample()}} {
 		b.Run(sm.name+"/otelmq", func(b *testing.B) {
 			tp, p := newProvider(sm.sampler)
-			benchkit.Path(b, newLoopback(), tp)
+			benchkit.Path(b, kafkaLoopback(), tp)
 			b.ReportMetric(float64(p.Ended())/float64(b.N), "spans/op")
 		})
 		b.Run(sm.name+"/replay", func(b *testing.B) {
