@@ -58,3 +58,23 @@ func BenchmarkMiddlewarePathKafka(b *testing.B) {
 	b.Run("sdk-never-sample", run(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))))
 	b.Run("sdk-always-sample", run(sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))))
 }
+
+// BenchmarkSampledOut is a message whose trace was sampled out before it
+// was published (an unsampled parent), through the Kafka-shaped loopback
+// on an SDK whose sampler keeps the parent's decision and drops roots,
+// ParentBased(NeverSample): every span is dropped. "default" asks the SDK
+// for each span (send, receive, process, settle) and pays for each dropped
+// one; "parent-based" (WithParentBasedSampling) starts none whose parent is
+// unsampled, leaving only the receive span, a root, to the sampler. "noop"
+// is the no-op provider, the floor.
+func BenchmarkSampledOut(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	run := func(opts ...middleware.Option) func(*testing.B) {
+		return func(b *testing.B) {
+			benchkit.ThroughFrom(b, benchkit.UnsampledContext(), kafkaLoopback(), middleware.NewTracing(opts...))
+		}
+	}
+	b.Run("noop", run(middleware.WithTracerProvider(noop.NewTracerProvider())))
+	b.Run("default", run(middleware.WithTracerProvider(tp)))
+	b.Run("parent-based", run(middleware.WithTracerProvider(tp), middleware.WithParentBasedSampling(true)))
+}

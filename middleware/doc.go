@@ -27,6 +27,16 @@
 // WithBodySize, opt-in as in semconv), and header values only for the names
 // given to WithHeaderAllowList.
 //
+// # Sampling
+//
+// Spans start with the attributes the semantic conventions list for
+// sampling decisions; the others are built only for spans that record. A
+// dropped span still costs the SDK its IDs, the sampler call and a
+// context. With WithParentBasedSampling, for a provider whose sampler is
+// ParentBased (the SDK's default), no span is started under an unsampled
+// parent: a message of a trace sampled out upstream then costs only its
+// propagation.
+//
 // # How transports cooperate
 //
 // Only a transport sees a poll and a settlement, so the Subscriber wrappers

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
 	"github.com/otelmq/otelmq/transports/memory"
 )
 
@@ -69,4 +70,21 @@ func ExampleWithLinkLimit() {
 	tr.StartReceive(context.Background(), middleware.Destination{System: "kafka", Name: "orders"}, time.Now(), creations)
 	fmt.Println(len(rec.Ended()[0].Links()))
 	// Output: 300
+}
+
+func ExampleWithParentBasedSampling() {
+	// The SDK's sampler is ParentBased: a message whose trace was sampled
+	// out upstream gets no span from it. WithParentBasedSampling skips
+	// asking it, so such a message costs no dropped spans.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithParentBasedSampling(true))
+
+	msg := middleware.NewMessage([]byte("order 42"))
+	msg.Headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" // not sampled
+	ctx, span := tr.StartProcess(context.Background(), middleware.Destination{System: "kafka", Name: "orders"}, propagation.MapCarrier(msg.Headers))
+	defer span.End()
+	// The handler runs in the producer's trace, and its spans are dropped.
+	sc := trace.SpanContextFromContext(ctx)
+	fmt.Println(sc.TraceID(), sc.SpanID(), sc.IsSampled())
+	// Output: 4bf92f3577b34da6a3ce929d0e0e4736 00f067aa0ba902b7 false
 }

@@ -39,6 +39,7 @@ type config struct {
 	headerAllow    map[string]struct{}
 	createSpans    bool
 	bodySize       bool
+	parentBased    bool
 	linkLimit      int // < 0: none
 	redact         func(attribute.KeyValue) attribute.KeyValue
 	propOpts       []propagation.Option
@@ -145,6 +146,27 @@ func WithCreateSpans(on bool) Option {
 // every recorded span).
 func WithBodySize(on bool) Option {
 	return optionFunc(func(c *config) { c.bodySize = on })
+}
+
+// WithParentBasedSampling tells Tracing that the provider's sampler keeps
+// the decision of a span's parent, as sdktrace.ParentBased (the SDK's
+// default sampler) does with its default options: the child of a span
+// context that is not sampled is dropped. Tracing then does not start a
+// span whose parent is such a span context (a process span under an
+// unsampled message, a send span under an unsampled request, a settle
+// span under an unsampled process span): the context it hands on carries
+// the parent's span context instead, in a span that does not record, so
+// the trace ID, the not-sampled flag and baggage still propagate, and
+// spans the handler starts are dropped as before. The spans recorded are
+// the same; what is saved is the SDK's cost of each span it would have
+// dropped (its IDs, the sampler call, a non-recording span and a context:
+// about 1.5 µs and 5 allocations here), on every message a trace sampled
+// out. Off by default: with a sampler that records children of unsampled
+// parents (AlwaysSample as the root sampler, not wrapped in ParentBased;
+// ParentBased with WithRemoteParentNotSampled or
+// WithLocalParentNotSampled), the spans it would have recorded are lost.
+func WithParentBasedSampling(on bool) Option {
+	return optionFunc(func(c *config) { c.parentBased = on })
 }
 
 // WithLinkLimit bounds how many creation contexts a receive or settle span

@@ -189,6 +189,9 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	if len(msgs) == 1 {
 		attrs = msgs[0].attrs
 		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
+			if t.cfg.parentBased && !p.SpanContext().IsSampled() {
+				return // startSettle would start no span under it
+			}
 			ctx = trace.ContextWithSpan(ctx, p)
 		}
 	}
@@ -221,6 +224,9 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 
 // StartSend starts the send span (PRODUCER) of a publish of n messages to d.
 func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if pctx, span, ok := t.unsampledParent(ctx); ok {
+		return pctx, span
+	}
 	sh := t.shapes.get(d, propagation.Send, "send")
 	if n <= 1 && len(attrs) == 0 {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
@@ -247,7 +253,7 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 			return sc
 		}
 	}
-	if batch && t.cfg.createSpans {
+	if batch && t.cfg.createSpans && !t.sampledOut(ctx) {
 		sh := t.shapes.get(d, propagation.Create, "create")
 		attrOpt, opts, skip := sh.start(false, 0, attrs)
 		if opts == nil {
@@ -310,6 +316,9 @@ func (t *Tracing) StartReceive(ctx context.Context, d Destination, start time.Ti
 // startReceive is StartReceive for n messages whose creation contexts are
 // links; args holds the span's options.
 func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Time, n int, args *startArgs, links []trace.Link, attrs []attribute.KeyValue) context.Context {
+	if pctx, _, ok := t.unsampledParent(ctx); ok {
+		return pctx
+	}
 	sh := t.shapes.get(d, propagation.Receive, "receive")
 	attrOpt, _, skip := sh.start(true, n, attrs)
 	opts := append(args.opts[:0], sh.kind, trace.WithTimestamp(start), attrOpt)
@@ -421,6 +430,11 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		parent = trace.ContextWithRemoteSpanContext(ctx, creation)
 		link1 = receive
 		newRoot = false
+	}
+	if !newRoot {
+		if pctx, span, ok := t.unsampledParent(parent); ok {
+			return pctx, span
+		}
 	}
 	// The one link is to the receive span: the poll may have built it.
 	linksReceive := t.cfg.processParent == ParentMessage && link1.IsValid() && !newRoot
@@ -569,6 +583,9 @@ func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, cre
 
 // startSettle starts the settle span of n messages, linking links.
 func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, start time.Time, n int, links []trace.Link, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	if pctx, span, ok := t.unsampledParent(ctx); ok {
+		return pctx, span
+	}
 	sh := t.shapes.get(d, propagation.Settle, op)
 	if n <= 1 && len(attrs) == 0 && len(links) == 0 && start.IsZero() {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
@@ -587,6 +604,35 @@ func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, sta
 	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
 	t.recordRest(span, sh, attrs, skip, nil)
 	return ctx, span
+}
+
+// sampledOut reports whether WithParentBasedSampling lets a span that
+// parent would be the parent of go unstarted: parent's span context is
+// valid and not sampled, so the sampler would drop the span.
+func (t *Tracing) sampledOut(parent context.Context) bool {
+	if !t.cfg.parentBased {
+		return false
+	}
+	sc := trace.SpanContextFromContext(parent)
+	return sc.IsValid() && !sc.IsSampled()
+}
+
+// unsampledParent is sampledOut(parent), and when so, what stands for the
+// span not started: ctx, and span, which carries the parent's span context
+// and does not record, so ending it or setting attributes on it does nothing.
+func (t *Tracing) unsampledParent(parent context.Context) (ctx context.Context, span trace.Span, ok bool) {
+	if !t.sampledOut(parent) {
+		return nil, nil, false
+	}
+	span = trace.SpanFromContext(parent)
+	if span.IsRecording() {
+		// A span the sampler records but does not sample (RecordOnly) is
+		// the caller's: the stand-in must not be it, or ending ours would
+		// end theirs.
+		parent = trace.ContextWithSpanContext(parent, span.SpanContext())
+		span = trace.SpanFromContext(parent)
+	}
+	return parent, span, true
 }
 
 // links are the links to the valid span contexts of scs, at most

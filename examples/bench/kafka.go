@@ -29,7 +29,7 @@ const (
 // newKafka starts a kfake cluster with a topic per mode and repetition, so
 // no run reads another's records and every consumer group starts empty.
 func newKafka(runs int) (*transport, error) {
-	names := []string{modeRaw, modeNoop, modeSDK, modeRatio, modeKotel, modeHooks}
+	names := []string{modeRaw, modeNoop, modeSDK, modeRatio, modeRatioPB, modeKotel, modeHooks}
 	var topics []string
 	for _, m := range names {
 		for rep := range runs {
@@ -54,6 +54,7 @@ func newKafka(runs int) (*transport, error) {
 			otelmqMode(modeNoop, tracingNoop, kafkaBatch, kafkaPair(modeNoop, seeds)),
 			otelmqMode(modeSDK, tracingAlways, kafkaBatch, kafkaPair(modeSDK, seeds)),
 			otelmqMode(modeRatio, tracingRatio, kafkaBatch, kafkaPair(modeRatio, seeds)),
+			otelmqMode(modeRatioPB, tracingRatioPB, kafkaBatch, kafkaPair(modeRatioPB, seeds)),
 			kgoMode(modeKotel, tracingAlways, seeds),
 			kgoMode(modeHooks, tracingAlways, seeds),
 		},

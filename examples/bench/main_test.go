@@ -59,10 +59,10 @@ func TestQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	modes := map[string][]string{
-		"memory":   {modeRaw, modeNoop, modeSDK, modeRatio},
-		"kafka":    {modeRaw, modeNoop, modeSDK, modeRatio, modeKotel, modeHooks},
-		"rabbitmq": {modeRaw, modeNoop, modeSDK, modeRatio, modeHand},
-		"sqs":      {modeRaw, modeNoop, modeSDK, modeRatio},
+		"memory":   {modeRaw, modeNoop, modeSDK, modeRatio, modeRatioPB},
+		"kafka":    {modeRaw, modeNoop, modeSDK, modeRatio, modeRatioPB, modeKotel, modeHooks},
+		"rabbitmq": {modeRaw, modeNoop, modeSDK, modeRatio, modeRatioPB, modeHand},
+		"sqs":      {modeRaw, modeNoop, modeSDK, modeRatio, modeRatioPB},
 	}
 	text := out.String()
 	for _, tr := range transports {
@@ -96,7 +96,7 @@ func TestQuick(t *testing.T) {
 				t.Errorf("%s %s: spans not all exported, or none: %q", tr, m, row)
 			}
 		}
-		if !strings.Contains(section, "target otelmq-noop throughput") || !strings.Contains(section, "target otelmq-sdk-ratio0.1 throughput") {
+		if !strings.Contains(section, "target otelmq-noop throughput") || !strings.Contains(section, "target otelmq-sdk-ratio0.1-pb throughput") {
 			t.Errorf("%s: the no-op and 10%% sampling targets not printed", tr)
 		}
 	}
@@ -146,7 +146,7 @@ func TestModesAndProfiles(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^\s*` + modeNoop + `\s+\d+\s`).MatchString(text) {
 		t.Error("no row for the mode asked for")
 	}
-	for _, m := range []string{modeRaw, modeSDK, modeRatio} {
+	for _, m := range []string{modeRaw, modeSDK, modeRatio, modeRatioPB} {
 		if regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(m) + `\s+\d+\s`).MatchString(text) {
 			t.Errorf("mode %s ran though -modes did not name it", m)
 		}

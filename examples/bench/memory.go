@@ -26,6 +26,7 @@ func newMemory() *transport {
 			otelmqMode(modeNoop, tracingNoop, memoryBatch, newPair),
 			otelmqMode(modeSDK, tracingAlways, memoryBatch, newPair),
 			otelmqMode(modeRatio, tracingRatio, memoryBatch, newPair),
+			otelmqMode(modeRatioPB, tracingRatioPB, memoryBatch, newPair),
 		},
 		targets: func(r *results) []verdict { return []verdict{noopTarget(r, 0.90)} },
 		close:   func() {},

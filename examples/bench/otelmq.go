@@ -25,7 +25,8 @@ func otelmqMode(name string, tr tracing, batch int,
 		if tp != nil {
 			// Tracing alone, not NewTelemetry: the comparison is with
 			// tracers, and metrics would add a cost none of them has.
-			t := middleware.NewTracing(middleware.WithTracerProvider(tp))
+			t := middleware.NewTracing(middleware.WithTracerProvider(tp),
+				middleware.WithParentBasedSampling(tr == tracingRatioPB))
 			pub, sub = t.Publisher(pub), t.Subscriber(sub)
 		}
 		return runSubscriber(ctx, pub, sub, dest, batch, cnt, release), nil

@@ -51,6 +51,7 @@ func newRabbitMQ(context.Context) (*transport, error) {
 			otelmqMode(modeNoop, tracingNoop, 1, pair(modeNoop)),
 			otelmqMode(modeSDK, tracingAlways, 1, pair(modeSDK)),
 			otelmqMode(modeRatio, tracingRatio, 1, pair(modeRatio)),
+			otelmqMode(modeRatioPB, tracingRatioPB, 1, pair(modeRatioPB)),
 			amqpMode(modeHand, tracingAlways, conn),
 		},
 		targets: func(r *results) []verdict {

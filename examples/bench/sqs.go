@@ -48,6 +48,7 @@ func newSQS() (*transport, error) {
 			otelmqMode(modeNoop, tracingNoop, sqsBatch, pair(modeNoop)),
 			otelmqMode(modeSDK, tracingAlways, sqsBatch, pair(modeSDK)),
 			otelmqMode(modeRatio, tracingRatio, sqsBatch, pair(modeRatio)),
+			otelmqMode(modeRatioPB, tracingRatioPB, sqsBatch, pair(modeRatioPB)),
 		},
 		targets: func(r *results) []verdict { return []verdict{noopTarget(r, 0.98)} },
 		close:   closeFn,

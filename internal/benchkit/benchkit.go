@@ -84,6 +84,13 @@ func SampledContext() context.Context {
 	return trace.ContextWithSpanContext(context.Background(), parent)
 }
 
+// UnsampledContext is a context holding a span context that is not
+// sampled: a request whose trace was sampled out before it published.
+func UnsampledContext() context.Context {
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}})
+	return trace.ContextWithSpanContext(context.Background(), parent)
+}
+
 // Body is the 64-byte payload of every benchmark message.
 var Body = make([]byte, 64)
 
@@ -140,15 +147,17 @@ type Wrapper interface {
 }
 
 // Through publishes and consumes one message per iteration through mw over
-// lb.
-func Through(b *testing.B, lb *Loopback, mw Wrapper) {
+// lb, under SampledContext.
+func Through(b *testing.B, lb *Loopback, mw Wrapper) { ThroughFrom(b, SampledContext(), lb, mw) }
+
+// ThroughFrom is Through publishing under ctx.
+func ThroughFrom(b *testing.B, ctx context.Context, lb *Loopback, mw Wrapper) {
 	pub, sub := mw.Publisher(lb), mw.Subscriber(lb)
 	handled := 0
 	_ = sub.Subscribe(context.Background(), "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		handled++
 		return nil
 	}))
-	ctx := SampledContext()
 	b.ReportAllocs()
 	for b.Loop() {
 		msg := &middleware.Message{Body: Body, Headers: make(map[string]string, 3)}
