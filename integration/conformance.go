@@ -76,6 +76,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"GracefulShutdown", testGracefulShutdown},
 		{"Metrics", testMetrics},
 		{"KeyOrder", testKeyOrder},
+		{"SampledOutTrace", testSampledOutTrace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -748,5 +749,52 @@ func testKeyOrder(t *testing.T, h Harness) {
 	}
 	if !slices.IsSorted(got) {
 		t.Fatalf("messages with one key handled out of order: %v", got)
+	}
+}
+
+// testSampledOutTrace: with WithParentBasedSampling, a message published
+// under an unsampled parent crosses the broker with that parent's trace ID
+// and not-sampled flag, its handler runs in that trace unsampled, and no
+// span is recorded in it (the SDK's default sampler, ParentBased, would
+// drop every one; the middleware starts none); a sampled message beside it
+// keeps its send and process spans.
+func testSampledOutTrace(t *testing.T, h Harness) {
+	r := newRig(t, h, middleware.WithParentBasedSampling(true))
+	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x5a, 1}, SpanID: trace.SpanID{0x5a, 2}})
+	if err := r.pub.Publish(trace.ContextWithSpanContext(context.Background(), unsampled), r.Destination, middleware.NewMessage([]byte("sampled-out"))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte("sampled-in"))); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "sampled-out", "sampled-in")
+	c.stop()
+
+	wantParent := "00-" + unsampled.TraceID().String() + "-" + unsampled.SpanID().String() + "-00"
+	for _, d := range c.byBody("sampled-out") {
+		if d.span.TraceID() != unsampled.TraceID() || d.span.IsSampled() {
+			t.Errorf("sampled-out message: handler context %v, want the publisher's trace, not sampled", d.span)
+		}
+		if got := d.msg.Headers["traceparent"]; got != wantParent {
+			t.Errorf("sampled-out message: traceparent %q, want the publisher's parent %q", got, wantParent)
+		}
+	}
+	for _, s := range r.rec.Ended() {
+		if s.SpanContext().TraceID() == unsampled.TraceID() {
+			t.Errorf("span %q recorded in the sampled-out trace", s.Name())
+		}
+	}
+	in := c.byBody("sampled-in")[0]
+	if in.span.TraceID() != root.SpanContext().TraceID() || !in.span.IsSampled() {
+		t.Fatalf("sampled-in message: handler context %v, want the sampled producer trace", in.span)
+	}
+	if p := r.span(in.span.SpanID()); p == nil || !strings.HasPrefix(p.Name(), "process ") {
+		t.Error("the sampled message has no process span")
+	}
+	if sends := r.spans("send "); len(sends) != 1 || sends[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
+		t.Errorf("%d send spans, want the sampled message's alone", len(sends))
 	}
 }
