@@ -77,6 +77,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"Metrics", testMetrics},
 		{"KeyOrder", testKeyOrder},
 		{"SampledOutTrace", testSampledOutTrace},
+		{"NoSettleSpans", testNoSettleSpans},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -796,5 +797,43 @@ func testSampledOutTrace(t *testing.T, h Harness) {
 	}
 	if sends := r.spans("send "); len(sends) != 1 || sends[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
 		t.Errorf("%d send spans, want the sampled message's alone", len(sends))
+	}
+}
+
+// testNoSettleSpans: with WithSettleSpans(false) the broker still gets its
+// acknowledgement (the message is not redelivered to a second consumer)
+// and no settle span is recorded, while the process span is.
+func testNoSettleSpans(t *testing.T, h Harness) {
+	r := newRig(t, h, middleware.WithSettleSpans(false))
+	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte("settled quietly"))); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	c := r.consume(r.sub, nil)
+	c.waitFor(h.Timeout, "settled quietly")
+	c.stop()
+	d := c.byBody("settled quietly")[0]
+	if p := r.span(d.span.SpanID()); p == nil || !strings.HasPrefix(p.Name(), "process ") {
+		t.Error("no process span")
+	}
+	time.Sleep(200 * time.Millisecond) // a settle span ends after the handler
+	for _, s := range r.rec.Ended() {
+		if v, _ := attrOf(s, "messaging.operation.type"); v.AsString() == "settle" {
+			t.Errorf("settle span %q recorded", s.Name())
+		}
+	}
+	// Settled on the broker all the same: a second consumer gets nothing
+	// (where the broker delivers once; an at-least-once one may send a
+	// duplicate it was given twice).
+	next := r.sub
+	if r.NewSubscriber != nil {
+		next = r.tel.Subscriber(r.NewSubscriber(t))
+	}
+	again := r.consume(next, nil)
+	time.Sleep(time.Second)
+	again.stop()
+	if n := len(again.byBody("settled quietly")); n != 0 && !h.AtLeastOnce {
+		t.Errorf("the message was delivered %d more times: not settled", n)
 	}
 }

@@ -20,7 +20,8 @@
 //     returned a batch, parented per WithProcessParent: by default on the
 //     message's creation context (one connected trace, with a link to the
 //     receive span when there is one).
-//   - ack, nack, delete, commit {destination} (CLIENT): settlement.
+//   - ack, nack, delete, commit {destination} (CLIENT): settlement
+//     (WithSettleSpans(false) turns these off).
 //
 // Errors set the span status and error.type; a recovered panic has
 // error.type "panic". Bodies are never recorded (their size only with

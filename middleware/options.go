@@ -38,6 +38,7 @@ type config struct {
 	processParent  ProcessParent
 	headerAllow    map[string]struct{}
 	createSpans    bool
+	settleSpans    bool
 	bodySize       bool
 	parentBased    bool
 	linkLimit      int // < 0: none
@@ -69,7 +70,7 @@ func (c *config) filterBaggage(b baggage.Baggage) baggage.Baggage {
 }
 
 func newConfig(opts []Option) config {
-	c := config{createSpans: true, linkLimit: defaultLinkLimit()}
+	c := config{createSpans: true, settleSpans: true, linkLimit: defaultLinkLimit()}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -138,6 +139,17 @@ func WithHeaderAllowList(names ...string) Option {
 // (the default) or off.
 func WithCreateSpans(on bool) Option {
 	return optionFunc(func(c *config) { c.createSpans = on })
+}
+
+// WithSettleSpans turns the settle spans (ack, nack, delete, commit) on
+// (the default) or off. The semantic conventions define them, as
+// experimental; they are a third of the spans of a message on a broker
+// that acknowledges each one (RabbitMQ, the in-memory broker), and the
+// time an acknowledgement took is in the messaging.client.operation.duration
+// metric either way. With them off, StartSettle returns ctx and a span that
+// records nothing.
+func WithSettleSpans(on bool) Option {
+	return optionFunc(func(c *config) { c.settleSpans = on })
 }
 
 // WithBodySize turns messaging.message.body.size (the body's length, never

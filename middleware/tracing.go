@@ -185,6 +185,9 @@ func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, 
 // A settle of one message is a child of its process span; a settle of many
 // is a child of ctx (the receive span) and links each message.
 func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error) {
+	if !t.cfg.settleSpans {
+		return
+	}
 	var attrs []attribute.KeyValue
 	if len(msgs) == 1 {
 		attrs = msgs[0].attrs
@@ -572,8 +575,12 @@ const DeliveryCountKey = attribute.Key("otelmq.message.delivery_count")
 const HeaderAttributePrefix = "messaging.header."
 
 // StartSettle starts a settle span (CLIENT) named op for messages created in
-// creations.
+// creations. With WithSettleSpans(false) it returns ctx and a span that
+// records nothing.
 func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, creations []trace.SpanContext, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !t.cfg.settleSpans {
+		return ctx, noSpan
+	}
 	var ls []trace.Link
 	if len(creations) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
 		ls = t.links(creations)
@@ -583,6 +590,9 @@ func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, cre
 
 // startSettle starts the settle span of n messages, linking links.
 func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, start time.Time, n int, links []trace.Link, attrs []attribute.KeyValue) (context.Context, trace.Span) {
+	if !t.cfg.settleSpans {
+		return ctx, noSpan
+	}
 	if pctx, span, ok := t.unsampledParent(ctx); ok {
 		return pctx, span
 	}
@@ -605,6 +615,9 @@ func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, sta
 	t.recordRest(span, sh, attrs, skip, nil)
 	return ctx, span
 }
+
+// noSpan is the span that records nothing and carries no span context.
+var noSpan = trace.SpanFromContext(context.Background())
 
 // sampledOut reports whether WithParentBasedSampling lets a span that
 // parent would be the parent of go unstarted: parent's span context is

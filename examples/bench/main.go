@@ -66,6 +66,7 @@ type config struct {
 	modes      []string // modes to run; empty: all
 	cpuprofile string
 	memprofile string
+	settle     bool // settle spans in the otelmq modes
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -79,6 +80,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.BoolVar(&c.path, "path", true, "also measure the middleware path alone (testing.Benchmark)")
 	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides the default by 10)")
 	modes := fs.String("modes", "", "comma-separated modes to run (e.g. otelmq-sdk,kotel-sdk); empty: all, and only then are targets judged")
+	fs.BoolVar(&c.settle, "settle-spans", true, "record settle spans (ack, delete, commit) in the otelmq modes; false runs them with middleware.WithSettleSpans(false)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the transport runs to this file (go tool pprof -top)")
 	fs.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the transport runs to this file (go tool pprof -sample_index=alloc_space -top)")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +121,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "otelmq bench: %d runs per mode, mode order rotated each run, medians shown; GOMAXPROCS=%d, %s\n",
 		cfg.runs, runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintln(out, "CPU is the process's user+sys time (getrusage) per message; allocs are runtime mallocs per message.")
+	settleSpans = cfg.settle
+	if !settleSpans {
+		fmt.Fprintln(out, "otelmq modes run with middleware.WithSettleSpans(false): no settle spans.")
+	}
 	start := time.Now()
 	stopProfiles, err := startProfiles(cfg)
 	if err != nil {

@@ -9,6 +9,9 @@ import (
 	"github.com/otelmq/otelmq/middleware"
 )
 
+// settleSpans is the -settle-spans flag, for every otelmq mode of the run.
+var settleSpans = true
+
 // otelmqMode is the mode that runs a transport's otelmq Publisher and
 // Subscriber wrapped in the tracing middleware over the mode's provider
 // (or unwrapped when tp is nil: the memory transport's raw mode). newPair
@@ -26,7 +29,8 @@ func otelmqMode(name string, tr tracing, batch int,
 			// Tracing alone, not NewTelemetry: the comparison is with
 			// tracers, and metrics would add a cost none of them has.
 			t := middleware.NewTracing(middleware.WithTracerProvider(tp),
-				middleware.WithParentBasedSampling(tr == tracingRatioPB))
+				middleware.WithParentBasedSampling(tr == tracingRatioPB),
+				middleware.WithSettleSpans(settleSpans))
 			pub, sub = t.Publisher(pub), t.Subscriber(sub)
 		}
 		return runSubscriber(ctx, pub, sub, dest, batch, cnt, release), nil

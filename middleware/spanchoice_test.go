@@ -186,3 +186,38 @@ func TestParentBasedSamplingAllocations(t *testing.T) {
 		t.Errorf("parent-based sampling saves %.1f allocations per message, want at least 9", def-pb)
 	}
 }
+
+// TestSettleSpansOff: WithSettleSpans(false) records the receive and
+// process spans and no settle span, and the sampler is not asked about one;
+// StartSettle hands back its context and a span that records nothing.
+func TestSettleSpansOff(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		sampler := newStartSampler(sdktrace.AlwaysSample())
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(rec))
+		tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithSettleSpans(on))
+		src := &fakePull{d: kafkaDest, msgs: []*middleware.Message{kafkaMessage(producerContext()), kafkaMessage(producerContext())}}
+		if err := tr.Subscriber(src).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"receive": 1, "process": 2, "ack": 2}
+		if !on {
+			want["ack"] = 0
+		}
+		for prefix, n := range want {
+			if got := sampler.count(prefix); got != n {
+				t.Errorf("settle spans %v: the sampler was asked about %d %q spans, want %d", on, got, prefix, n)
+			}
+		}
+		if got := len(rec.Ended()); got != 3+want["ack"] {
+			t.Errorf("settle spans %v: %d spans recorded, want %d", on, got, 3+want["ack"])
+		}
+		ctx := context.WithValue(context.Background(), struct{}{}, 1)
+		sctx, span := tr.StartSettle(ctx, kafkaDest, "ack", []trace.SpanContext{producerContext()})
+		recording := span.IsRecording()
+		span.End()
+		if on == (sctx == ctx) || on != recording {
+			t.Errorf("settle spans %v: StartSettle returned a new context %v, a recording span %v", on, sctx != ctx, recording)
+		}
+	}
+}
