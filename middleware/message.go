@@ -94,14 +94,34 @@ type asFunc func(target any) bool
 func (f asFunc) As(target any) bool { return f(target) }
 
 // Attributes returns the broker-specific semantic-convention attributes a
-// transport attached to this message (partition, offset, delivery tag, ...).
-// The returned slice must not be modified.
-func (m *Message) Attributes() []attribute.KeyValue { return m.attrs }
+// transport attached to this message (partition, offset, delivery tag, ...):
+// those given to SetAttributes, or else those its Native builds when it is
+// an AttributeSource. The returned slice must not be modified.
+func (m *Message) Attributes() []attribute.KeyValue {
+	if m.attrs == nil {
+		if src, ok := m.native.(AttributeSource); ok {
+			return src.MessageAttributes()
+		}
+	}
+	return m.attrs
+}
 
 // SetAttributes is for transports: attrs describe this message on its broker
 // and are recorded on the spans that cover it. Build them with the
 // propagation package's semconv builders.
 func (m *Message) SetAttributes(attrs ...attribute.KeyValue) { m.attrs = attrs }
+
+// AttributeSource is a Native that builds its message's attributes when a
+// span first needs them, rather than when the message is received: the
+// middleware builds per-message attributes only for spans that record, so
+// with a no-op provider, or for a trace sampled out upstream under
+// WithParentBasedSampling, they are never asked for. MessageAttributes
+// must return the same attributes every time, and be safe to call from
+// the handler's goroutine while other messages' handlers run.
+type AttributeSource interface {
+	Native
+	MessageAttributes() []attribute.KeyValue
+}
 
 // CreationContext is the producer's span context extracted from the message
 // by the tracing middleware; invalid before that or when there was none.

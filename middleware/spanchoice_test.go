@@ -3,11 +3,14 @@ package middleware_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelmq/otelmq/internal/benchkit"
 	"github.com/otelmq/otelmq/middleware"
@@ -219,5 +222,58 @@ func TestSettleSpansOff(t *testing.T) {
 		if on == (sctx == ctx) || on != recording {
 			t.Errorf("settle spans %v: StartSettle returned a new context %v, a recording span %v", on, sctx != ctx, recording)
 		}
+	}
+}
+
+// countingSource is a Native whose attributes count how often they were
+// asked for.
+type countingSource struct {
+	mu    sync.Mutex
+	asked int
+}
+
+func (*countingSource) As(any) bool { return false }
+
+func (s *countingSource) MessageAttributes() []attribute.KeyValue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked++
+	return []attribute.KeyValue{propagation.PartitionID("3"), propagation.KafkaOffset(42)}
+}
+
+// TestAttributeSourceAskedOnlyForRecordedSpans: a message whose Native is
+// an AttributeSource has its attributes built only for a span that is
+// started: not with a no-op provider, not for a trace sampled out with
+// WithParentBasedSampling; and a recorded process span has them.
+func TestAttributeSourceAskedOnlyForRecordedSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	for _, tc := range []struct {
+		name     string
+		opts     []middleware.Option
+		creation trace.SpanContext
+		asked    bool
+	}{
+		{"noop", []middleware.Option{middleware.WithTracerProvider(noop.NewTracerProvider())}, producerContext(), false},
+		{"sampled out", []middleware.Option{middleware.WithTracerProvider(sdk), middleware.WithParentBasedSampling(true)}, unsampledContext(), false},
+		{"recorded", []middleware.Option{middleware.WithTracerProvider(sdk)}, producerContext(), true},
+	} {
+		src := &countingSource{}
+		msg := &middleware.Message{Headers: map[string]string{}}
+		propagation.Inject(trace.ContextWithSpanContext(context.Background(), tc.creation), propagation.MapCarrier(msg.Headers))
+		msg.SetNative(src)
+		pull := &fakePull{d: kafkaDest, msgs: []*middleware.Message{msg}}
+		err := middleware.NewTracing(tc.opts...).Subscriber(pull).Subscribe(context.Background(), "t",
+			middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (src.asked > 0) != tc.asked {
+			t.Errorf("%s: attributes asked for %d times", tc.name, src.asked)
+		}
+	}
+	process := oneSpan(t, rec, "process t")
+	if v, ok := attrOf(process, propagation.KafkaOffset(0).Key); !ok || v.AsInt64() != 42 {
+		t.Errorf("the recorded process span lacks the source's offset: %v", process.Attributes())
 	}
 }

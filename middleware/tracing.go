@@ -190,13 +190,13 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	}
 	var attrs []attribute.KeyValue
 	if len(msgs) == 1 {
-		attrs = msgs[0].attrs
 		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
 			if t.cfg.parentBased && !p.SpanContext().IsSampled() {
 				return // startSettle would start no span under it
 			}
 			ctx = trace.ContextWithSpan(ctx, p)
 		}
+		attrs = msgs[0].Attributes()
 	}
 	var links []trace.Link
 	if len(msgs) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
@@ -404,11 +404,14 @@ func (t *Tracing) StartProcessFrom(ctx context.Context, d Destination, creation 
 // spans on d.
 func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, msg *Message) (context.Context, trace.Span) {
 	t.extract(msg)
-	ctx, span := t.process(ctx, d, sh, msg.creation, msg.baggage, msg.dropped, msg.attrs, msg)
+	ctx, span := t.process(ctx, d, sh, msg.creation, msg.baggage, msg.dropped, nil, msg)
 	msg.process = span
 	return ctx, span
 }
 
+// process starts a process span: of msg, whose attributes it asks for only
+// when it starts the span, or, when msg is nil, of a message described by
+// attrs.
 func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creation trace.SpanContext, bg baggage.Baggage, dropped []propagation.Dropped, attrs []attribute.KeyValue, msg *Message) (context.Context, trace.Span) {
 	if bg.Len() > 0 {
 		ctx = baggage.ContextWithBaggage(ctx, bg)
@@ -438,6 +441,10 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		if pctx, span, ok := t.unsampledParent(parent); ok {
 			return pctx, span
 		}
+	}
+	if msg != nil {
+		// Only now: a message whose span is not started builds none.
+		attrs = msg.Attributes()
 	}
 	// The one link is to the receive span: the poll may have built it.
 	linksReceive := t.cfg.processParent == ParentMessage && link1.IsValid() && !newRoot

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -117,19 +118,61 @@ func recordAs(r *kgo.Record, target any) bool {
 	return true
 }
 
-// nativeRecord is a consumed record as Message.As reaches it: a pointer
-// type, so setting it on a Message allocates nothing.
-type nativeRecord kgo.Record
+// consumed is a consumed record as its Message's Native: As reaches the
+// record, and MessageAttributes builds the attributes of every record of
+// its block the first time a span asks for one's, so records no span
+// records (a no-op provider, a trace sampled out with
+// WithParentBasedSampling) cost no attributes.
+type consumed struct {
+	r     *kgo.Record
+	id    string // the Message's ID, kept here: the Message's field is the handler's
+	key   string // string(r.Key), sharing the block's bytes
+	block *consumedBlock
+	attrs []attribute.KeyValue // set by block.build
+}
 
-func (r *nativeRecord) As(target any) bool { return recordAs((*kgo.Record)(r), target) }
+// consumedBlock is what the records of one block of messages share.
+type consumedBlock struct {
+	once  sync.Once
+	group attribute.KeyValue // the zero KeyValue without a group
+	recs  []consumed
+}
+
+func (c *consumed) As(target any) bool { return recordAs(c.r, target) }
+
+// MessageAttributes implements middleware.AttributeSource.
+func (c *consumed) MessageAttributes() []attribute.KeyValue {
+	c.block.once.Do(c.block.build)
+	return c.attrs
+}
+
+// build builds the attributes of every record of b into one array.
+func (b *consumedBlock) build() {
+	n := 0
+	for i := range b.recs {
+		n += attrCount(b.recs[i].r, b.group.Key != "")
+	}
+	attrs := make([]attribute.KeyValue, 0, n)
+	var partAttr attribute.KeyValue
+	for i := range b.recs {
+		c := &b.recs[i]
+		if i == 0 || c.r.Partition != b.recs[i-1].r.Partition || c.r.Topic != b.recs[i-1].r.Topic {
+			partAttr = propagation.PartitionID(idPartition(c.id, c.r.Topic))
+		}
+		start := len(attrs)
+		attrs = appendRecordAttributes(attrs, c.r, partAttr, b.group, c.id, c.key)
+		c.attrs = attrs[start:len(attrs):len(attrs)]
+	}
+}
 
 // messages converts records consumed by group to Messages with
 // DeliveryCount 1; As reaches each record.
 //
 // Records are converted in blocks of messageBlock: the Messages of a block
-// share one array, their attributes another, and their IDs, keys (as
+// share one array, their Natives another (and their attributes a third,
+// built when a span first asks: see consumed), and their IDs, keys (as
 // attributes) and header values one string, so a record costs only its
-// header map and As function plus a few allocations per block. Blocks keep
+// header map plus a few allocations per block. Blocks keep
 // those arrays small objects, which the allocator serves from its caches,
 // where one array per poll would be a large object (fresh zeroed pages);
 // and a handler that keeps a Message keeps its block's memory, not the
@@ -153,14 +196,13 @@ const messageBlock = 32
 
 // messageBlockOf converts up to messageBlock records to the Messages ptrs
 // points to; group is the consumer group attribute or the zero KeyValue.
-func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*middleware.Message) {
-	size, nattrs := 0, 0
+func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*middleware.Message) *consumedBlock {
+	size := 0
 	for _, r := range records {
 		size += idLen(r.Topic) + len(r.Key)
 		for _, h := range r.Headers {
 			size += len(h.Value)
 		}
-		nattrs += attrCount(r, group.Key != "")
 	}
 	var sb strings.Builder
 	sb.Grow(size)
@@ -178,15 +220,11 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 	s := sb.String()
 
 	msgs := make([]middleware.Message, len(records))
-	attrs := make([]attribute.KeyValue, 0, nattrs)
-	var partAttr attribute.KeyValue
+	block := &consumedBlock{group: group, recs: make([]consumed, len(records))}
 	pos := 0
 	for i, r := range records {
 		id := s[pos:ends[i]]
 		pos = ends[i]
-		if i == 0 || r.Partition != records[i-1].Partition || r.Topic != records[i-1].Topic {
-			partAttr = propagation.PartitionID(idPartition(id, r.Topic))
-		}
 		var key string
 		if r.Key != nil {
 			key = s[pos : pos+len(r.Key)]
@@ -202,6 +240,8 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 			headers[h.Key] = s[pos : pos+len(h.Value)]
 			pos += len(h.Value)
 		}
+		c := &block.recs[i]
+		c.r, c.id, c.key, c.block = r, id, key, block
 		// Field by field: msgs is zeroed, and copying a whole Message in
 		// would run the GC's write barrier over all of it.
 		msg := &msgs[i]
@@ -212,12 +252,10 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 		msg.Time = r.Timestamp
 		msg.DeliveryCount = 1
 		msg.Destination = r.Topic
-		msg.SetNative((*nativeRecord)(r))
-		start := len(attrs)
-		attrs = appendRecordAttributes(attrs, r, partAttr, group, id, key)
-		msg.SetAttributes(attrs[start:len(attrs):len(attrs)]...)
+		msg.SetNative(c)
 		ptrs[i] = msg
 	}
+	return block
 }
 
 // kafkaKeyKey is the key of propagation.KafkaKey, whose value is built here

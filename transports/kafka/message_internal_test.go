@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -183,6 +184,43 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestMessageAttributesAreLazy: a block of messages has no attributes
+// until a span asks for one message's; then the whole block's are built,
+// once, even when the handlers of several partitions ask at the same time
+// (go test -race), into one array.
+func TestMessageAttributesAreLazy(t *testing.T) {
+	recs := make([]*kgo.Record, messageBlock)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "orders", Partition: int32(i % 3), Offset: int64(1000 + i), Value: []byte("v")}
+	}
+	msgs := make([]*middleware.Message, len(recs))
+	block := messageBlockOf(recs, propagation.ConsumerGroup("billing"), msgs)
+	for i := range block.recs {
+		if block.recs[i].attrs != nil {
+			t.Fatalf("message %d has attributes before any span asked", i)
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([][]attribute.KeyValue, len(msgs))
+	for i := range msgs {
+		wg.Go(func() { got[i] = msgs[i].Attributes() })
+	}
+	wg.Wait()
+	for i, r := range recs {
+		want := []attribute.KeyValue{
+			propagation.Partition(r.Partition), propagation.KafkaOffset(r.Offset),
+			propagation.ConsumerGroup("billing"), propagation.MessageID(msgs[i].ID),
+		}
+		if !slices.Equal(got[i], want) {
+			t.Errorf("message %d attributes\n%v, want\n%v", i, got[i], want)
+		}
+		next := unsafe.Add(unsafe.Pointer(unsafe.SliceData(got[max(i-1, 0)])), len(got[max(i-1, 0)])*int(unsafe.Sizeof(attribute.KeyValue{})))
+		if i > 0 && unsafe.Pointer(unsafe.SliceData(got[i])) != next {
+			t.Errorf("message %d attributes are not in the block's array", i)
+		}
+	}
 }
 
 // TestMessagesAllocations guards the point of messages: a block of records
