@@ -337,17 +337,25 @@ func testRoundTrip(t *testing.T, h Harness) {
 	}
 }
 
-func testConnectedTrace(t *testing.T, h Harness) {
-	r := newRig(t, h)
+// tracedRoundTrip publishes a message with body under a new SERVER root
+// span, consumes until it was handled and stops; it returns the first
+// delivery and the root.
+func (r *rig) tracedRoundTrip(body string) (delivery, trace.Span) {
+	r.t.Helper()
 	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders", trace.WithSpanKind(trace.SpanKindServer))
-	if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte("connected"))); err != nil {
-		t.Fatal(err)
+	if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte(body))); err != nil {
+		r.t.Fatal(err)
 	}
 	root.End()
 	c := r.consume(r.sub, nil)
-	c.waitFor(h.Timeout, "connected")
+	c.waitFor(r.h.Timeout, body)
 	c.stop()
-	d := c.byBody("connected")[0]
+	return c.byBody(body)[0], root
+}
+
+func testConnectedTrace(t *testing.T, h Harness) {
+	r := newRig(t, h)
+	d, root := r.tracedRoundTrip("connected")
 	if d.span.TraceID() != root.SpanContext().TraceID() {
 		t.Fatal("the handler did not run in the producer's trace")
 	}
@@ -805,15 +813,7 @@ func testSampledOutTrace(t *testing.T, h Harness) {
 // and no settle span is recorded, while the process span is.
 func testNoSettleSpans(t *testing.T, h Harness) {
 	r := newRig(t, h, middleware.WithSettleSpans(false))
-	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
-	if err := r.pub.Publish(ctx, r.Destination, middleware.NewMessage([]byte("settled quietly"))); err != nil {
-		t.Fatal(err)
-	}
-	root.End()
-	c := r.consume(r.sub, nil)
-	c.waitFor(h.Timeout, "settled quietly")
-	c.stop()
-	d := c.byBody("settled quietly")[0]
+	d, _ := r.tracedRoundTrip("settled quietly")
 	if p := r.span(d.span.SpanID()); p == nil || !strings.HasPrefix(p.Name(), "process ") {
 		t.Error("no process span")
 	}
