@@ -67,6 +67,7 @@ type config struct {
 	cpuprofile string
 	memprofile string
 	settle     bool // settle spans in the otelmq modes
+	create     bool // create spans in the otelmq modes
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -80,6 +81,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.BoolVar(&c.path, "path", true, "also measure the middleware path alone (testing.Benchmark)")
 	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides the default by 10)")
 	modes := fs.String("modes", "", "comma-separated modes to run (e.g. otelmq-sdk,kotel-sdk); empty: all, and only then are targets judged")
+	fs.BoolVar(&c.create, "create-spans", true, "record a create span per message of a batch publish in the otelmq modes; false runs them with middleware.WithCreateSpans(false): the messages of a batch carry the send span's context")
 	fs.BoolVar(&c.settle, "settle-spans", true, "record settle spans (ack, delete, commit) in the otelmq modes; false runs them with middleware.WithSettleSpans(false)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the transport runs to this file (go tool pprof -top)")
 	fs.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the transport runs to this file (go tool pprof -sample_index=alloc_space -top)")
@@ -121,9 +123,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "otelmq bench: %d runs per mode, mode order rotated each run, medians shown; GOMAXPROCS=%d, %s\n",
 		cfg.runs, runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintln(out, "CPU is the process's user+sys time (getrusage) per message; allocs are runtime mallocs per message.")
-	settleSpans = cfg.settle
+	settleSpans, createSpans = cfg.settle, cfg.create
 	if !settleSpans {
 		fmt.Fprintln(out, "otelmq modes run with middleware.WithSettleSpans(false): no settle spans.")
+	}
+	if !createSpans {
+		fmt.Fprintln(out, "otelmq modes run with middleware.WithCreateSpans(false): no create spans.")
 	}
 	start := time.Now()
 	stopProfiles, err := startProfiles(cfg)

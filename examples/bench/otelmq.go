@@ -9,8 +9,9 @@ import (
 	"github.com/otelmq/otelmq/middleware"
 )
 
-// settleSpans is the -settle-spans flag, for every otelmq mode of the run.
-var settleSpans = true
+// settleSpans and createSpans are the -settle-spans and -create-spans
+// flags, for every otelmq mode of the run.
+var settleSpans, createSpans = true, true
 
 // otelmqMode is the mode that runs a transport's otelmq Publisher and
 // Subscriber wrapped in the tracing middleware over the mode's provider
@@ -30,7 +31,8 @@ func otelmqMode(name string, tr tracing, batch int,
 			// tracers, and metrics would add a cost none of them has.
 			t := middleware.NewTracing(middleware.WithTracerProvider(tp),
 				middleware.WithParentBasedSampling(tr == tracingRatioPB),
-				middleware.WithSettleSpans(settleSpans))
+				middleware.WithSettleSpans(settleSpans),
+				middleware.WithCreateSpans(createSpans))
 			pub, sub = t.Publisher(pub), t.Subscriber(sub)
 		}
 		return runSubscriber(ctx, pub, sub, dest, batch, cnt, release), nil
