@@ -88,3 +88,31 @@ func ExampleWithParentBasedSampling() {
 	fmt.Println(sc.TraceID(), sc.SpanID(), sc.IsSampled())
 	// Output: 4bf92f3577b34da6a3ce929d0e0e4736 00f067aa0ba902b7 false
 }
+
+func ExampleWithSettleSpans() {
+	// Without settle spans a message on an acknowledging broker has two
+	// spans, send and process; the ack's duration stays in the metrics.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithSettleSpans(false))
+
+	broker := memory.New()
+	pub, sub := tr.Publisher(broker), tr.Subscriber(broker)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error)
+	go func() {
+		stopped <- sub.Subscribe(ctx, "orders", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+			cancel()
+			return nil
+		}))
+	}()
+	_ = pub.Publish(context.Background(), "orders", middleware.NewMessage([]byte("order 42")))
+	<-stopped
+	var spans []string
+	for _, s := range rec.Ended() {
+		spans = append(spans, s.Name())
+	}
+	slices.Sort(spans)
+	fmt.Println(strings.Join(spans, ", "))
+	// Output: process orders, send orders
+}
