@@ -404,7 +404,7 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 func recordAttributes(r *kgo.Record, partition attribute.KeyValue, bodySize bool) []attribute.KeyValue {
 	// The message ID and the key share one string.
 	var sb strings.Builder
-	sb.Grow(idLen(r.Topic) + len(r.Key))
+	sb.Grow(idLen(r.Topic, r.Partition, r.Offset) + len(r.Key))
 	writeRecordID(&sb, r.Topic, r.Partition, r.Offset)
 	n := sb.Len()
 	sb.Write(r.Key)

@@ -17,7 +17,7 @@ import (
 // unique within a cluster as long as the topic is not recreated.
 func recordID(topic string, partition int32, offset int64) string {
 	var sb strings.Builder
-	sb.Grow(idLen(topic))
+	sb.Grow(idLen(topic, partition, offset))
 	writeRecordID(&sb, topic, partition, offset)
 	return sb.String()
 }
@@ -39,9 +39,12 @@ func idPartition(id, topic string) string {
 	return p[:strings.IndexByte(p, '/')]
 }
 
-// idLen is an upper bound of len(recordID(topic, ...)): an int32 has at
-// most 11 characters and an int64 at most 20.
-func idLen(topic string) int { return len(topic) + 1 + 11 + 1 + 20 }
+// idLen is len(recordID(topic, partition, offset)), counted without
+// formatting: builders are grown by exactly this, since a bound (11 and 20
+// digits) would reserve 25 bytes a record that hold nothing.
+func idLen(topic string, partition int32, offset int64) int {
+	return len(topic) + 1 + digits(int64(partition)) + 1 + digits(offset)
+}
 
 // records converts msgs to records for topic, all in one array; the nil
 // messages are skipped, and index[j] is the position in msgs of records[j]
@@ -199,7 +202,7 @@ const messageBlock = 32
 func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*middleware.Message) *consumedBlock {
 	size := 0
 	for _, r := range records {
-		size += idLen(r.Topic) + len(r.Key)
+		size += idLen(r.Topic, r.Partition, r.Offset) + len(r.Key)
 		for _, h := range r.Headers {
 			size += len(h.Value)
 		}
@@ -300,6 +303,13 @@ func appendRecordAttributes(attrs []attribute.KeyValue, r *kgo.Record, partition
 
 // digits is len(strconv.FormatInt(n, 10)).
 func digits(n int64) int {
-	var buf [20]byte
-	return len(strconv.AppendInt(buf[:0], n, 10))
+	d := 1
+	u := uint64(n)
+	if n < 0 {
+		d, u = 2, -u // the sign; -u is |n| even for math.MinInt64
+	}
+	for ; u >= 10; u /= 10 {
+		d++
+	}
+	return d
 }

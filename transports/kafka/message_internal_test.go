@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,14 +36,17 @@ func TestRecordID(t *testing.T) {
 		if id != want {
 			t.Errorf("recordID = %q, want %q", id, want)
 		}
-		if len(id) > idLen(c.topic) {
-			t.Errorf("len(%q) = %d > idLen %d", id, len(id), idLen(c.topic))
+		if n := idLen(c.topic, c.partition, c.offset); len(id) != n {
+			t.Errorf("len(%q) = %d, idLen %d", id, len(id), n)
 		}
 		if p := idPartition(id, c.topic); p != fmt.Sprint(c.partition) {
 			t.Errorf("idPartition(%q) = %q, want %d", id, p, c.partition)
 		}
-		if n := len(c.topic) + 1 + digits(int64(c.partition)) + 1 + digits(c.offset); n != len(want) {
-			t.Errorf("length from digits = %d, want %d", n, len(want))
+	}
+	for _, n := range []int64{0, 1, 9, 10, 11, 99, 100, -1, -9, -10, -11, 1e9 - 1, 1e9, math.MaxInt32, math.MinInt32,
+		1e18 - 1, 1e18, math.MaxInt64, math.MinInt64, math.MinInt64 + 1} {
+		if got, want := digits(n), len(strconv.FormatInt(n, 10)); got != want {
+			t.Errorf("digits(%d) = %d, want %d", n, got, want)
 		}
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = recordID(long, 1, 1) }); n != 1 {

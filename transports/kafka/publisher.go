@@ -81,8 +81,14 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 		// ProduceSync returns the results in the order of records. The IDs
 		// of the call share one string.
 		results := p.cl.ProduceSync(ctx, records...)
+		size := 0
+		for _, res := range results {
+			if res.Err == nil {
+				size += idLen(res.Record.Topic, res.Record.Partition, res.Record.Offset)
+			}
+		}
 		var sb strings.Builder
-		sb.Grow(len(results) * idLen(topic))
+		sb.Grow(size)
 		for _, res := range results {
 			if res.Err == nil {
 				writeRecordID(&sb, res.Record.Topic, res.Record.Partition, res.Record.Offset)
@@ -100,7 +106,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 				continue
 			}
 			r := res.Record
-			n := len(r.Topic) + 1 + digits(int64(r.Partition)) + 1 + digits(r.Offset)
+			n := idLen(r.Topic, r.Partition, r.Offset)
 			msg.ID, pos = ids[pos:pos+n], pos+n
 			if msg.Time.IsZero() {
 				msg.Time = r.Timestamp
