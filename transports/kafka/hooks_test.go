@@ -518,3 +518,67 @@ func TestHooksSendAttributes(t *testing.T) {
 		})
 	}
 }
+
+// TestHooksParentBasedSampling: Hooks built with WithParentBasedSampling
+// record nothing for a record produced under an unsampled parent, which
+// crosses kfake with the parent's traceparent (flags 00); its process
+// span's stand-in carries that context, and a sampled record beside it is
+// traced as usual.
+func TestHooksParentBasedSampling(t *testing.T) {
+	seeds, topic := cluster(t)
+	rec, tp := newTracer(t) // the SDK's default sampler: ParentBased(AlwaysSample)
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp), middleware.WithParentBasedSampling(true))
+	producer := hookedClient(t, seeds, h)
+	consumer := hookedClient(t, seeds, h, kgo.ConsumeTopics(topic), kgo.ConsumerGroup("g"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+
+	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x5a}, SpanID: trace.SpanID{0x5b}})
+	out := &kgo.Record{Topic: topic, Value: []byte("sampled out")}
+	if err := producer.ProduceSync(trace.ContextWithSpanContext(t.Context(), unsampled), out).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tp.Tracer("test").Start(t.Context(), "root")
+	in := &kgo.Record{Topic: topic, Value: []byte("sampled in")}
+	if err := producer.ProduceSync(ctx, in).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	want := "00-" + unsampled.TraceID().String() + "-" + unsampled.SpanID().String() + "-00"
+	if got := string(headerValue(out, "traceparent")); got != want {
+		t.Errorf("traceparent %q, want the unsampled parent's %q", got, want)
+	}
+
+	seen := map[string]trace.SpanContext{}
+	for len(seen) < 2 {
+		pollOne(t, consumer, h, func(ctx context.Context, r *kgo.Record) {
+			pctx, span := h.StartProcess(ctx, r)
+			seen[string(r.Value)] = trace.SpanContextFromContext(pctx)
+			middleware.End(span, nil)
+		})
+	}
+	if sc := seen["sampled out"]; sc.TraceID() != unsampled.TraceID() || sc.IsSampled() {
+		t.Errorf("sampled-out record: process context %v, want the producer's trace, not sampled", sc)
+	}
+	if sc := seen["sampled in"]; sc.TraceID() != root.SpanContext().TraceID() || !sc.IsSampled() {
+		t.Errorf("sampled-in record: process context %v, want a sampled span in the root's trace", sc)
+	}
+	for _, s := range rec.Ended() {
+		if s.SpanContext().TraceID() == unsampled.TraceID() {
+			t.Errorf("span %q recorded in the sampled-out trace", s.Name())
+		}
+	}
+	if n := len(spansNamed(rec, "process "+topic)); n != 1 {
+		t.Errorf("%d process spans, want the sampled record's alone", n)
+	}
+}
+
+// headerValue is the value of r's last header named key.
+func headerValue(r *kgo.Record, key string) []byte {
+	var v []byte
+	for _, h := range r.Headers {
+		if h.Key == key {
+			v = h.Value
+		}
+	}
+	return v
+}
