@@ -43,5 +43,7 @@
 // Only a transport sees a poll and a settlement, so the Subscriber wrappers
 // install Observers in the Subscribe context and transports report to
 // ObserverFrom(ctx). A transport runs handlers through Call, so a panic is
-// an error whether or not Recover is used.
+// an error whether or not Recover is used. A transport whose per-message
+// attributes cost something to build sets a Native that is an
+// AttributeSource: the middleware asks for them only for spans it starts.
 package middleware
