@@ -3,6 +3,7 @@ package awssqs
 import (
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/otelmq/otelmq/internal/destcache"
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
 )
@@ -25,7 +27,16 @@ const (
 
 // describe names a queue by its URL: the queue name is the last path segment
 // (https://sqs.us-east-1.amazonaws.com/123456789012/orders -> orders).
-func describe(queueURL string) middleware.Destination {
+func describe(queueURL string) middleware.Destination { return destinations.Get(queueURL) }
+
+// destinations memoizes destinationOf for every Publisher, Subscriber and
+// Instrumentation: it depends on the URL alone, and the middleware asks on
+// every Publish (and the Instrumentation on every message).
+var destinations = destcache.Cache{Build: destinationOf}
+
+// destinationOf builds describe's result: it parses the URL twice and
+// allocates the attributes.
+func destinationOf(queueURL string) middleware.Destination {
 	d := middleware.Destination{
 		System:     propagation.SystemSQS,
 		Name:       queueName(queueURL),
@@ -33,7 +44,7 @@ func describe(queueURL string) middleware.Destination {
 	}
 	u, err := url.Parse(queueURL)
 	if err != nil || u.Host == "" {
-		return d
+		return d // one attribute: a slice of length and capacity 1
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
@@ -48,6 +59,7 @@ func describe(queueURL string) middleware.Destination {
 	if p, err := strconv.Atoi(port); err == nil {
 		d.Attributes = append(d.Attributes, propagation.ServerPort(p))
 	}
+	d.Attributes = slices.Clip(d.Attributes) // shared: an append must copy
 	return d
 }
 

@@ -5,15 +5,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"maps"
 	mrand "math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/otelmq/otelmq/internal/destcache"
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
 )
@@ -34,17 +33,9 @@ type Publisher struct {
 	// ids makes the IDs of messages published without one; guarded by mu.
 	ids idSource
 
-	// dests memoizes Describe, which the middleware calls on every
-	// Publish; copy on write, so a hit is a load and a map lookup.
-	destsMu sync.Mutex
-	dests   atomic.Pointer[map[string]middleware.Destination]
+	// dests memoizes Describe, which the middleware calls on every Publish.
+	dests destcache.Cache
 }
-
-// maxDescribed bounds the routing keys whose Destination a Publisher
-// keeps: past it, Describe builds each one again. Applications publish to a
-// handful of routing keys; one that makes a key per message must not grow
-// the cache without end.
-const maxDescribed = 256
 
 // maxReusedHeaders bounds the header table a Publisher keeps for the next
 // message: a table that held more entries is left to the garbage collector.
@@ -58,32 +49,16 @@ var (
 // NewPublisher returns a Publisher that opens its channel on conn at the
 // first Publish and opens a new one when that channel closes.
 func NewPublisher(conn Dialer, opts ...Option) *Publisher {
-	return &Publisher{conn: conn, cfg: newConfig(conn, opts)}
+	p := &Publisher{conn: conn, cfg: newConfig(conn, opts)}
+	p.dests.Build = p.describe
+	return p
 }
 
 // Describe names the send destination "{exchange}:{routing key}". The
 // Attributes of the result are shared between calls: do not modify them
 // (appending is fine).
 func (p *Publisher) Describe(routingKey string) middleware.Destination {
-	if m := p.dests.Load(); m != nil {
-		if d, ok := (*m)[routingKey]; ok {
-			return d
-		}
-	}
-	d := p.describe(routingKey)
-	p.destsMu.Lock()
-	defer p.destsMu.Unlock()
-	var old map[string]middleware.Destination
-	if m := p.dests.Load(); m != nil {
-		old = *m
-	}
-	if len(old) < maxDescribed {
-		m := make(map[string]middleware.Destination, len(old)+1)
-		maps.Copy(m, old)
-		m[routingKey] = d
-		p.dests.Store(&m)
-	}
-	return d
+	return p.dests.Get(routingKey)
 }
 
 func (p *Publisher) describe(routingKey string) middleware.Destination {
