@@ -95,6 +95,9 @@ func (p *tracedPublisher) Describe(dest string) Destination { return Describe(p.
 func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Message) error {
 	if p.t.noop {
 		// Propagate the caller's context and baggage; no span of ours.
+		if !p.t.prop.Injects(ctx) {
+			return p.next.Publish(ctx, dest, msgs...)
+		}
 		for _, msg := range msgs {
 			if msg == nil {
 				continue

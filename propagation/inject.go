@@ -50,6 +50,15 @@ type Dropped struct {
 	Count  int    // members (tracestate, baggage) or fields dropped
 }
 
+// Injects reports whether Inject(ctx, c) may write anything. It is false
+// only when it surely writes nothing: the propagator is the default W3C
+// TraceContext and Baggage, X-Ray injection is off, and ctx holds neither a
+// valid span context nor baggage, as with tracing off. A caller injecting
+// into many messages under one ctx asks once.
+func (p *Propagator) Injects(ctx context.Context) bool {
+	return p.TextMap() != fallback || p.cfg.xrayInject || !nothingToInject(ctx)
+}
+
 // Inject writes the trace context of ctx into c: the propagator's fields
 // (traceparent, tracestate, baggage by default), cut to the W3C limits, and the
 // X-Ray header when WithXRayInject is set. What a limit drops is recorded as a

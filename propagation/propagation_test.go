@@ -418,15 +418,17 @@ func TestInjectWritesWhatTheContextHolds(t *testing.T) {
 	m, _ := baggage.NewMember("tenant", "acme")
 	bg, _ := baggage.New(m)
 	cases := []struct {
-		name string
-		p    *propagation.Propagator
-		ctx  context.Context
-		want []string
+		name    string
+		p       *propagation.Propagator
+		ctx     context.Context
+		want    []string
+		injects bool // what Injects answers: false only when surely nothing is written
 	}{
-		{"nothing", propagation.New(), context.Background(), nil},
-		{"baggage alone", propagation.New(), baggage.ContextWithBaggage(context.Background(), bg), []string{"baggage"}},
-		{"span context alone", propagation.New(), trace.ContextWithSpanContext(context.Background(), spanContext(t)), []string{"traceparent"}},
-		{"a propagator of its own", propagation.New(propagation.WithTextMapPropagator(rawPropagator{"x-tenant": "acme"})), context.Background(), []string{"x-tenant"}},
+		{"nothing", propagation.New(), context.Background(), nil, false},
+		{"baggage alone", propagation.New(), baggage.ContextWithBaggage(context.Background(), bg), []string{"baggage"}, true},
+		{"span context alone", propagation.New(), trace.ContextWithSpanContext(context.Background(), spanContext(t)), []string{"traceparent"}, true},
+		{"a propagator of its own", propagation.New(propagation.WithTextMapPropagator(rawPropagator{"x-tenant": "acme"})), context.Background(), []string{"x-tenant"}, true},
+		{"X-Ray on, nothing to write", propagation.New(propagation.WithXRayInject(true)), context.Background(), nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -434,6 +436,9 @@ func TestInjectWritesWhatTheContextHolds(t *testing.T) {
 			tc.p.Inject(tc.ctx, c)
 			if got := c.Keys(); len(got) != len(tc.want) || (len(got) == 1 && got[0] != tc.want[0]) {
 				t.Errorf("Inject wrote %v, want %v", c, tc.want)
+			}
+			if got := tc.p.Injects(tc.ctx); got != tc.injects {
+				t.Errorf("Injects = %v, want %v", got, tc.injects)
 			}
 		})
 	}
