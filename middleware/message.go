@@ -113,9 +113,10 @@ func (m *Message) SetAttributes(attrs ...attribute.KeyValue) { m.attrs = attrs }
 
 // AttributeSource is a Native that builds its message's attributes when a
 // span first needs them, rather than when the message is received: the
-// middleware builds per-message attributes only for spans that record, so
-// with a no-op provider, or for a trace sampled out upstream under
-// WithParentBasedSampling, they are never asked for. MessageAttributes
+// middleware asks only for spans it starts (a span the sampler then drops
+// included: the partition is a start attribute), so with a no-op provider,
+// or for a trace sampled out upstream under WithParentBasedSampling, they
+// are never asked for. MessageAttributes
 // must return the same attributes every time, and be safe to call from
 // the handler's goroutine while other messages' handlers run.
 type AttributeSource interface {

@@ -165,8 +165,9 @@ func WithBodySize(on bool) Option {
 // default sampler) does with its default options: the child of a span
 // context that is not sampled is dropped. Tracing then does not start a
 // span whose parent is such a span context (a process span under an
-// unsampled message, a send span under an unsampled request, a settle
-// span under an unsampled process span): the context it hands on carries
+// unsampled message, a send or create span under an unsampled request, a
+// receive span under an unsampled Subscribe context, a settle span under
+// an unsampled process span): the context it hands on carries
 // the parent's span context instead, in a span that does not record, so
 // the trace ID, the not-sampled flag and baggage still propagate, and
 // spans the handler starts are dropped as before. The spans recorded are

@@ -227,6 +227,13 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 // The rest of attrs is set after the start, and only on a span that
 // records, so a span the sampler drops does not pay for it; an attribute
 // that repeats one of the destination's is not set twice.
+//
+// With WithParentBasedSampling, a span whose parent span context is valid
+// and not sampled is not started: StartSend, StartReceive, StartProcess,
+// StartProcessFrom and StartSettle then return a context carrying that
+// parent's span context and a span that does not record (the parent's own
+// span when it records nothing itself: ending a span that does not record
+// does nothing), and InjectCreate starts no create span.
 
 // StartSend starts the send span (PRODUCER) of a publish of n messages to d.
 func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
@@ -248,8 +255,9 @@ func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...
 
 // InjectCreate writes the creation context of one message into c, unless c
 // already holds a valid one, which is kept and returned. When batch is true
-// (and create spans are on) a create span is started and ended for the message
-// and its context is the one injected; otherwise the span in ctx is.
+// (and create spans are on, and WithParentBasedSampling does not skip it) a
+// create span is started and ended for the message and its context is the
+// one injected; otherwise the span in ctx is.
 func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation.TextMapCarrier, batch bool, attrs ...attribute.KeyValue) trace.SpanContext {
 	if tp := c.Get(propagation.TraceParentKey); tp != "" {
 		// A creation context already on the message (a relay, a retry, a
@@ -643,6 +651,9 @@ func (t *Tracing) sampledOut(parent context.Context) bool {
 // unsampledParent is sampledOut(parent), and when so, what stands for the
 // span not started: ctx, and span, which carries the parent's span context
 // and does not record, so ending it or setting attributes on it does nothing.
+// When the parent's span does not record either, the stand-in is that span
+// itself (no allocation): the SDK's, the API's and the no-op spans do
+// nothing on End when they do not record.
 func (t *Tracing) unsampledParent(parent context.Context) (ctx context.Context, span trace.Span, ok bool) {
 	if !t.sampledOut(parent) {
 		return nil, nil, false

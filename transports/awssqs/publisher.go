@@ -34,7 +34,9 @@ func NewPublisher(api API, opts ...Option) *Publisher {
 }
 
 // Describe names the destination by the queue name, the last segment of
-// queueURL, with the URL and the server address as attributes.
+// queueURL, with the URL and the server address as attributes. The
+// Attributes of the result are shared by every caller in the process: do
+// not modify them (appending is fine).
 func (p *Publisher) Describe(queueURL string) middleware.Destination { return describe(queueURL) }
 
 // Publish sends msgs to the queue at queueURL: one message with

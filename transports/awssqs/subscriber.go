@@ -45,7 +45,9 @@ func NewSubscriber(api API, opts ...Option) *Subscriber {
 }
 
 // Describe names the destination by the queue name, the last segment of
-// queueURL, with the URL and the server address as attributes.
+// queueURL, with the URL and the server address as attributes. The
+// Attributes of the result are shared by every caller in the process: do
+// not modify them (appending is fine).
 func (s *Subscriber) Describe(queueURL string) middleware.Destination { return describe(queueURL) }
 
 // settleTimeout bounds a delete or visibility change; they run on a context

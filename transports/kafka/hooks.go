@@ -410,7 +410,7 @@ func recordAttributes(r *kgo.Record, partition attribute.KeyValue, bodySize bool
 	sb.Write(r.Key)
 	s := sb.String()
 	id, key := s[:n], s[n:]
-	all := appendRecordAttributes(make([]attribute.KeyValue, 0, 7), r, partition, attribute.KeyValue{}, id, key)
+	all := appendRecordAttributes(make([]attribute.KeyValue, 0, 7), factsOf(r), partition, attribute.KeyValue{}, id, key)
 	if bodySize {
 		all = append(all, propagation.BodySize(len(r.Value)))
 	}

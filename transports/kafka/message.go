@@ -126,10 +126,16 @@ func recordAs(r *kgo.Record, target any) bool {
 // its block the first time a span asks for one's, so records no span
 // records (a no-op provider, a trace sampled out with
 // WithParentBasedSampling) cost no attributes.
+//
+// What the attributes are built from is copied here when the Message is:
+// build runs on the goroutine of whichever handler asks first, while the
+// handlers of the block's other records may be changing their records
+// (through As) and their Messages.
 type consumed struct {
-	r     *kgo.Record
-	id    string // the Message's ID, kept here: the Message's field is the handler's
-	key   string // string(r.Key), sharing the block's bytes
+	r     *kgo.Record // for As alone
+	id    string      // the Message's ID
+	key   string      // string(r.Key), sharing the block's bytes
+	facts recordFacts
 	block *consumedBlock
 	attrs []attribute.KeyValue // set by block.build
 }
@@ -153,17 +159,19 @@ func (c *consumed) MessageAttributes() []attribute.KeyValue {
 func (b *consumedBlock) build() {
 	n := 0
 	for i := range b.recs {
-		n += attrCount(b.recs[i].r, b.group.Key != "")
+		n += attrCount(b.recs[i].facts, b.group.Key != "")
 	}
 	attrs := make([]attribute.KeyValue, 0, n)
 	var partAttr attribute.KeyValue
+	prefix := "" // "topic/partition" of the last record's ID
 	for i := range b.recs {
 		c := &b.recs[i]
-		if i == 0 || c.r.Partition != b.recs[i-1].r.Partition || c.r.Topic != b.recs[i-1].r.Topic {
-			partAttr = propagation.PartitionID(idPartition(c.id, c.r.Topic))
+		if p := idTopicPartition(c.id); i == 0 || p != prefix {
+			prefix = p
+			partAttr = propagation.PartitionID(p[strings.LastIndexByte(p, '/')+1:])
 		}
 		start := len(attrs)
-		attrs = appendRecordAttributes(attrs, c.r, partAttr, b.group, c.id, c.key)
+		attrs = appendRecordAttributes(attrs, c.facts, partAttr, b.group, c.id, c.key)
 		c.attrs = attrs[start:len(attrs):len(attrs)]
 	}
 }
@@ -244,7 +252,7 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 			pos += len(h.Value)
 		}
 		c := &block.recs[i]
-		c.r, c.id, c.key, c.block = r, id, key, block
+		c.r, c.id, c.key, c.facts, c.block = r, id, key, factsOf(r), block
 		// Field by field: msgs is zeroed, and copying a whole Message in
 		// would run the GC's write barrier over all of it.
 		msg := &msgs[i]
@@ -265,13 +273,30 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 // from a string that shares the poll's bytes.
 var kafkaKeyKey = propagation.KafkaKey(nil).Key
 
-// attrCount is how many attributes appendRecordAttributes adds for r.
-func attrCount(r *kgo.Record, group bool) int {
+// recordFacts is what a record's attributes say beside its ID, key and
+// partition.
+type recordFacts struct {
+	offset    int64
+	hasKey    bool
+	tombstone bool // a nil value
+}
+
+func factsOf(r *kgo.Record) recordFacts {
+	return recordFacts{offset: r.Offset, hasKey: r.Key != nil, tombstone: r.Value == nil}
+}
+
+// idTopicPartition is the "topic/partition" an ID built by recordID begins
+// with: everything before its last '/'.
+func idTopicPartition(id string) string { return id[:strings.LastIndexByte(id, '/')] }
+
+// attrCount is how many attributes appendRecordAttributes adds for a
+// record with facts f.
+func attrCount(f recordFacts, group bool) int {
 	n := 3 // partition, offset, message ID
-	if r.Key != nil {
+	if f.hasKey {
 		n++
 	}
-	if r.Value == nil {
+	if f.tombstone {
 		n++
 	}
 	if group {
@@ -282,17 +307,17 @@ func attrCount(r *kgo.Record, group bool) int {
 
 // appendRecordAttributes appends the attributes of a consumed record to
 // attrs: partition, offset, key, tombstone flag, consumer group (when
-// group is not the zero KeyValue) and message ID. partition is the
-// partition attribute, group the consumer group
-// one, id is recordID of r and key is string(r.Key): the callers build them
-// once for many records or share their bytes. The Subscriber and Hooks
-// share them so both kinds of process span look alike.
-func appendRecordAttributes(attrs []attribute.KeyValue, r *kgo.Record, partition, group attribute.KeyValue, id, key string) []attribute.KeyValue {
-	attrs = append(attrs, partition, propagation.KafkaOffset(r.Offset))
-	if r.Key != nil {
+// group is not the zero KeyValue) and message ID. f is factsOf the record,
+// partition its partition attribute, group the consumer group one, id its
+// recordID and key string(r.Key): the callers build them once for many
+// records or share their bytes. The Subscriber and Hooks share them so
+// both kinds of process span look alike.
+func appendRecordAttributes(attrs []attribute.KeyValue, f recordFacts, partition, group attribute.KeyValue, id, key string) []attribute.KeyValue {
+	attrs = append(attrs, partition, propagation.KafkaOffset(f.offset))
+	if f.hasKey {
 		attrs = append(attrs, kafkaKeyKey.String(key))
 	}
-	if r.Value == nil {
+	if f.tombstone {
 		attrs = append(attrs, propagation.KafkaTombstone(true))
 	}
 	if group.Key != "" {

@@ -227,6 +227,42 @@ func TestMessageAttributesAreLazy(t *testing.T) {
 	}
 }
 
+// TestMessageAttributesWhileHandlersChangeRecords: handlers may change
+// their own records (through As) while another handler's span builds the
+// block's attributes; the build reads none of the records (go test -race
+// fails if it does), and the attributes are the records' as consumed.
+func TestMessageAttributesWhileHandlersChangeRecords(t *testing.T) {
+	recs := make([]*kgo.Record, messageBlock)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "orders", Partition: int32(i % 3), Offset: int64(1000 + i), Key: []byte("k"), Value: []byte("v")}
+	}
+	msgs := make([]*middleware.Message, len(recs))
+	messageBlockOf(recs, propagation.ConsumerGroup("billing"), msgs)
+	var wg sync.WaitGroup
+	got := make([][]attribute.KeyValue, len(msgs))
+	for i := range msgs {
+		wg.Go(func() {
+			var r *kgo.Record
+			if !msgs[i].As(&r) {
+				t.Error("As did not reach the record")
+				return
+			}
+			r.Offset, r.Key, r.Value, r.Partition, r.Topic = -1, nil, nil, 99, "changed"
+			got[i] = msgs[i].Attributes()
+		})
+	}
+	wg.Wait()
+	for i := range msgs {
+		want := []attribute.KeyValue{
+			propagation.Partition(int32(i % 3)), propagation.KafkaOffset(int64(1000 + i)), propagation.KafkaKey([]byte("k")),
+			propagation.ConsumerGroup("billing"), propagation.MessageID(msgs[i].ID),
+		}
+		if !slices.Equal(got[i], want) {
+			t.Errorf("message %d attributes\n%v, want the consumed record's\n%v", i, got[i], want)
+		}
+	}
+}
+
 // TestMessagesAllocations guards the point of messages: a block of records
 // costs a few allocations, and each record only its header map and As
 // function.
