@@ -96,7 +96,7 @@ func TestQuick(t *testing.T) {
 				t.Errorf("%s %s: spans not all exported, or none: %q", tr, m, row)
 			}
 		}
-		if !strings.Contains(section, "target otelmq-noop throughput") || !strings.Contains(section, "target otelmq-sdk-ratio0.1-pb throughput") {
+		if !strings.Contains(section, "target otelmq-noop throughput") || !strings.Contains(section, "target otelmq-sdk-ratio0.1 throughput") || !strings.Contains(section, "target otelmq-sdk-ratio0.1-pb throughput") {
 			t.Errorf("%s: the no-op and 10%% sampling targets not printed", tr)
 		}
 	}
