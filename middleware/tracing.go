@@ -174,14 +174,10 @@ func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, 
 		return ctx
 	}
 	args := new(startArgs)
-	links := args.links[:0]
 	for _, msg := range msgs {
 		t.extract(msg)
-		if t.cfg.linkLimit < 0 || len(links) < t.cfg.linkLimit {
-			links = appendLink(links, msg.creation)
-		}
 	}
-	return t.startReceive(ctx, d, start, len(msgs), args, links, nil)
+	return t.startReceive(ctx, d, start, len(msgs), args, t.creationLinks(args.links[:0], msgs), nil)
 }
 
 // Settled implements Observer: a settle span (ack, nack, delete, commit).
@@ -194,7 +190,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	var attrs []attribute.KeyValue
 	if len(msgs) == 1 {
 		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
-			if t.cfg.parentBased && !p.SpanContext().IsSampled() {
+			if t.skips(p.SpanContext()) {
 				return // startSettle would start no span under it
 			}
 			ctx = trace.ContextWithSpan(ctx, p)
@@ -203,14 +199,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	}
 	var links []trace.Link
 	if len(msgs) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
-		for _, msg := range msgs {
-			if msg.creation.IsValid() && (t.cfg.linkLimit < 0 || len(links) < t.cfg.linkLimit) {
-				if links == nil {
-					links = make([]trace.Link, 0, len(msgs))
-				}
-				links = append(links, trace.Link{SpanContext: msg.creation})
-			}
-		}
+		links = t.creationLinks(nil, msgs)
 	}
 	_, span := t.startSettle(ctx, d, op, start, len(msgs), links, attrs)
 	End(span, err)
@@ -607,10 +596,8 @@ func (t *Tracing) StartSettle(ctx context.Context, d Destination, op string, cre
 }
 
 // startSettle starts the settle span of n messages, linking links.
+// Its callers return before it when settle spans are off.
 func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, start time.Time, n int, links []trace.Link, attrs []attribute.KeyValue) (context.Context, trace.Span) {
-	if !t.cfg.settleSpans {
-		return ctx, noSpan
-	}
 	if pctx, span, ok := t.unsampledParent(ctx); ok {
 		return pctx, span
 	}
@@ -641,11 +628,13 @@ var noSpan = trace.SpanFromContext(context.Background())
 // parent would be the parent of go unstarted: parent's span context is
 // valid and not sampled, so the sampler would drop the span.
 func (t *Tracing) sampledOut(parent context.Context) bool {
-	if !t.cfg.parentBased {
-		return false
-	}
-	sc := trace.SpanContextFromContext(parent)
-	return sc.IsValid() && !sc.IsSampled()
+	return t.cfg.parentBased && t.skips(trace.SpanContextFromContext(parent))
+}
+
+// skips reports whether WithParentBasedSampling skips a span whose parent
+// span context is sc.
+func (t *Tracing) skips(sc trace.SpanContext) bool {
+	return t.cfg.parentBased && sc.IsValid() && !sc.IsSampled()
 }
 
 // unsampledParent is sampledOut(parent), and when so, what stands for the
@@ -674,13 +663,32 @@ func (t *Tracing) unsampledParent(parent context.Context) (ctx context.Context, 
 func (t *Tracing) links(scs []trace.SpanContext) []trace.Link {
 	var ls []trace.Link
 	for _, sc := range scs {
-		if t.cfg.linkLimit >= 0 && len(ls) >= t.cfg.linkLimit {
+		if !t.roomForLink(len(ls)) {
 			break
 		}
 		ls = appendLink(ls, sc)
 	}
 	return ls
 }
+
+// creationLinks appends to ls the links to the valid creation contexts of
+// msgs, up to WithLinkLimit links in ls; a nil ls is allocated, for all of
+// msgs, when the first link is added.
+func (t *Tracing) creationLinks(ls []trace.Link, msgs []*Message) []trace.Link {
+	for _, msg := range msgs {
+		if !t.roomForLink(len(ls)) {
+			break
+		}
+		if ls == nil && msg.creation.IsValid() {
+			ls = make([]trace.Link, 0, len(msgs))
+		}
+		ls = appendLink(ls, msg.creation)
+	}
+	return ls
+}
+
+// roomForLink reports whether a span with n links may take one more.
+func (t *Tracing) roomForLink(n int) bool { return t.cfg.linkLimit < 0 || n < t.cfg.linkLimit }
 
 func appendLink(ls []trace.Link, sc trace.SpanContext) []trace.Link {
 	if !sc.IsValid() {

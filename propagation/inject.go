@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -55,8 +56,11 @@ type Dropped struct {
 // TraceContext and Baggage, X-Ray injection is off, and ctx holds neither a
 // valid span context nor baggage, as with tracing off. A caller injecting
 // into many messages under one ctx asks once.
-func (p *Propagator) Injects(ctx context.Context) bool {
-	return p.TextMap() != fallback || p.cfg.xrayInject || !nothingToInject(ctx)
+func (p *Propagator) Injects(ctx context.Context) bool { return p.injects(ctx, p.TextMap()) }
+
+// injects is Injects for the propagator tm that p.TextMap returned.
+func (p *Propagator) injects(ctx context.Context, tm otelprop.TextMapPropagator) bool {
+	return tm != fallback || p.cfg.xrayInject || !nothingToInject(ctx)
 }
 
 // Inject writes the trace context of ctx into c: the propagator's fields
@@ -70,7 +74,7 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 	}
 	tm := p.TextMap()
 	if tm == fallback {
-		if !p.cfg.xrayInject && nothingToInject(ctx) {
+		if !p.injects(ctx, tm) {
 			// W3C writes nothing without a valid span context or baggage:
 			// with tracing off (a no-op provider, no parent) this is every
 			// message.
@@ -150,16 +154,13 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 		// What the otel propagators would build, from what the W3C parse
 		// found: the span context replaces one in ctx, the baggage one
 		// only when the message carries some.
-		sc, bg, dropped := p.extractFallback(c)
+		sc, bg, dropped := p.extractFallback(ctx, c)
 		out := ctx
 		if sc.IsValid() {
 			out = trace.ContextWithRemoteSpanContext(out, sc)
 		}
 		if bg.Len() > 0 {
 			out = baggage.ContextWithBaggage(out, bg)
-		}
-		for _, d := range dropped {
-			p.count(ctx, d)
 		}
 		return out, dropped
 	}
@@ -207,19 +208,18 @@ func (p *Propagator) ExtractSpanContext(c TextMapCarrier) (trace.SpanContext, ba
 		out, dropped := p.ExtractDropped(context.Background(), c)
 		return trace.SpanContextFromContext(out), baggage.FromContext(out), dropped
 	}
-	sc, bg, dropped := p.extractFallback(c)
-	for _, d := range dropped {
-		p.count(context.Background(), d)
-	}
-	return sc, bg, dropped
+	return p.extractFallback(context.Background(), c)
 }
 
 // extractFallback is extraction with the W3C fallback propagator, through
-// a limit carrier on the stack, without counting what was dropped.
-func (p *Propagator) extractFallback(c TextMapCarrier) (trace.SpanContext, baggage.Baggage, []Dropped) {
+// a limit carrier on the stack; what was dropped is counted under ctx.
+func (p *Propagator) extractFallback(ctx context.Context, c TextMapCarrier) (trace.SpanContext, baggage.Baggage, []Dropped) {
 	lc := limitCarrier{TextMapCarrier: c, cfg: &p.cfg}
 	sc, bg := extractW3C(&lc)
 	sc, dropped := p.fallBack(sc, c, lc.dropped)
+	for _, d := range dropped {
+		p.count(ctx, d)
+	}
 	return sc, bg, dropped
 }
 

@@ -215,7 +215,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 			// Partition and offset are known only now.
 			id := recordID(r.Topic, r.Partition, r.Offset)
 			attrs = append(attrs,
-				propagation.PartitionID(idPartition(id, r.Topic)),
+				propagation.PartitionID(idPartition(id)),
 				propagation.KafkaOffset(r.Offset),
 				propagation.MessageID(id),
 			)

@@ -32,11 +32,12 @@ func writeRecordID(sb *strings.Builder, topic string, partition int32, offset in
 	sb.Write(strconv.AppendInt(buf[:0], offset, 10))
 }
 
-// idPartition returns the partition part of an ID built by recordID for
-// topic, so the partition attribute shares the ID's bytes.
-func idPartition(id, topic string) string {
-	p := id[len(topic)+1:]
-	return p[:strings.IndexByte(p, '/')]
+// idPartition returns the partition part of an ID built by recordID, so
+// the partition attribute shares the ID's bytes. It reads the ID from the
+// end: the offset and partition hold no '/'.
+func idPartition(id string) string {
+	p := id[:strings.LastIndexByte(id, '/')]
+	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
 // idLen is len(recordID(topic, partition, offset)), counted without
@@ -162,16 +163,10 @@ func (b *consumedBlock) build() {
 		n += attrCount(b.recs[i].facts, b.group.Key != "")
 	}
 	attrs := make([]attribute.KeyValue, 0, n)
-	var partAttr attribute.KeyValue
-	prefix := "" // "topic/partition" of the last record's ID
 	for i := range b.recs {
 		c := &b.recs[i]
-		if p := idTopicPartition(c.id); i == 0 || p != prefix {
-			prefix = p
-			partAttr = propagation.PartitionID(p[strings.LastIndexByte(p, '/')+1:])
-		}
 		start := len(attrs)
-		attrs = appendRecordAttributes(attrs, c.facts, partAttr, b.group, c.id, c.key)
+		attrs = appendRecordAttributes(attrs, c.facts, propagation.PartitionID(idPartition(c.id)), b.group, c.id, c.key)
 		c.attrs = attrs[start:len(attrs):len(attrs)]
 	}
 }
@@ -284,10 +279,6 @@ type recordFacts struct {
 func factsOf(r *kgo.Record) recordFacts {
 	return recordFacts{offset: r.Offset, hasKey: r.Key != nil, tombstone: r.Value == nil}
 }
-
-// idTopicPartition is the "topic/partition" an ID built by recordID begins
-// with: everything before its last '/'.
-func idTopicPartition(id string) string { return id[:strings.LastIndexByte(id, '/')] }
 
 // attrCount is how many attributes appendRecordAttributes adds for a
 // record with facts f.

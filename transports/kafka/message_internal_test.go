@@ -39,7 +39,7 @@ func TestRecordID(t *testing.T) {
 		if n := idLen(c.topic, c.partition, c.offset); len(id) != n {
 			t.Errorf("len(%q) = %d, idLen %d", id, len(id), n)
 		}
-		if p := idPartition(id, c.topic); p != fmt.Sprint(c.partition) {
+		if p := idPartition(id); p != fmt.Sprint(c.partition) {
 			t.Errorf("idPartition(%q) = %q, want %d", id, p, c.partition)
 		}
 	}
