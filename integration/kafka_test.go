@@ -30,23 +30,17 @@ func kafkaEnvWith(t *testing.T, opts ...kafka.Option) Env {
 	return env
 }
 
-// kafkaEnvClosable is kafkaEnvWith plus a function that closes the
-// subscribers' clients (idempotent; cleanup closes them too), for tests
-// that count goroutines: a client's connections keep goroutines on both
-// ends (kfake serves each connection with its own) until it is closed.
+// kafkaEnvClosable is kafkaEnvWith plus a function that closes its
+// clients, the subscribers' and the producer's (idempotent; cleanup closes
+// them too), for tests that count goroutines: a client's connections keep
+// goroutines on both ends (kfake serves each connection with its own)
+// until it is closed, and the producer opens its connections lazily, as
+// it first produces, so after the count taken before the run.
 func kafkaEnvClosable(t *testing.T, opts ...kafka.Option) (Env, func()) {
 	var (
 		mu      sync.Mutex
 		clients []*kgo.Client
 	)
-	closeAll := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, cl := range clients {
-			cl.Close()
-		}
-		clients = nil
-	}
 	topic := unique(t, "orders")
 	seeds := brokers.Kafka(t, topic)
 	group := unique(t, "billing")
@@ -55,6 +49,15 @@ func kafkaEnvClosable(t *testing.T, opts ...kafka.Option) (Env, func()) {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
+	closeAll := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cl := range clients {
+			cl.Close()
+		}
+		clients = nil
+		producer.Close()
+	}
 	newSub := func(t *testing.T) middleware.Subscriber {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
 			kgo.ConsumerGroup(group), kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),

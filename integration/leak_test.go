@@ -67,7 +67,7 @@ func noLeak(t *testing.T, setup func(*testing.T) (Env, func()), n int) {
 		// other work has stretched the Kafka subtest past 100 s.
 		timeout = 240 * time.Second
 	)
-	env, closeSubscribers := setup(t)
+	env, closeClients := setup(t)
 	tp, exp := batchedTracerProvider(t)
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
@@ -121,10 +121,10 @@ func noLeak(t *testing.T, setup func(*testing.T) (Env, func()), n int) {
 	sub.stop(t, 30*time.Second)
 	c.markStopped(1)
 	elapsed := time.Since(start)
-	// The subscriber's client (Kafka) outlives Subscribe by design; its
-	// connections are not Subscribe's goroutines. Close it so that what
-	// remains is what Subscribe left behind.
-	closeSubscribers()
+	// The clients (Kafka's) outlive Subscribe by design; their connections
+	// are not Subscribe's goroutines. Close them so that what remains is
+	// what Subscribe left behind.
+	closeClients()
 
 	// Goroutines a Subscribe started (kgo's group management, AMQP
 	// consumers, handler workers) may take a moment to notice the end.
