@@ -38,7 +38,16 @@ type Message struct {
 
 	native Native
 	attrs  []attribute.KeyValue
+	// state is what the middleware keeps on the message between calls,
+	// allocated when there is something to keep: a message a no-op
+	// provider passes through, without trace headers, has none, and every
+	// Message is the smaller for it (a transport allocates one per
+	// delivery, an application one per publish).
+	state *messageState
+}
 
+// messageState is what the middleware keeps on a Message.
+type messageState struct {
 	// Set by the tracing middleware when it first extracts the message's
 	// headers, so a receive span and a process span extract only once.
 	extracted bool
@@ -125,5 +134,48 @@ type AttributeSource interface {
 }
 
 // CreationContext is the producer's span context extracted from the message
-// by the tracing middleware; invalid before that or when there was none.
-func (m *Message) CreationContext() trace.SpanContext { return m.creation }
+// by the tracing middleware, or on a message published through it the
+// context injected into the message; invalid before that or when there was
+// none.
+func (m *Message) CreationContext() trace.SpanContext {
+	if m.state == nil {
+		return trace.SpanContext{}
+	}
+	return m.state.creation
+}
+
+// kept returns m's state, allocating it if m has none.
+func (m *Message) kept() *messageState {
+	if m.state == nil {
+		m.state = new(messageState)
+	}
+	return m.state
+}
+
+// processSpan is the process span recorded for m, nil when none was.
+func (m *Message) processSpan() trace.Span {
+	if m.state == nil {
+		return nil
+	}
+	return m.state.process
+}
+
+// stateBlock is how many messages' states keepAll allocates together.
+const stateBlock = 32
+
+// keepAll gives a state to each of msgs that has none and for which need
+// is true, allocating them in arrays of up to stateBlock: a batch costs an
+// allocation per block rather than per message, and a handler that keeps a
+// message keeps its block's states, not the batch's.
+func keepAll(msgs []*Message, need func(*Message) bool) {
+	var block []messageState
+	for i, m := range msgs {
+		if m == nil || m.state != nil || !need(m) {
+			continue
+		}
+		if len(block) == 0 {
+			block = make([]messageState, min(stateBlock, len(msgs)-i))
+		}
+		m.state, block = &block[0], block[1:]
+	}
+}

@@ -111,6 +111,9 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 	d := Describe(p.next, dest)
 	ctx, span := p.t.StartSend(ctx, d, len(msgs))
 	batch := len(msgs) > 1
+	if batch {
+		keepAll(msgs, func(*Message) bool { return true })
+	}
 	for _, msg := range msgs {
 		if msg == nil {
 			continue // the transport reports it
@@ -119,7 +122,9 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 		if batch && msg.ID != "" {
 			attrs = []attribute.KeyValue{propagation.MessageID(msg.ID)}
 		}
-		msg.creation = p.t.InjectCreate(ctx, d, (*headerCarrier)(msg), batch, attrs...)
+		if sc := p.t.InjectCreate(ctx, d, (*headerCarrier)(msg), batch, attrs...); sc.IsValid() || msg.state != nil {
+			msg.kept().creation = sc
+		}
 	}
 	err := p.next.Publish(ctx, dest, msgs...)
 	if !batch && len(msgs) == 1 && msgs[0] != nil && msgs[0].ID != "" && span.IsRecording() {
@@ -174,6 +179,7 @@ func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, 
 		return ctx
 	}
 	args := new(startArgs)
+	keepAll(msgs, func(m *Message) bool { return len(m.Headers) > 0 })
 	for _, msg := range msgs {
 		t.extract(msg)
 	}
@@ -189,7 +195,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	}
 	var attrs []attribute.KeyValue
 	if len(msgs) == 1 {
-		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
+		if p := msgs[0].processSpan(); p != nil && p.SpanContext().IsValid() {
 			if t.skips(p.SpanContext()) {
 				return // startSettle would start no span under it
 			}
@@ -280,31 +286,33 @@ func (t *Tracing) Extract(ctx context.Context, c propagation.TextMapCarrier) con
 // extract reads msg's headers once: its creation context, baggage, and what
 // the limits cut.
 func (t *Tracing) extract(msg *Message) {
-	if msg.extracted {
+	if len(msg.Headers) == 0 || (msg.state != nil && msg.state.extracted) {
 		return
 	}
-	msg.extracted = true
-	if len(msg.Headers) == 0 {
-		return
-	}
+	st := msg.kept()
+	st.extracted = true
 	// What was found, not a context: a process span builds its own parent.
 	sc, bg, dropped := t.prop.ExtractSpanContext(propagation.MapCarrier(msg.Headers))
 	if sc.IsRemote() {
-		msg.creation = sc
+		st.creation = sc
 	}
-	msg.baggage = t.cfg.filterBaggage(bg)
-	msg.dropped = dropped
+	st.baggage = t.cfg.filterBaggage(bg)
+	st.dropped = dropped
 }
 
 // noopContext is the handler context of msg when no span can record: ctx
 // in the producer's trace, with the message's baggage.
 func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context {
 	t.extract(msg)
-	if msg.creation.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, msg.creation)
+	st := msg.state
+	if st == nil {
+		return ctx
 	}
-	if msg.baggage.Len() > 0 {
-		ctx = baggage.ContextWithBaggage(ctx, msg.baggage)
+	if st.creation.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, st.creation)
+	}
+	if st.baggage.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, st.baggage)
 	}
 	return ctx
 }
@@ -404,8 +412,14 @@ func (t *Tracing) StartProcessFrom(ctx context.Context, d Destination, creation 
 // spans on d.
 func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, msg *Message) (context.Context, trace.Span) {
 	t.extract(msg)
-	ctx, span := t.process(ctx, d, sh, msg.creation, msg.baggage, msg.dropped, nil, msg)
-	msg.process = span
+	var st messageState
+	if msg.state != nil {
+		st = *msg.state
+	}
+	ctx, span := t.process(ctx, d, sh, st.creation, st.baggage, st.dropped, nil, msg)
+	if t.cfg.settleSpans {
+		msg.kept().process = span
+	}
 	return ctx, span
 }
 
@@ -679,10 +693,11 @@ func (t *Tracing) creationLinks(ls []trace.Link, msgs []*Message) []trace.Link {
 		if !t.roomForLink(len(ls)) {
 			break
 		}
-		if ls == nil && msg.creation.IsValid() {
+		sc := msg.CreationContext()
+		if ls == nil && sc.IsValid() {
 			ls = make([]trace.Link, 0, len(msgs))
 		}
-		ls = appendLink(ls, msg.creation)
+		ls = appendLink(ls, sc)
 	}
 	return ls
 }
