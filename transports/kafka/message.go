@@ -132,13 +132,23 @@ func recordAs(r *kgo.Record, target any) bool {
 // build runs on the goroutine of whichever handler asks first, while the
 // handlers of the block's other records may be changing their records
 // (through As) and their Messages.
+//
+// A consumed is 64 bytes, an allocator size class: the facts are its own
+// fields rather than a recordFacts, and where its attributes start in the
+// block's array is an index rather than a slice.
 type consumed struct {
-	r     *kgo.Record // for As alone
-	id    string      // the Message's ID
-	key   string      // string(r.Key), sharing the block's bytes
-	facts recordFacts
-	block *consumedBlock
-	attrs []attribute.KeyValue // set by block.build
+	r   *kgo.Record // for As alone
+	id  string      // the Message's ID
+	key string      // string(r.Key), sharing the block's bytes
+	// The record's recordFacts.
+	offset            int64
+	first             int32 // where its attributes start in block.attrs
+	hasKey, tombstone bool
+	block             *consumedBlock
+}
+
+func (c *consumed) facts() recordFacts {
+	return recordFacts{offset: c.offset, hasKey: c.hasKey, tombstone: c.tombstone}
 }
 
 // consumedBlock is what the records of one block of messages share.
@@ -146,29 +156,28 @@ type consumedBlock struct {
 	once  sync.Once
 	group attribute.KeyValue // the zero KeyValue without a group
 	recs  []consumed
+	n     int                  // the attributes of all recs
+	attrs []attribute.KeyValue // built by build
 }
 
 func (c *consumed) As(target any) bool { return recordAs(c.r, target) }
 
 // MessageAttributes implements middleware.AttributeSource.
 func (c *consumed) MessageAttributes() []attribute.KeyValue {
-	c.block.once.Do(c.block.build)
-	return c.attrs
+	b := c.block
+	b.once.Do(b.build)
+	end := int(c.first) + attrCount(c.facts(), b.group.Key != "")
+	return b.attrs[c.first:end:end]
 }
 
 // build builds the attributes of every record of b into one array.
 func (b *consumedBlock) build() {
-	n := 0
-	for i := range b.recs {
-		n += attrCount(b.recs[i].facts, b.group.Key != "")
-	}
-	attrs := make([]attribute.KeyValue, 0, n)
+	attrs := make([]attribute.KeyValue, 0, b.n)
 	for i := range b.recs {
 		c := &b.recs[i]
-		start := len(attrs)
-		attrs = appendRecordAttributes(attrs, c.facts, propagation.PartitionID(idPartition(c.id)), b.group, c.id, c.key)
-		c.attrs = attrs[start:len(attrs):len(attrs)]
+		attrs = appendRecordAttributes(attrs, c.facts(), propagation.PartitionID(idPartition(c.id)), b.group, c.id, c.key)
 	}
+	b.attrs = attrs
 }
 
 // messages converts records consumed by group to Messages with
@@ -247,7 +256,10 @@ func messageBlockOf(records []*kgo.Record, group attribute.KeyValue, ptrs []*mid
 			pos += len(h.Value)
 		}
 		c := &block.recs[i]
-		c.r, c.id, c.key, c.facts, c.block = r, id, key, factsOf(r), block
+		f := factsOf(r)
+		c.r, c.id, c.key, c.block = r, id, key, block
+		c.offset, c.hasKey, c.tombstone, c.first = f.offset, f.hasKey, f.tombstone, int32(block.n)
+		block.n += attrCount(f, group.Key != "")
 		// Field by field: msgs is zeroed, and copying a whole Message in
 		// would run the GC's write barrier over all of it.
 		msg := &msgs[i]
