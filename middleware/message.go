@@ -135,8 +135,10 @@ type AttributeSource interface {
 
 // CreationContext is the producer's span context extracted from the message
 // by the tracing middleware, or on a message published through it the
-// context injected into the message; invalid before that or when there was
-// none.
+// context injected into the message; invalid before that, when there was
+// none, and under a no-op TracerProvider, whose middleware keeps nothing on
+// messages (the handler's ctx carries the producer's span context there:
+// trace.SpanContextFromContext).
 func (m *Message) CreationContext() trace.SpanContext {
 	if m.state == nil {
 		return trace.SpanContext{}

@@ -283,36 +283,45 @@ func (t *Tracing) Extract(ctx context.Context, c propagation.TextMapCarrier) con
 	return t.prop.Extract(ctx, c)
 }
 
-// extract reads msg's headers once: its creation context, baggage, and what
-// the limits cut.
+// extract reads msg's headers once and keeps what they carry on msg, for
+// the spans that cover it and for Message.CreationContext.
 func (t *Tracing) extract(msg *Message) {
 	if len(msg.Headers) == 0 || (msg.state != nil && msg.state.extracted) {
 		return
 	}
+	sc, bg, dropped := t.carried(msg)
 	st := msg.kept()
-	st.extracted = true
+	st.creation, st.baggage, st.dropped, st.extracted = sc, bg, dropped, true
+}
+
+// carried returns what msg's headers carry: its creation context (invalid
+// when none), its baggage as WithInboundBaggage lets in, and what the
+// limits cut. They are read from the headers unless extract kept them.
+func (t *Tracing) carried(msg *Message) (trace.SpanContext, baggage.Baggage, []propagation.Dropped) {
+	if st := msg.state; st != nil && st.extracted {
+		return st.creation, st.baggage, st.dropped
+	}
+	if len(msg.Headers) == 0 {
+		return trace.SpanContext{}, baggage.Baggage{}, nil
+	}
 	// What was found, not a context: a process span builds its own parent.
 	sc, bg, dropped := t.prop.ExtractSpanContext(propagation.MapCarrier(msg.Headers))
-	if sc.IsRemote() {
-		st.creation = sc
+	if !sc.IsRemote() {
+		sc = trace.SpanContext{}
 	}
-	st.baggage = t.cfg.filterBaggage(bg)
-	st.dropped = dropped
+	return sc, t.cfg.filterBaggage(bg), dropped
 }
 
 // noopContext is the handler context of msg when no span can record: ctx
-// in the producer's trace, with the message's baggage.
+// in the producer's trace, with the message's baggage. It keeps nothing on
+// msg, which no span will read: a Message costs no allocation here.
 func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context {
-	t.extract(msg)
-	st := msg.state
-	if st == nil {
-		return ctx
+	sc, bg, _ := t.carried(msg)
+	if sc.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	if st.creation.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, st.creation)
-	}
-	if st.baggage.Len() > 0 {
-		ctx = baggage.ContextWithBaggage(ctx, st.baggage)
+	if bg.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, bg)
 	}
 	return ctx
 }
@@ -412,11 +421,8 @@ func (t *Tracing) StartProcessFrom(ctx context.Context, d Destination, creation 
 // spans on d.
 func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, msg *Message) (context.Context, trace.Span) {
 	t.extract(msg)
-	var st messageState
-	if msg.state != nil {
-		st = *msg.state
-	}
-	ctx, span := t.process(ctx, d, sh, st.creation, st.baggage, st.dropped, nil, msg)
+	creation, bg, dropped := t.carried(msg)
+	ctx, span := t.process(ctx, d, sh, creation, bg, dropped, nil, msg)
 	if t.cfg.settleSpans {
 		msg.kept().process = span
 	}
