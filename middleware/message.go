@@ -38,27 +38,40 @@ type Message struct {
 
 	native Native
 	attrs  []attribute.KeyValue
-	// state is what the middleware keeps on the message between calls,
-	// allocated when there is something to keep: a message a no-op
-	// provider passes through, without trace headers, has none, and every
-	// Message is the smaller for it (a transport allocates one per
-	// delivery, an application one per publish).
-	state *messageState
-}
 
-// messageState is what the middleware keeps on a Message.
-type messageState struct {
-	// Set by the tracing middleware when it first extracts the message's
-	// headers, so a receive span and a process span extract only once.
-	extracted bool
-	creation  trace.SpanContext
-	baggage   baggage.Baggage
-	dropped   []propagation.Dropped
-	// attempts is set by Retry.
-	attempts int
+	// What the tracing middleware and Retry keep on a message between
+	// calls. What every traced message has is inline, in 56 bytes; what few
+	// have (trace state, baggage, what the limits cut) is behind a pointer,
+	// allocated when there is some. A transport allocates a Message per
+	// delivery and an application one per publish: a Message with the
+	// whole state inline was 288 bytes, this one is 216 (in the 224 size
+	// class), and a traced message costs no allocation beyond it.
+	creation creation
+	attempts int32 // set by Retry
 	// process is the process span, the parent of a settle span that covers
 	// this message alone.
 	process trace.Span
+	rare    *rareState
+}
+
+// creation is the message's creation context without its trace state
+// (kept in rareState): 27 bytes where a trace.SpanContext is 64.
+type creation struct {
+	traceID trace.TraceID
+	spanID  trace.SpanID
+	flags   trace.TraceFlags
+	remote  bool
+	// extracted is set when the tracing middleware has read the message's
+	// headers, so a receive span and a process span extract only once.
+	extracted bool
+}
+
+// rareState is what the middleware keeps on a message that carries more
+// than a traceparent.
+type rareState struct {
+	traceState trace.TraceState
+	baggage    baggage.Baggage
+	dropped    []propagation.Dropped
 }
 
 // NewMessage returns a message with body and an empty header map.
@@ -140,44 +153,32 @@ type AttributeSource interface {
 // messages (the handler's ctx carries the producer's span context there:
 // trace.SpanContextFromContext).
 func (m *Message) CreationContext() trace.SpanContext {
-	if m.state == nil {
+	c := &m.creation
+	if c.spanID == (trace.SpanID{}) {
 		return trace.SpanContext{}
 	}
-	return m.state.creation
+	cfg := trace.SpanContextConfig{TraceID: c.traceID, SpanID: c.spanID, TraceFlags: c.flags, Remote: c.remote}
+	if m.rare != nil {
+		cfg.TraceState = m.rare.traceState
+	}
+	return trace.NewSpanContext(cfg)
 }
 
-// kept returns m's state, allocating it if m has none.
-func (m *Message) kept() *messageState {
-	if m.state == nil {
-		m.state = new(messageState)
+// setCreation sets m's creation context to sc.
+func (m *Message) setCreation(sc trace.SpanContext) {
+	m.creation = creation{
+		traceID: sc.TraceID(), spanID: sc.SpanID(), flags: sc.TraceFlags(),
+		remote: sc.IsRemote(), extracted: m.creation.extracted,
 	}
-	return m.state
+	if ts := sc.TraceState(); ts.Len() > 0 || m.rare != nil {
+		m.rareState().traceState = ts
+	}
 }
 
-// processSpan is the process span recorded for m, nil when none was.
-func (m *Message) processSpan() trace.Span {
-	if m.state == nil {
-		return nil
+// rareState returns m's rareState, allocating it if m has none.
+func (m *Message) rareState() *rareState {
+	if m.rare == nil {
+		m.rare = new(rareState)
 	}
-	return m.state.process
-}
-
-// stateBlock is how many messages' states keepAll allocates together.
-const stateBlock = 32
-
-// keepAll gives a state to each of msgs that has none and for which need
-// is true, allocating them in arrays of up to stateBlock: a batch costs an
-// allocation per block rather than per message, and a handler that keeps a
-// message keeps its block's states, not the batch's.
-func keepAll(msgs []*Message, need func(*Message) bool) {
-	var block []messageState
-	for i, m := range msgs {
-		if m == nil || m.state != nil || !need(m) {
-			continue
-		}
-		if len(block) == 0 {
-			block = make([]messageState, min(stateBlock, len(msgs)-i))
-		}
-		m.state, block = &block[0], block[1:]
-	}
+	return m.rare
 }

@@ -87,9 +87,9 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, msg *Message) error {
 			if !cfg.inPlace {
-				msg.kept().attempts = max(msg.DeliveryCount, 1)
+				msg.attempts = int32(max(msg.DeliveryCount, 1))
 				err := Call(ctx, next, msg)
-				if err != nil && msg.state.attempts < cfg.attempts {
+				if err != nil && int(msg.attempts) < cfg.attempts {
 					return &retryableError{err: err}
 				}
 				return err
@@ -97,7 +97,7 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 			tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(propagation.ScopeName)
 			var err error
 			for attempt := 1; attempt <= cfg.attempts; attempt++ {
-				msg.kept().attempts = max(msg.DeliveryCount-1, 0)*cfg.attempts + attempt
+				msg.attempts = int32(max(msg.DeliveryCount-1, 0)*cfg.attempts + attempt)
 				if attempt == 1 {
 					err = Call(ctx, next, msg)
 				} else {
@@ -131,8 +131,8 @@ func (e *retryableError) Unwrap() error { return e.err }
 // Attempts is how many times msg has been tried so far, as counted by Retry
 // (in place or from the broker's delivery count); 0 before any handler ran.
 func (m *Message) Attempts() int {
-	if m.state != nil && m.state.attempts > 0 {
-		return m.state.attempts
+	if m.attempts > 0 {
+		return int(m.attempts)
 	}
 	return m.DeliveryCount
 }

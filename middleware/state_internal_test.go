@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"testing"
-	"time"
 	"unsafe"
 
 	"go.opentelemetry.io/otel/baggage"
@@ -16,23 +15,27 @@ import (
 )
 
 // TestMessageSize pins what a Message costs: transports allocate one per
-// delivery and applications one per publish, so state only the middleware
-// reads lives behind a pointer. 176 bytes is an allocator size class; the
-// state inline made a Message 288.
+// delivery and applications one per publish. 224 bytes is an allocator
+// size class; a full trace.SpanContext and the rest of the state inline
+// made a Message 288.
 func TestMessageSize(t *testing.T) {
-	if got := unsafe.Sizeof(Message{}); got > 176 {
-		t.Fatalf("Message is %d bytes, want at most 176: keep middleware state in messageState", got)
+	if got := unsafe.Sizeof(Message{}); got > 224 {
+		t.Fatalf("Message is %d bytes, want at most 224: keep what few messages need in rareState", got)
 	}
 }
 
+const (
+	testTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	testSpanID      = "b7ad6b7169203331"
+)
+
 // TestNoopKeepsNoState: a no-op provider's middleware keeps nothing on the
-// messages it passes, traced or not, so a message costs it no allocation;
-// the handler still runs in the producer's trace.
+// messages it passes, traced or not; the handler still runs in the
+// producer's trace with its baggage.
 func TestNoopKeepsNoState(t *testing.T) {
 	tr := NewTracing(WithTracerProvider(noop.NewTracerProvider()))
-	const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	bare := &Message{Body: []byte("a")}
-	traced := &Message{Headers: map[string]string{propagation.TraceParentKey: traceparent, propagation.BaggageKey: "tenant=acme"}}
+	traced := &Message{Headers: map[string]string{propagation.TraceParentKey: testTraceparent, propagation.BaggageKey: "tenant=acme"}}
 	var parents []trace.SpanContext
 	var tenants []string
 	sub := tr.Subscriber(subscriberFunc(func(ctx context.Context, h Handler) error {
@@ -51,91 +54,80 @@ func TestNoopKeepsNoState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bare.state != nil || traced.state != nil {
-		t.Errorf("a no-op provider kept state on messages: bare %+v, traced %+v", bare.state, traced.state)
+	for _, m := range []*Message{bare, traced} {
+		if m.creation != (creation{}) || m.rare != nil {
+			t.Errorf("a no-op provider kept state on a message: %+v, %+v", m.creation, m.rare)
+		}
 	}
 	if parents[0].IsValid() || tenants[0] != "" {
 		t.Errorf("the bare message's handler ran in trace %v with tenant %q", parents[0], tenants[0])
 	}
-	if parents[1].SpanID().String() != "b7ad6b7169203331" || !parents[1].IsRemote() || tenants[1] != "acme" {
+	if parents[1].SpanID().String() != testSpanID || !parents[1].IsRemote() || tenants[1] != "acme" {
 		t.Errorf("the traced message's handler ran in %v with tenant %q, want its traceparent's remote span and tenant acme", parents[1], tenants[1])
-	}
-	pub := &Message{Body: []byte("b")}
-	if err := tr.Publisher(publisherFunc(func(context.Context, ...*Message) error { return nil })).Publish(context.Background(), "q", pub); err != nil {
-		t.Fatal(err)
-	}
-	if pub.state != nil {
-		t.Errorf("a no-op publish gave the message state %+v", pub.state)
 	}
 }
 
-// TestBatchStatesAllocatedPerBlock: a traced batch publish and a poll's
-// receive give every message its own state, stateBlock of them per
-// allocation, and messages that need none get none.
-func TestBatchStatesAllocatedPerBlock(t *testing.T) {
-	msgs := make([]*Message, 100)
-	for i := range msgs {
-		msgs[i] = &Message{}
-	}
-	msgs[7] = nil
-	kept := msgs[8]
-	own := &messageState{attempts: 3}
-	kept.state = own
-	allocs := testing.AllocsPerRun(1, func() {
-		for _, m := range msgs {
-			if m != nil && m != kept {
-				m.state = nil
-			}
-		}
-		keepAll(msgs, func(m *Message) bool { return m != msgs[9] })
-	})
-	if want := float64((100 - 3 + stateBlock - 1) / stateBlock); allocs != want {
-		t.Errorf("keepAll of 97 messages: %v allocations, want %v", allocs, want)
-	}
-	if kept.state != own {
-		t.Error("keepAll replaced a message's state")
-	}
-	if msgs[9].state != nil {
-		t.Error("keepAll gave state to a message need refused")
-	}
-	seen := map[*messageState]bool{}
-	for i, m := range msgs {
-		if m == nil || i == 9 {
-			continue
-		}
-		if m.state == nil || seen[m.state] {
-			t.Fatalf("message %d: state %p missing or shared", i, m.state)
-		}
-		seen[m.state] = true
-	}
-
-	rec := tracetest.NewSpanRecorder()
-	tr := NewTracing(WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))))
-	batch := make([]*Message, 40)
-	for i := range batch {
-		batch[i] = NewMessage(nil)
-	}
-	if err := tr.Publisher(publisherFunc(func(context.Context, ...*Message) error { return nil })).Publish(context.Background(), "q", batch...); err != nil {
+// TestStateInline: a message that carries a traceparent alone, published
+// or consumed one at a time under the SDK, keeps its creation context and
+// process span without allocating; trace state and baggage go to
+// rareState and come back intact.
+func TestStateInline(t *testing.T) {
+	tr := NewTracing(WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))))
+	pub := NewMessage(nil)
+	if err := tr.Publisher(publisherFunc(func(context.Context, ...*Message) error { return nil })).Publish(context.Background(), "q", pub); err != nil {
 		t.Fatal(err)
 	}
-	creations := map[trace.SpanID]bool{}
-	for i, m := range batch {
-		sc := m.CreationContext()
-		if !sc.IsValid() || creations[sc.SpanID()] {
-			t.Fatalf("published message %d: creation context %v invalid or shared", i, sc)
-		}
-		creations[sc.SpanID()] = true
+	if sc := pub.CreationContext(); !sc.IsValid() || pub.rare != nil {
+		t.Errorf("published message: creation %v, rare state %+v; want a valid context and none", sc, pub.rare)
 	}
 
-	polled := make([]*Message, len(batch))
-	for i, m := range batch {
-		polled[i] = &Message{Headers: m.Headers}
-	}
-	tr.Received(context.Background(), Destination{System: "test", Name: "q"}, time.Now(), polled)
-	for i, m := range polled {
-		if !m.CreationContext().Equal(batch[i].CreationContext().WithRemote(true)) {
-			t.Fatalf("polled message %d: creation context %v, want %v", i, m.CreationContext(), batch[i].CreationContext())
+	run := func(headers map[string]string) *Message {
+		msg := &Message{Headers: headers}
+		sub := tr.Subscriber(subscriberFunc(func(ctx context.Context, h Handler) error { return h.Handle(ctx, msg) }))
+		err := sub.Subscribe(context.Background(), "q", HandlerFunc(func(context.Context, *Message) error { return nil }))
+		if err != nil {
+			t.Fatal(err)
 		}
+		return msg
+	}
+	plain := run(map[string]string{propagation.TraceParentKey: testTraceparent})
+	if sc := plain.CreationContext(); sc.SpanID().String() != testSpanID || !sc.IsRemote() || !sc.IsSampled() || plain.rare != nil {
+		t.Errorf("consumed message: creation %v, rare state %+v; want the traceparent's remote sampled span and none", sc, plain.rare)
+	}
+	if plain.process == nil || !plain.process.SpanContext().IsValid() {
+		t.Error("consumed message: no process span kept for its settle span")
+	}
+
+	rich := run(map[string]string{
+		propagation.TraceParentKey: testTraceparent, propagation.TraceStateKey: "vendor=1",
+		propagation.BaggageKey: "tenant=acme",
+	})
+	sc := rich.CreationContext()
+	if sc.SpanID().String() != testSpanID || sc.TraceState().Get("vendor") != "1" {
+		t.Errorf("creation context %v lost its trace state", sc)
+	}
+	if _, bg, _ := tr.carried(rich); bg.Member("tenant").Value() != "acme" {
+		t.Errorf("kept baggage %v, want tenant=acme", bg)
+	}
+}
+
+// TestStateAllocations: a message costs the SDK paths no allocation for
+// the state the middleware keeps on it.
+func TestStateAllocations(t *testing.T) {
+	tr := NewTracing(WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))))
+	headers := map[string]string{propagation.TraceParentKey: testTraceparent}
+	msg := &Message{Headers: headers}
+	extract := testing.AllocsPerRun(100, func() {
+		msg.creation = creation{}
+		tr.extract(msg)
+	})
+	read := testing.AllocsPerRun(100, func() { _, _, _ = tr.prop.ExtractSpanContext(propagation.MapCarrier(headers)) })
+	if extract != read {
+		t.Errorf("extract: %v allocations, reading the headers alone %v", extract, read)
+	}
+	sc := msg.CreationContext()
+	if set := testing.AllocsPerRun(100, func() { msg.setCreation(sc) }); set != 0 {
+		t.Errorf("setCreation: %v allocations, want 0", set)
 	}
 }
 

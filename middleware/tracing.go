@@ -111,9 +111,6 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 	d := Describe(p.next, dest)
 	ctx, span := p.t.StartSend(ctx, d, len(msgs))
 	batch := len(msgs) > 1
-	if batch {
-		keepAll(msgs, func(*Message) bool { return true })
-	}
 	for _, msg := range msgs {
 		if msg == nil {
 			continue // the transport reports it
@@ -122,9 +119,7 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 		if batch && msg.ID != "" {
 			attrs = []attribute.KeyValue{propagation.MessageID(msg.ID)}
 		}
-		if sc := p.t.InjectCreate(ctx, d, (*headerCarrier)(msg), batch, attrs...); sc.IsValid() || msg.state != nil {
-			msg.kept().creation = sc
-		}
+		msg.setCreation(p.t.InjectCreate(ctx, d, (*headerCarrier)(msg), batch, attrs...))
 	}
 	err := p.next.Publish(ctx, dest, msgs...)
 	if !batch && len(msgs) == 1 && msgs[0] != nil && msgs[0].ID != "" && span.IsRecording() {
@@ -179,7 +174,6 @@ func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, 
 		return ctx
 	}
 	args := new(startArgs)
-	keepAll(msgs, func(m *Message) bool { return len(m.Headers) > 0 })
 	for _, msg := range msgs {
 		t.extract(msg)
 	}
@@ -195,7 +189,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	}
 	var attrs []attribute.KeyValue
 	if len(msgs) == 1 {
-		if p := msgs[0].processSpan(); p != nil && p.SpanContext().IsValid() {
+		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
 			if t.skips(p.SpanContext()) {
 				return // startSettle would start no span under it
 			}
@@ -286,20 +280,27 @@ func (t *Tracing) Extract(ctx context.Context, c propagation.TextMapCarrier) con
 // extract reads msg's headers once and keeps what they carry on msg, for
 // the spans that cover it and for Message.CreationContext.
 func (t *Tracing) extract(msg *Message) {
-	if len(msg.Headers) == 0 || (msg.state != nil && msg.state.extracted) {
+	if len(msg.Headers) == 0 || msg.creation.extracted {
 		return
 	}
 	sc, bg, dropped := t.carried(msg)
-	st := msg.kept()
-	st.creation, st.baggage, st.dropped, st.extracted = sc, bg, dropped, true
+	msg.setCreation(sc)
+	msg.creation.extracted = true
+	if bg.Len() > 0 || len(dropped) > 0 || msg.rare != nil {
+		r := msg.rareState()
+		r.baggage, r.dropped = bg, dropped
+	}
 }
 
 // carried returns what msg's headers carry: its creation context (invalid
 // when none), its baggage as WithInboundBaggage lets in, and what the
 // limits cut. They are read from the headers unless extract kept them.
 func (t *Tracing) carried(msg *Message) (trace.SpanContext, baggage.Baggage, []propagation.Dropped) {
-	if st := msg.state; st != nil && st.extracted {
-		return st.creation, st.baggage, st.dropped
+	if msg.creation.extracted {
+		if r := msg.rare; r != nil {
+			return msg.CreationContext(), r.baggage, r.dropped
+		}
+		return msg.CreationContext(), baggage.Baggage{}, nil
 	}
 	if len(msg.Headers) == 0 {
 		return trace.SpanContext{}, baggage.Baggage{}, nil
@@ -424,7 +425,7 @@ func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, ms
 	creation, bg, dropped := t.carried(msg)
 	ctx, span := t.process(ctx, d, sh, creation, bg, dropped, nil, msg)
 	if t.cfg.settleSpans {
-		msg.kept().process = span
+		msg.process = span
 	}
 	return ctx, span
 }
