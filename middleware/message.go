@@ -40,14 +40,14 @@ type Message struct {
 	attrs  []attribute.KeyValue
 
 	// What the tracing middleware and Retry keep on a message between
-	// calls. What every traced message has is inline, in 56 bytes; what few
+	// calls. What every traced message has is inline, in 64 bytes; what few
 	// have (trace state, baggage, what the limits cut) is behind a pointer,
 	// allocated when there is some. A transport allocates a Message per
 	// delivery and an application one per publish: a Message with the
-	// whole state inline was 288 bytes, this one is 216 (in the 224 size
-	// class), and a traced message costs no allocation beyond it.
+	// whole state inline was 288 bytes, this one is 224 (a size class),
+	// and a traced message costs no allocation beyond it.
 	creation creation
-	attempts int32 // set by Retry
+	attempts int // set by Retry
 	// process is the process span, the parent of a settle span that covers
 	// this message alone.
 	process trace.Span

@@ -87,9 +87,9 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, msg *Message) error {
 			if !cfg.inPlace {
-				msg.attempts = int32(max(msg.DeliveryCount, 1))
+				msg.attempts = max(msg.DeliveryCount, 1)
 				err := Call(ctx, next, msg)
-				if err != nil && int(msg.attempts) < cfg.attempts {
+				if err != nil && msg.attempts < cfg.attempts {
 					return &retryableError{err: err}
 				}
 				return err
@@ -97,7 +97,7 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 			tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(propagation.ScopeName)
 			var err error
 			for attempt := 1; attempt <= cfg.attempts; attempt++ {
-				msg.attempts = int32(max(msg.DeliveryCount-1, 0)*cfg.attempts + attempt)
+				msg.attempts = max(msg.DeliveryCount-1, 0)*cfg.attempts + attempt
 				if attempt == 1 {
 					err = Call(ctx, next, msg)
 				} else {
@@ -132,7 +132,7 @@ func (e *retryableError) Unwrap() error { return e.err }
 // (in place or from the broker's delivery count); 0 before any handler ran.
 func (m *Message) Attempts() int {
 	if m.attempts > 0 {
-		return int(m.attempts)
+		return m.attempts
 	}
 	return m.DeliveryCount
 }

@@ -118,7 +118,7 @@ func TestStateAllocations(t *testing.T) {
 	headers := map[string]string{propagation.TraceParentKey: testTraceparent}
 	msg := &Message{Headers: headers}
 	extract := testing.AllocsPerRun(100, func() {
-		msg.creation = creation{}
+		msg.creation, msg.rare = creation{}, nil
 		tr.extract(msg)
 	})
 	read := testing.AllocsPerRun(100, func() { _, _, _ = tr.prop.ExtractSpanContext(propagation.MapCarrier(headers)) })
@@ -126,8 +126,40 @@ func TestStateAllocations(t *testing.T) {
 		t.Errorf("extract: %v allocations, reading the headers alone %v", extract, read)
 	}
 	sc := msg.CreationContext()
-	if set := testing.AllocsPerRun(100, func() { msg.setCreation(sc) }); set != 0 {
+	if set := testing.AllocsPerRun(100, func() {
+		msg.rare = nil
+		msg.setCreation(sc)
+	}); set != 0 {
 		t.Errorf("setCreation: %v allocations, want 0", set)
+	}
+}
+
+// TestSetCreation: a creation context comes back as it was set, trace
+// state included, and setting one without trace state clears the old one.
+func TestSetCreation(t *testing.T) {
+	var msg Message
+	if sc := msg.CreationContext(); sc.IsValid() {
+		t.Errorf("a new message's creation context is %v, want invalid", sc)
+	}
+	ts, err := trace.ParseTraceState("vendor=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true,
+	})
+	msg.setCreation(with)
+	if got := msg.CreationContext(); !got.Equal(with) {
+		t.Errorf("creation context %v, want %v", got, with)
+	}
+	without := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{3}, SpanID: trace.SpanID{4}})
+	msg.setCreation(without)
+	if got := msg.CreationContext(); !got.Equal(without) || got.TraceState().Len() != 0 {
+		t.Errorf("creation context %v (trace state %q), want %v without trace state", got, got.TraceState(), without)
+	}
+	msg.setCreation(trace.SpanContext{})
+	if got := msg.CreationContext(); got.IsValid() {
+		t.Errorf("creation context %v after setting an invalid one", got)
 	}
 }
 

@@ -119,9 +119,18 @@ func fakeRecords() []*kgo.Record {
 	}
 }
 
+// TestMessages converts records with and without a consumer group: the
+// records' attributes share one array, so one record's count going wrong
+// would shift its neighbours'.
 func TestMessages(t *testing.T) {
+	for _, group := range []string{"billing", ""} {
+		t.Run("group="+group, func(t *testing.T) { testMessages(t, group) })
+	}
+}
+
+func testMessages(t *testing.T, group string) {
 	recs := fakeRecords()
-	msgs := messages(recs, "billing")
+	msgs := messages(recs, group)
 	if len(msgs) != len(recs) {
 		t.Fatalf("%d messages for %d records", len(msgs), len(recs))
 	}
@@ -142,6 +151,13 @@ func TestMessages(t *testing.T) {
 			propagation.Partition(0), propagation.KafkaOffset(8), propagation.KafkaKey([]byte{}),
 			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/0/8"),
 		}},
+	}
+	if group == "" {
+		for i := range want {
+			want[i].attrs = slices.DeleteFunc(want[i].attrs, func(a attribute.KeyValue) bool {
+				return a.Key == propagation.ConsumerGroup("").Key
+			})
+		}
 	}
 	for i, msg := range msgs {
 		r, w := recs[i], want[i]
@@ -168,11 +184,21 @@ func TestMessages(t *testing.T) {
 			t.Errorf("message %d As: %p %+v, want %p", i, rp, rv, r)
 		}
 	}
-	// No group: no group attribute.
-	for _, msg := range messages(recs[:1], "") {
-		for _, a := range msg.Attributes() {
-			if a.Key == propagation.ConsumerGroup("x").Key {
-				t.Errorf("group attribute %v without a group", a)
+}
+
+// TestAttrCount: attrCount says how many attributes
+// appendRecordAttributes adds, for every kind of record, with and without
+// a group: consumed.MessageAttributes cuts each record's out of its
+// block's array by that count.
+func TestAttrCount(t *testing.T) {
+	for _, hasKey := range []bool{false, true} {
+		for _, tombstone := range []bool{false, true} {
+			for _, group := range []attribute.KeyValue{{}, propagation.ConsumerGroup("g")} {
+				f := recordFacts{offset: 1, hasKey: hasKey, tombstone: tombstone}
+				got := len(appendRecordAttributes(nil, f, propagation.PartitionID("0"), group, "t/0/1", "k"))
+				if want := attrCount(f, group.Key != ""); got != want {
+					t.Errorf("%+v, group %v: %d attributes appended, attrCount %d", f, group, got, want)
+				}
 			}
 		}
 	}
