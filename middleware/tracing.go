@@ -297,10 +297,12 @@ func (t *Tracing) extract(msg *Message) {
 // limits cut. They are read from the headers unless extract kept them.
 func (t *Tracing) carried(msg *Message) (trace.SpanContext, baggage.Baggage, []propagation.Dropped) {
 	if msg.creation.extracted {
+		var bg baggage.Baggage
+		var dropped []propagation.Dropped
 		if r := msg.rare; r != nil {
-			return msg.CreationContext(), r.baggage, r.dropped
+			bg, dropped = r.baggage, r.dropped
 		}
-		return msg.CreationContext(), baggage.Baggage{}, nil
+		return msg.CreationContext(), bg, dropped
 	}
 	if len(msg.Headers) == 0 {
 		return trace.SpanContext{}, baggage.Baggage{}, nil
@@ -649,7 +651,7 @@ var noSpan = trace.SpanFromContext(context.Background())
 // parent would be the parent of go unstarted: parent's span context is
 // valid and not sampled, so the sampler would drop the span.
 func (t *Tracing) sampledOut(parent context.Context) bool {
-	return t.cfg.parentBased && t.skips(trace.SpanContextFromContext(parent))
+	return t.skips(trace.SpanContextFromContext(parent))
 }
 
 // skips reports whether WithParentBasedSampling skips a span whose parent
