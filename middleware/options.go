@@ -18,8 +18,12 @@ type ProcessParent int
 
 const (
 	// ParentMessage (the default) parents the process span on the message's
-	// creation context, so producer and consumer are one trace, and links the
-	// receive span.
+	// creation context, so producer and consumer are one trace. It does not
+	// link the receive span, which links the message already: semconv's
+	// "parent" choice, and a link less per message for the SDK to copy
+	// twice (at start and in the span's snapshot). A message without a
+	// creation context gets the receive span (or the caller's span) as
+	// its parent.
 	ParentMessage ProcessParent = iota
 	// ParentReceive parents the process span on the receive span (the poll)
 	// and links the message's creation context: batch-poll-as-parent. A push
@@ -29,6 +33,11 @@ const (
 	// ParentNone starts each process span as a new root that links the
 	// message's creation context.
 	ParentNone
+	// ParentMessageLinkReceive is ParentMessage plus a link to the receive
+	// span (the poll), semconv's "both": a process span then leads to the
+	// poll that returned its message, at the cost of a link per message. A
+	// push delivery has no receive span to link.
+	ParentMessageLinkReceive
 )
 
 type config struct {

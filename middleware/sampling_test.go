@@ -427,14 +427,31 @@ func TestStartProcessFrom(t *testing.T) {
 	if p.SpanKind() != trace.SpanKindConsumer {
 		t.Errorf("process kind %v", p.SpanKind())
 	}
-	if len(p.Links()) != 1 || p.Links()[0].SpanContext.SpanID() != receive.SpanContext().SpanID() {
-		t.Errorf("process links %v, want the receive span", p.Links())
+	if len(p.Links()) != 0 {
+		t.Errorf("process links %v, want none under ParentMessage", p.Links())
 	}
 	if got.Member("region").Value() != "eu" || got.Member("user").Value() != "" {
 		t.Errorf("baggage %s, want region only", got)
 	}
 	sameAttributes(t, "process span", p.Attributes(), append(operation(propagation.Process, "process"),
 		propagation.PartitionID("3"), propagation.KafkaOffset(42)))
+
+	// ParentMessageLinkReceive: the same parent, and a link to the span
+	// in ctx (the poll's receive span).
+	rec = tracetest.NewSpanRecorder()
+	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr = middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithProcessParent(middleware.ParentMessageLinkReceive))
+	rctx, receive = tp.Tracer("test").Start(context.Background(), "poll")
+	_, span = tr.StartProcessFrom(rctx, kafkaDest, creation, bg)
+	middleware.End(span, nil)
+	receive.End()
+	p = oneSpan(t, rec, "process t")
+	if p.Parent().SpanID() != creation.SpanID() {
+		t.Errorf("ParentMessageLinkReceive: process parent %v, want the creation context %v", p.Parent(), creation)
+	}
+	if len(p.Links()) != 1 || p.Links()[0].SpanContext.SpanID() != receive.SpanContext().SpanID() {
+		t.Errorf("ParentMessageLinkReceive: process links %v, want the receive span", p.Links())
+	}
 }
 
 // TestBodySizeIsOptIn: messaging.message.body.size is opt-in in the semantic
@@ -470,14 +487,15 @@ func TestBodySizeIsOptIn(t *testing.T) {
 	}
 }
 
-// TestProcessSpansOfAPollLinkItsReceive: the process spans of a poll of
-// several messages on several partitions share one cached link option; each
-// must still link to exactly its own poll's receive span, parent on its own
-// message's creation context, and carry its own partition, over two polls.
+// TestProcessSpansOfAPollLinkItsReceive: under ParentMessageLinkReceive the
+// process spans of a poll of several messages on several partitions share
+// one cached link option; each must still link to exactly its own poll's
+// receive span, parent on its own message's creation context, and carry its
+// own partition, over two polls.
 func TestProcessSpansOfAPollLinkItsReceive(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithProcessParent(middleware.ParentMessageLinkReceive))
 	poll := func(n int) []*middleware.Message {
 		msgs := make([]*middleware.Message, n)
 		for i := range msgs {
@@ -614,14 +632,15 @@ func (f *parallelPull) Subscribe(ctx context.Context, _ string, h middleware.Han
 	return nil
 }
 
-// TestProcessSpansOfAPollInParallel: the poll's shared link options are
+// TestProcessSpansOfAPollInParallel: the poll's shared link options
+// (ParentMessageLinkReceive) are
 // built and read by handlers running at once (go test -race checks the
 // locking); every process span still links its receive and keeps its
 // partition.
 func TestProcessSpansOfAPollInParallel(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	tr := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithProcessParent(middleware.ParentMessageLinkReceive))
 	msgs := make([]*middleware.Message, 64)
 	for i := range msgs {
 		msg := &middleware.Message{ID: fmt.Sprint(i), Headers: map[string]string{}}

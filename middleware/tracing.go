@@ -351,7 +351,7 @@ func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Ti
 	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
 	t.recordRest(span, sh, attrs, skip, nil)
 	span.End()
-	if sc := span.SpanContext(); n >= 2 && sc.IsValid() && t.cfg.processParent == ParentMessage {
+	if sc := span.SpanContext(); n >= 2 && sc.IsValid() && t.cfg.processParent == ParentMessageLinkReceive {
 		// Every process span of this poll links to the receive span: build
 		// that link option once for all of them rather than per message.
 		ctx = context.WithValue(ctx, receiveLinksKey{}, &receiveLinks{receive: sc, link: trace.WithLinks(trace.Link{SpanContext: sc})})
@@ -360,7 +360,7 @@ func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Ti
 }
 
 // receiveLinks is what the process spans of one poll share under
-// ParentMessage: the link to its receive span as a start option, and the
+// ParentMessageLinkReceive: the link to its receive span as a start option, and the
 // start options of each shape (and partition) with that link appended.
 type receiveLinks struct {
 	receive trace.SpanContext
@@ -455,9 +455,11 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		link1, link2 = creation, receive
 	case t.cfg.processParent == ParentReceive:
 		link1 = creation
-	case creation.IsValid(): // ParentMessage
+	case creation.IsValid(): // ParentMessage, ParentMessageLinkReceive
 		parent = trace.ContextWithRemoteSpanContext(ctx, creation)
-		link1 = receive
+		if t.cfg.processParent == ParentMessageLinkReceive {
+			link1 = receive
+		}
 		newRoot = false
 	}
 	if !newRoot {
@@ -470,7 +472,7 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		attrs = msg.Attributes()
 	}
 	// The one link is to the receive span: the poll may have built it.
-	linksReceive := t.cfg.processParent == ParentMessage && link1.IsValid() && !newRoot
+	linksReceive := t.cfg.processParent == ParentMessageLinkReceive && link1.IsValid() && !newRoot
 	// The span starts with what a sampler may decide on (the shape's
 	// attributes and the partition); the rest is built and set only when
 	// the span records. A redactor sees every attribute recorded, those

@@ -213,8 +213,13 @@ func TestOneMessageIsOneConnectedTrace(t *testing.T) {
 			if receive.SpanKind() != trace.SpanKindClient {
 				t.Fatal("the receive span is not CLIENT")
 			}
-			if !hasLink(process, receive.SpanContext()) || !hasLink(receive, send.SpanContext()) {
-				t.Fatal("missing receive links")
+			if !hasLink(receive, send.SpanContext()) {
+				t.Fatal("the receive span does not link the message's creation context")
+			}
+			// ParentMessage, the default, does not also link the receive
+			// span: ParentMessageLinkReceive does (TestProcessParentModes).
+			if len(process.Links()) != 0 {
+				t.Fatalf("the default process span links %v, want nothing", process.Links())
 			}
 			if v, _ := attr(receive, "messaging.batch.message_count"); v.AsInt64() != 1 {
 				t.Errorf("receive batch count = %v", v)
@@ -322,23 +327,52 @@ func TestBatchFromTenTraces(t *testing.T) {
 	}
 }
 
+// throughOne publishes a message to "q" and consumes it with the process
+// parent mode, from the memory broker pushing it or, with pull, polled,
+// under an "app" span in the Subscribe context: a span there is never the
+// process span's receive span. It returns the send and process spans.
+func throughOne(t *testing.T, pull bool, mode middleware.ProcessParent) (h *harness, send, process sdktrace.ReadOnlySpan) {
+	t.Helper()
+	var b broker = memory.New()
+	if pull {
+		b = polled{memory.New()}
+	}
+	h = newHarnessOn(t, b, middleware.WithProcessParent(mode))
+	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	sctx, app := h.tp.Tracer("test").Start(context.Background(), "app")
+	h.consumeIn(sctx, "q", 1, func(context.Context, *middleware.Message) error { return nil })
+	app.End()
+	return h, h.one("send q"), h.one("process q")
+}
+
+// TestParentMessageLinkReceive: the process span is the message's, as
+// under ParentMessage, and links the receive span alone; a push delivery
+// has no receive span to link.
+func TestParentMessageLinkReceive(t *testing.T) {
+	for _, pull := range []bool{true, false} {
+		h, send, process := throughOne(t, pull, middleware.ParentMessageLinkReceive)
+		if process.Parent().SpanID() != send.SpanContext().SpanID() || process.SpanContext().TraceID() != send.SpanContext().TraceID() {
+			t.Errorf("pull %v: process span parent %v, want the send span", pull, process.Parent())
+		}
+		if !pull {
+			if len(process.Links()) != 0 {
+				t.Errorf("push: process span links %v, want nothing (no receive span)", process.Links())
+			}
+			continue
+		}
+		receive := h.one("receive q")
+		if len(process.Links()) != 1 || !hasLink(process, receive.SpanContext()) {
+			t.Errorf("pull: process span links %v, want the receive span %v alone", process.Links(), receive.SpanContext().SpanID())
+		}
+	}
+}
+
 func TestProcessParentModes(t *testing.T) {
 	for _, pull := range []bool{true, false} {
 		for _, mode := range []middleware.ProcessParent{middleware.ParentReceive, middleware.ParentNone} {
-			var b broker = memory.New()
-			if pull {
-				b = polled{memory.New()}
-			}
-			h := newHarnessOn(t, b, middleware.WithProcessParent(mode))
-			if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {
-				t.Fatal(err)
-			}
-			// A span in the Subscribe context is never the process span's
-			// receive span.
-			sctx, app := h.tp.Tracer("test").Start(context.Background(), "app")
-			h.consumeIn(sctx, "q", 1, func(context.Context, *middleware.Message) error { return nil })
-			app.End()
-			send, process := h.one("send q"), h.one("process q")
+			h, send, process := throughOne(t, pull, mode)
 			if !hasLink(process, send.SpanContext()) {
 				t.Errorf("mode %d, pull %v: process span does not link the message", mode, pull)
 			}

@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&cfg.orders, "orders", 3, "number of orders to place")
 	flag.IntVar(&cfg.fail, "fail", 3, "the order that fails the fraud check and is dead-lettered (0: none)")
 	flag.BoolVar(&cfg.batch, "batch", false, "place all orders in one request, published to SQS as one batch")
-	flag.StringVar(&parent, "parent", "message", "parent of process spans: message, receive or none")
+	flag.StringVar(&parent, "parent", "message", "parent of process spans: message, both (message, linking the receive span), receive or none")
 	flag.Parse()
 	p, err := parseParent(parent)
 	if err != nil {
@@ -85,12 +85,14 @@ func parseParent(s string) (middleware.ProcessParent, error) {
 	switch s {
 	case "message":
 		return middleware.ParentMessage, nil
+	case "both":
+		return middleware.ParentMessageLinkReceive, nil
 	case "receive":
 		return middleware.ParentReceive, nil
 	case "none":
 		return middleware.ParentNone, nil
 	}
-	return 0, fmt.Errorf("-parent %q: want message, receive or none", s)
+	return 0, fmt.Errorf("-parent %q: want message, both, receive or none", s)
 }
 
 // The services, each with its own TracerProvider so spans carry its
@@ -443,7 +445,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*report, error) {
 		switch {
 		case len(o.traces) == 1:
 			fmt.Fprintf(out, "order %d: %d spans, 1 trace id OK\n", o.id, len(o.spans))
-		case cfg.parent != middleware.ParentMessage:
+		case cfg.parent == middleware.ParentReceive || cfg.parent == middleware.ParentNone:
 			fmt.Fprintf(out, "order %d: %d spans in %d traces, joined by links (-parent %s)\n",
 				o.id, len(o.spans), len(o.traces), parentName(cfg.parent))
 		default:
@@ -595,6 +597,8 @@ func parentName(p middleware.ProcessParent) string {
 		return "receive"
 	case middleware.ParentNone:
 		return "none"
+	case middleware.ParentMessageLinkReceive:
+		return "both"
 	}
 	return "message"
 }

@@ -172,3 +172,38 @@ func TestParentNone(t *testing.T) {
 		}
 	}
 }
+
+// TestParentBoth: -parent both keeps each order one trace, as the default
+// does, and its process spans on the pull-based hops link their receive
+// spans, which the default's do not.
+func TestParentBoth(t *testing.T) {
+	linked := func(parent middleware.ProcessParent) int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var out bytes.Buffer
+		rep, err := run(ctx, config{orders: 1, parent: parent}, &out)
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, out.String())
+		}
+		o := rep.orders[0]
+		if len(o.traces) != 1 {
+			t.Fatalf("-parent %s: order spans in %d traces, want 1", parentName(parent), len(o.traces))
+		}
+		n := 0
+		for _, s := range o.spans {
+			if s.SpanKind() == trace.SpanKindConsumer && len(s.Links()) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := linked(middleware.ParentMessage); n != 0 {
+		t.Errorf("-parent message: %d process spans have links, want none", n)
+	}
+	if n := linked(middleware.ParentMessageLinkReceive); n == 0 {
+		t.Error("-parent both: no process span links a receive span")
+	}
+	if p, err := parseParent("both"); err != nil || p != middleware.ParentMessageLinkReceive {
+		t.Errorf(`parseParent("both") = %v, %v`, p, err)
+	}
+}

@@ -88,7 +88,9 @@
 // In the receive loop, Instrumentation.StartProcess starts the process span
 // of one message, in the producer's trace (W3C first, else AWSTraceHeader),
 // and Instrumentation.DeleteMessage deletes it inside a delete span. Pass
-// ReceiveContext(ctx, out) to StartProcess to link the receive span. Do not
+// ReceiveContext(ctx, out) to StartProcess: a message without a creation
+// context is then a child of the receive span, and with
+// middleware.ParentMessageLinkReceive every process span links it. Do not
 // also wrap a Publisher or Subscriber on an instrumented client with
 // middleware tracing: both would record send and receive spans (the trace
 // context is still injected once). The contrib otelaws middleware can run

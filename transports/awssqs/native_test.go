@@ -98,7 +98,9 @@ func linksTo(s sdktrace.ReadOnlySpan, sc trace.SpanContext) bool {
 }
 
 func TestNativeSendReceiveProcess(t *testing.T) {
-	r := newNativeRig(t, "native")
+	// ParentMessageLinkReceive: the process span's link shows that
+	// ReceiveContext carried the receive span.
+	r := newNativeRig(t, "native", middleware.WithProcessParent(middleware.ParentMessageLinkReceive))
 	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
 	in := &sqs.SendMessageInput{
 		QueueUrl:          aws.String(r.url),

@@ -337,7 +337,9 @@ func (h *Hooks) creation(r *kgo.Record) trace.SpanContext {
 
 // ReceiveContext records the receive span (CLIENT) of one poll, linking the
 // creation context of each of its records, and returns ctx carrying it:
-// pass that ctx to StartProcess so every process span links the poll. A
+// pass that ctx to StartProcess, so that a record without a creation
+// context is a child of the poll and, with
+// middleware.ParentMessageLinkReceive, every process span links it. A
 // poll without records is not a receive and returns ctx unchanged.
 //
 // The span is named by the topic when all records share one, else

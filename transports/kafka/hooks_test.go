@@ -97,8 +97,9 @@ func TestHooksProduceConsume(t *testing.T) {
 	seeds, topic := cluster(t)
 	rec, tp := newTracer(t)
 	// One Hooks on both clients: the producer has no group, so the
-	// consumer's is recorded.
-	h := kafka.NewHooks(middleware.WithTracerProvider(tp))
+	// consumer's is recorded. ParentMessageLinkReceive: the process span's
+	// link shows that ReceiveContext carried the receive span.
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp), middleware.WithProcessParent(middleware.ParentMessageLinkReceive))
 	producer := hookedClient(t, seeds, h)
 	consumer := hookedClient(t, seeds, h, kgo.ConsumeTopics(topic), kgo.ConsumerGroup("g"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
