@@ -321,7 +321,7 @@ func (t *Tracing) carried(msg *Message) (trace.SpanContext, baggage.Baggage, []p
 func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context {
 	sc, bg, _ := t.carried(msg)
 	if sc.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		ctx = propagation.ContextWithRemote(ctx, sc)
 	}
 	if bg.Len() > 0 {
 		ctx = baggage.ContextWithBaggage(ctx, bg)
@@ -456,7 +456,7 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 	case t.cfg.processParent == ParentReceive:
 		link1 = creation
 	case creation.IsValid(): // ParentMessage, ParentMessageLinkReceive
-		parent = trace.ContextWithRemoteSpanContext(ctx, creation)
+		parent = propagation.ContextWithRemote(ctx, creation)
 		if t.cfg.processParent == ParentMessageLinkReceive {
 			link1 = receive
 		}
