@@ -18,8 +18,9 @@
 //     consumer's first span.
 //   - process {destination} (CONSUMER): one per message, even when a poll
 //     returned a batch, parented per WithProcessParent: by default on the
-//     message's creation context (one connected trace, with a link to the
-//     receive span when there is one).
+//     message's creation context (one connected trace; the receive span
+//     links the message, ParentMessageLinkReceive also links the process
+//     span to the receive span).
 //   - ack, nack, delete, commit {destination} (CLIENT): settlement
 //     (WithSettleSpans(false) turns these off).
 //

@@ -127,7 +127,7 @@ func kgoMode(name string, tr tracing, seeds []string) mode {
 		)
 		switch {
 		case tp != nil && name == modeHooks:
-			oh = kafka.NewHooks(middleware.WithTracerProvider(tp))
+			oh = kafka.NewHooks(tracingOptions(tp, tr)...)
 			hooks = []kgo.Hook{oh}
 		case tp != nil:
 			kt = kotel.NewTracer(kotel.TracerProvider(tp), kotel.ConsumerGroup("g-"+topic))

@@ -68,6 +68,7 @@ type config struct {
 	memprofile string
 	settle     bool // settle spans in the otelmq modes
 	create     bool // create spans in the otelmq modes
+	link       bool // process spans link their receive span in the otelmq modes
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -82,6 +83,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.sustained, "sustained", 1_000_000, "in-memory messages of the sustained-load run checking heap and goroutines stay flat (0: skip; -quick divides the default by 10)")
 	modes := fs.String("modes", "", "comma-separated modes to run (e.g. otelmq-sdk,kotel-sdk); empty: all, and only then are targets judged")
 	fs.BoolVar(&c.create, "create-spans", true, "record a create span per message of a batch publish in the otelmq modes; false runs them with middleware.WithCreateSpans(false): the messages of a batch carry the send span's context")
+	fs.BoolVar(&c.link, "link-receive", false, "run the otelmq modes (and the kgo hooks) with middleware.WithProcessParent(middleware.ParentMessageLinkReceive): each process span also links its receive span")
 	fs.BoolVar(&c.settle, "settle-spans", true, "record settle spans (ack, delete, commit) in the otelmq modes; false runs them with middleware.WithSettleSpans(false)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the transport runs to this file (go tool pprof -top)")
 	fs.StringVar(&c.memprofile, "memprofile", "", "write an allocation profile of the transport runs to this file (go tool pprof -sample_index=alloc_space -top)")
@@ -123,12 +125,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "otelmq bench: %d runs per mode, mode order rotated each run, medians shown; GOMAXPROCS=%d, %s\n",
 		cfg.runs, runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintln(out, "CPU is the process's user+sys time (getrusage) per message; allocs are runtime mallocs per message.")
-	settleSpans, createSpans = cfg.settle, cfg.create
+	settleSpans, createSpans, linkReceive = cfg.settle, cfg.create, cfg.link
 	if !settleSpans {
 		fmt.Fprintln(out, "otelmq modes run with middleware.WithSettleSpans(false): no settle spans.")
 	}
 	if !createSpans {
 		fmt.Fprintln(out, "otelmq modes run with middleware.WithCreateSpans(false): no create spans.")
+	}
+	if linkReceive {
+		fmt.Fprintln(out, "otelmq modes run with middleware.WithProcessParent(middleware.ParentMessageLinkReceive): process spans link their receive span.")
 	}
 	start := time.Now()
 	stopProfiles, err := startProfiles(cfg)

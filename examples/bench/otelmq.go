@@ -9,9 +9,25 @@ import (
 	"github.com/otelmq/otelmq/middleware"
 )
 
-// settleSpans and createSpans are the -settle-spans and -create-spans
-// flags, for every otelmq mode of the run.
-var settleSpans, createSpans = true, true
+// settleSpans, createSpans and linkReceive are the -settle-spans,
+// -create-spans and -link-receive flags, for every otelmq mode of the run.
+var settleSpans, createSpans, linkReceive = true, true, false
+
+// tracingOptions are the otelmq modes' options beside the provider, as the
+// flags set them.
+func tracingOptions(tp trace.TracerProvider, tr tracing) []middleware.Option {
+	parent := middleware.ParentMessage
+	if linkReceive {
+		parent = middleware.ParentMessageLinkReceive
+	}
+	return []middleware.Option{
+		middleware.WithTracerProvider(tp),
+		middleware.WithParentBasedSampling(tr == tracingRatioPB),
+		middleware.WithSettleSpans(settleSpans),
+		middleware.WithCreateSpans(createSpans),
+		middleware.WithProcessParent(parent),
+	}
+}
 
 // otelmqMode is the mode that runs a transport's otelmq Publisher and
 // Subscriber wrapped in the tracing middleware over the mode's provider
@@ -29,10 +45,7 @@ func otelmqMode(name string, tr tracing, batch int,
 		if tp != nil {
 			// Tracing alone, not NewTelemetry: the comparison is with
 			// tracers, and metrics would add a cost none of them has.
-			t := middleware.NewTracing(middleware.WithTracerProvider(tp),
-				middleware.WithParentBasedSampling(tr == tracingRatioPB),
-				middleware.WithSettleSpans(settleSpans),
-				middleware.WithCreateSpans(createSpans))
+			t := middleware.NewTracing(tracingOptions(tp, tr)...)
 			pub, sub = t.Publisher(pub), t.Subscriber(sub)
 		}
 		return runSubscriber(ctx, pub, sub, dest, batch, cnt, release), nil
