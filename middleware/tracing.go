@@ -551,6 +551,20 @@ func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyVa
 	if n == 0 || !span.IsRecording() {
 		return
 	}
+	if msg != nil && t.addsOnlyDeliveryCount(msg) {
+		if lo, hi, ok := keptRun(sh, attrs, skip); ok {
+			// The common case builds no slice: what is kept of the
+			// transport's attributes (which it never changes) is one
+			// run of them, and a first delivery's count is a constant.
+			if lo < hi {
+				span.SetAttributes(attrs[lo:hi]...)
+			}
+			if msg.DeliveryCount == 1 {
+				span.SetAttributes(deliveredOnce...)
+			}
+			return
+		}
+	}
 	rest := make([]attribute.KeyValue, 0, n)
 	for i, kv := range attrs {
 		if i != skip && !sh.has(kv) {
@@ -569,6 +583,43 @@ func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyVa
 	if len(rest) > 0 {
 		span.SetAttributes(rest...)
 	}
+}
+
+// deliveredOnce is the delivery count attribute of a first delivery.
+var deliveredOnce = []attribute.KeyValue{DeliveryCountKey.Int(1)}
+
+// addsOnlyDeliveryCount reports whether messageAttributes would add nothing
+// to msg's attributes but a delivery count of 1 (or none) and change none
+// of them: no redactor, no body size, no allow-listed header present.
+func (t *Tracing) addsOnlyDeliveryCount(msg *Message) bool {
+	if t.cfg.redact != nil || t.cfg.bodySize || msg.DeliveryCount > 1 {
+		return false
+	}
+	for _, h := range t.headers {
+		if _, ok := msg.Headers[h.name]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// keptRun returns the bounds of what recordRest keeps of attrs (all but
+// the one at skip and those the shape holds) when that is one run,
+// attrs[lo:hi]; ok is false when it is not.
+func keptRun(sh *shape, attrs []attribute.KeyValue, skip int) (lo, hi int, ok bool) {
+	for i, kv := range attrs {
+		if i == skip || sh.has(kv) {
+			continue
+		}
+		if hi > lo && i != hi {
+			return 0, 0, false // a gap: two runs
+		}
+		if hi == lo {
+			lo = i
+		}
+		hi = i + 1
+	}
+	return lo, hi, true
 }
 
 // messageAttributes adds what a Message says about itself: body size (never

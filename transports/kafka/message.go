@@ -309,22 +309,26 @@ func attrCount(f recordFacts, group bool) int {
 }
 
 // appendRecordAttributes appends the attributes of a consumed record to
-// attrs: partition, offset, key, tombstone flag, consumer group (when
-// group is not the zero KeyValue) and message ID. f is factsOf the record,
+// attrs: partition, consumer group (when group is not the zero KeyValue),
+// offset, key, tombstone flag and message ID. The partition (a start
+// attribute) and the group (the destination's too) come first, so what
+// the tracing middleware sets after the start is one run it passes
+// without copying. f is factsOf the record,
 // partition its partition attribute, group the consumer group one, id its
 // recordID and key string(r.Key): the callers build them once for many
 // records or share their bytes. The Subscriber and Hooks share them so
 // both kinds of process span look alike.
 func appendRecordAttributes(attrs []attribute.KeyValue, f recordFacts, partition, group attribute.KeyValue, id, key string) []attribute.KeyValue {
-	attrs = append(attrs, partition, propagation.KafkaOffset(f.offset))
+	attrs = append(attrs, partition)
+	if group.Key != "" {
+		attrs = append(attrs, group)
+	}
+	attrs = append(attrs, propagation.KafkaOffset(f.offset))
 	if f.hasKey {
 		attrs = append(attrs, kafkaKeyKey.String(key))
 	}
 	if f.tombstone {
 		attrs = append(attrs, propagation.KafkaTombstone(true))
-	}
-	if group.Key != "" {
-		attrs = append(attrs, group)
 	}
 	return append(attrs, propagation.MessageID(id))
 }

@@ -140,16 +140,16 @@ func testMessages(t *testing.T, group string) {
 		attrs   []attribute.KeyValue
 	}{
 		{"orders/0/7", map[string]string{"dup": "2", "nil": ""}, []attribute.KeyValue{
-			propagation.Partition(0), propagation.KafkaOffset(7), propagation.KafkaKey([]byte("k1")),
-			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/0/7"),
+			propagation.Partition(0), propagation.ConsumerGroup("billing"), propagation.KafkaOffset(7),
+			propagation.KafkaKey([]byte("k1")), propagation.MessageID("orders/0/7"),
 		}},
 		{"orders/11/100", map[string]string{}, []attribute.KeyValue{
-			propagation.Partition(11), propagation.KafkaOffset(100), propagation.KafkaTombstone(true),
-			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/11/100"),
+			propagation.Partition(11), propagation.ConsumerGroup("billing"), propagation.KafkaOffset(100),
+			propagation.KafkaTombstone(true), propagation.MessageID("orders/11/100"),
 		}},
 		{"orders/0/8", map[string]string{"traceparent": "tp"}, []attribute.KeyValue{
-			propagation.Partition(0), propagation.KafkaOffset(8), propagation.KafkaKey([]byte{}),
-			propagation.ConsumerGroup("billing"), propagation.MessageID("orders/0/8"),
+			propagation.Partition(0), propagation.ConsumerGroup("billing"), propagation.KafkaOffset(8),
+			propagation.KafkaKey([]byte{}), propagation.MessageID("orders/0/8"),
 		}},
 	}
 	if group == "" {
@@ -238,8 +238,8 @@ func TestMessageAttributesAreLazy(t *testing.T) {
 	wg.Wait()
 	for i, r := range recs {
 		want := []attribute.KeyValue{
-			propagation.Partition(r.Partition), propagation.KafkaOffset(r.Offset),
-			propagation.ConsumerGroup("billing"), propagation.MessageID(msgs[i].ID),
+			propagation.Partition(r.Partition), propagation.ConsumerGroup("billing"),
+			propagation.KafkaOffset(r.Offset), propagation.MessageID(msgs[i].ID),
 		}
 		if !slices.Equal(got[i], want) {
 			t.Errorf("message %d attributes\n%v, want\n%v", i, got[i], want)
@@ -278,8 +278,8 @@ func TestMessageAttributesWhileHandlersChangeRecords(t *testing.T) {
 	wg.Wait()
 	for i := range msgs {
 		want := []attribute.KeyValue{
-			propagation.Partition(int32(i % 3)), propagation.KafkaOffset(int64(1000 + i)), propagation.KafkaKey([]byte("k")),
-			propagation.ConsumerGroup("billing"), propagation.MessageID(msgs[i].ID),
+			propagation.Partition(int32(i % 3)), propagation.ConsumerGroup("billing"), propagation.KafkaOffset(int64(1000 + i)),
+			propagation.KafkaKey([]byte("k")), propagation.MessageID(msgs[i].ID),
 		}
 		if !slices.Equal(got[i], want) {
 			t.Errorf("message %d attributes\n%v, want the consumed record's\n%v", i, got[i], want)

@@ -1,0 +1,86 @@
+package middleware_test
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// TestProcessAttributesBothPaths: a process span records the same
+// attributes whether the middleware passes the transport's attributes as
+// they are (the common case: one run to keep, a first delivery) or builds
+// a slice (a gap in what it keeps, a redelivery, an allow-listed header, a
+// redactor), and the common case costs fewer allocations.
+func TestProcessAttributesBothPaths(t *testing.T) {
+	partition, group := propagation.PartitionID("3"), propagation.ConsumerGroup("g")
+	offset, id := propagation.KafkaOffset(42), propagation.MessageID("t/3/42")
+	oneRun := []attribute.KeyValue{partition, group, offset, id} // as the Kafka transport orders them
+	gap := []attribute.KeyValue{partition, offset, group, id}    // group, the destination's, between the others
+	upper := func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == id.Key {
+			return id.Key.String("REDACTED")
+		}
+		return kv
+	}
+	for _, tc := range []struct {
+		name    string
+		attrs   []attribute.KeyValue
+		count   int
+		headers map[string]string
+		opts    []middleware.Option
+		want    []attribute.KeyValue // beyond operation(process) and the partition
+	}{
+		{"one run, first delivery", oneRun, 1, nil, nil, []attribute.KeyValue{offset, id, middleware.DeliveryCountKey.Int(1)}},
+		{"one run, count unknown", oneRun, 0, nil, nil, []attribute.KeyValue{offset, id}},
+		{"a gap", gap, 1, nil, nil, []attribute.KeyValue{offset, id, middleware.DeliveryCountKey.Int(1)}},
+		{"redelivery", oneRun, 3, nil, nil, []attribute.KeyValue{offset, id, middleware.DeliveryCountKey.Int(3)}},
+		{"allow-listed header", oneRun, 1, map[string]string{"tenant": "acme"}, []middleware.Option{middleware.WithHeaderAllowList("tenant")},
+			[]attribute.KeyValue{offset, id, middleware.DeliveryCountKey.Int(1), attribute.String("messaging.header.tenant", "acme")}},
+		{"allow-listed header absent", oneRun, 1, map[string]string{"other": "x"}, []middleware.Option{middleware.WithHeaderAllowList("tenant")},
+			[]attribute.KeyValue{offset, id, middleware.DeliveryCountKey.Int(1)}},
+		{"redactor", oneRun, 1, nil, []middleware.Option{middleware.WithRedactor(upper)},
+			[]attribute.KeyValue{offset, id.Key.String("REDACTED"), middleware.DeliveryCountKey.Int(1)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			tr := middleware.NewTracing(append([]middleware.Option{middleware.WithTracerProvider(tp)}, tc.opts...)...)
+			newMsg := func() *middleware.Message {
+				msg := &middleware.Message{ID: "t/3/42", DeliveryCount: tc.count, Destination: "t", Headers: tc.headers}
+				msg.SetAttributes(tc.attrs...)
+				return msg
+			}
+			consume := func() {
+				f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{newMsg()}}
+				if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+					t.Fatal(err)
+				}
+			}
+			consume()
+			p := oneSpan(t, rec, "process t")
+			sameAttributes(t, "process span", p.Attributes(), append(append(operation(propagation.Process, "process"), partition), tc.want...))
+		})
+	}
+
+	// The allocations of one message through Subscribe, on the two paths
+	// that differ only in the order of the transport's attributes.
+	allocs := func(attrs []attribute.KeyValue) float64 {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+		tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithSettleSpans(false))
+		msg := &middleware.Message{ID: "t/3/42", DeliveryCount: 1, Destination: "t"}
+		msg.SetAttributes(attrs...)
+		f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{msg}}
+		sub := tr.Subscriber(f)
+		h := middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })
+		return testing.AllocsPerRun(200, func() { _ = sub.Subscribe(context.Background(), "t", h) })
+	}
+	if run, copied := allocs(oneRun), allocs(gap); run >= copied {
+		t.Errorf("one run of attributes costs %v allocations, a copied slice %v: want fewer", run, copied)
+	}
+}
