@@ -321,7 +321,7 @@ func (t *Tracing) carried(msg *Message) (trace.SpanContext, baggage.Baggage, []p
 func (t *Tracing) noopContext(ctx context.Context, msg *Message) context.Context {
 	sc, bg, _ := t.carried(msg)
 	if sc.IsValid() {
-		ctx = propagation.ContextWithRemote(ctx, sc)
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	if bg.Len() > 0 {
 		ctx = baggage.ContextWithBaggage(ctx, bg)
@@ -456,7 +456,15 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 	case t.cfg.processParent == ParentReceive:
 		link1 = creation
 	case creation.IsValid(): // ParentMessage, ParentMessageLinkReceive
-		parent = propagation.ContextWithRemote(ctx, creation)
+		if t.skips(creation) {
+			// No span will hide the parent: the handler's ctx carries it,
+			// as the trace package's own span, which user code may expect.
+			parent = trace.ContextWithRemoteSpanContext(ctx, creation)
+		} else {
+			// Only the tracer sees this one: the span it starts hides it
+			// from everything the handler's ctx reaches.
+			parent = propagation.ContextWithRemote(ctx, creation)
+		}
 		if t.cfg.processParent == ParentMessageLinkReceive {
 			link1 = receive
 		}
@@ -556,8 +564,10 @@ func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyVa
 			// The common case builds no slice: what is kept of the
 			// transport's attributes (which it never changes) is one
 			// run of them, and a first delivery's count is a constant.
+			// Both are read-only to a span, as for every caller that
+			// passes constant attributes: the SDK copies them.
 			if lo < hi {
-				span.SetAttributes(attrs[lo:hi]...)
+				span.SetAttributes(attrs[lo:hi:hi]...)
 			}
 			if msg.DeliveryCount == 1 {
 				span.SetAttributes(deliveredOnce...)

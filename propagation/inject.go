@@ -157,7 +157,7 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 		sc, bg, dropped := p.extractFallback(ctx, c)
 		out := ctx
 		if sc.IsValid() {
-			out = ContextWithRemote(out, sc)
+			out = trace.ContextWithRemoteSpanContext(out, sc)
 		}
 		if bg.Len() > 0 {
 			out = baggage.ContextWithBaggage(out, bg)
@@ -180,7 +180,7 @@ func (p *Propagator) ExtractDropped(ctx context.Context, c TextMapCarrier) (cont
 	if found := trace.SpanContextFromContext(out); !found.IsValid() {
 		var sc trace.SpanContext
 		if sc, dropped = p.fallBack(found, c, dropped); sc.IsValid() {
-			out = ContextWithRemote(out, sc)
+			out = trace.ContextWithRemoteSpanContext(out, sc)
 		}
 	}
 	if base != ctx && !trace.SpanContextFromContext(out).IsValid() {

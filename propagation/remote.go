@@ -2,23 +2,31 @@ package propagation
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // ContextWithRemote returns ctx with sc, marked remote, as its current span
-// context: what trace.ContextWithRemoteSpanContext returns, in one
-// allocation where that makes two (the context, and the span that wraps
-// sc, boxed in it). Every consumed message with a trace context pays this
-// once, to parent its process span on its creation context.
+// context, for a tracer to start a span under: what
+// trace.ContextWithRemoteSpanContext returns, in one allocation where that
+// makes two (the context, and the span that wraps sc, boxed in it). Every
+// consumed message with a trace context pays this once, to parent its
+// process span on its creation context.
+//
+// The span in it is not the trace package's own type: code that
+// type-asserts that (trace.NewNoopTracerProvider's tracer does) would not
+// see sc. So use it only for a context that goes straight to
+// Tracer.Start, whose span then hides it, and
+// trace.ContextWithRemoteSpanContext for one that user code gets.
 //
 // It works by answering the trace package's own context key, which it
 // learns once by asking; if that ever fails to give ctx sc (a future
 // trace package that reads contexts differently), it falls back to
-// trace.ContextWithRemoteSpanContext.
+// trace.ContextWithRemoteSpanContext, as it does for a nil ctx.
 func ContextWithRemote(ctx context.Context, sc trace.SpanContext) context.Context {
-	if !spanKeyFound {
+	if !spanKeyFound || ctx == nil {
 		return trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	return &remoteContext{Context: ctx, span: remoteSpan{sc: sc.WithRemote(true)}}
@@ -37,6 +45,10 @@ func (c *remoteContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+func (c *remoteContext) String() string {
+	return fmt.Sprintf("%v.WithRemoteSpanContext(%s-%s)", c.Context, c.span.sc.TraceID(), c.span.sc.SpanID())
+}
+
 // remoteSpan is a span known only by its context, as the trace package's
 // own non-recording span: it records nothing, and ending it does nothing.
 type remoteSpan struct {
@@ -45,6 +57,12 @@ type remoteSpan struct {
 }
 
 func (s *remoteSpan) SpanContext() trace.SpanContext { return s.sc }
+
+// TracerProvider is the trace package's non-recording span's, which is not
+// always a no-op one (OpenTelemetry's eBPF auto-instrumentation swaps it).
+func (s *remoteSpan) TracerProvider() trace.TracerProvider {
+	return trace.SpanFromContext(context.Background()).TracerProvider()
+}
 
 // spanKey is the key the trace package stores the current span under,
 // learned at init by handing trace.SpanFromContext a context that records

@@ -3,6 +3,8 @@ package propagation
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -12,9 +14,11 @@ import (
 
 type otherKey struct{}
 
-// TestContextWithRemote: the context ContextWithRemote returns is, to the
-// trace package, the SDK and context's own functions, the one
-// trace.ContextWithRemoteSpanContext returns, in one allocation.
+// TestContextWithRemote: to the SDK starting a span under it, to the
+// trace package's lookups and to the context package's functions, the
+// context ContextWithRemote returns is the one
+// trace.ContextWithRemoteSpanContext returns, in one allocation. (Not to
+// code that type-asserts the trace package's span: see its doc.)
 func TestContextWithRemote(t *testing.T) {
 	if !spanKeyFound {
 		t.Fatal("the trace package's span key was not found: ContextWithRemote falls back to two allocations")
@@ -29,8 +33,15 @@ func TestContextWithRemote(t *testing.T) {
 	if !got.Equal(sc.WithRemote(true)) {
 		t.Errorf("span context %v, want %v marked remote", got, sc)
 	}
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
 		t.Error("the remote span records")
+	}
+	if want := trace.SpanFromContext(trace.ContextWithRemoteSpanContext(parent, sc)).TracerProvider(); span.TracerProvider() != want {
+		t.Errorf("TracerProvider %T, want the trace package's %T", span.TracerProvider(), want)
+	}
+	if s := fmt.Sprint(ctx); !strings.Contains(s, sc.SpanID().String()) || !strings.Contains(s, "WithCancel") {
+		t.Errorf("String() = %q, want the parent's and the span ID", s)
 	}
 	if ctx.Value(otherKey{}) != "kept" {
 		t.Error("a value of the parent context is lost")
@@ -51,12 +62,23 @@ func TestContextWithRemote(t *testing.T) {
 	// The SDK parents a span on it, in sc's trace.
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	_, span := tp.Tracer("test").Start(ContextWithRemote(context.Background(), sc), "process")
-	span.End()
+	_, sdkSpan := tp.Tracer("test").Start(ContextWithRemote(context.Background(), sc), "process")
+	sdkSpan.End()
 	s := rec.Ended()[0]
 	if s.Parent().SpanID() != sc.SpanID() || !s.Parent().IsRemote() || s.SpanContext().TraceID() != sc.TraceID() {
 		t.Errorf("SDK span parent %v in trace %v, want remote %v", s.Parent(), s.SpanContext().TraceID(), sc)
 	}
+
+	// A nil ctx gets the trace package's behaviour: a panic now rather
+	// than at the first Value or Done.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("ContextWithRemote(nil, sc) did not panic")
+			}
+		}()
+		ContextWithRemote(nil, sc) //nolint:staticcheck // the nil context is the point
+	}()
 
 	bg := context.Background()
 	if n := testing.AllocsPerRun(100, func() { ctx = ContextWithRemote(bg, sc) }); n != 1 {

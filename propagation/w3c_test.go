@@ -181,14 +181,13 @@ func TestInjectAllocations(t *testing.T) {
 }
 
 // TestExtractSpanContextAllocations: the fast path builds no context, so it
-// costs fewer allocations than ExtractDropped on the same headers: the
-// context (one allocation, ContextWithRemote).
+// costs fewer allocations than ExtractDropped on the same headers.
 func TestExtractSpanContextAllocations(t *testing.T) {
 	c := MapCarrier{TraceParentKey: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceStateKey: "vendor=abc"}
 	p := New()
 	fast := testing.AllocsPerRun(100, func() { p.ExtractSpanContext(c) })
 	full := testing.AllocsPerRun(100, func() { p.ExtractDropped(context.Background(), c) })
-	if fast+1 > full {
-		t.Errorf("ExtractSpanContext %.0f allocations, ExtractDropped %.0f: want at least 1 fewer", fast, full)
+	if fast+2 > full {
+		t.Errorf("ExtractSpanContext %.0f allocations, ExtractDropped %.0f: want at least 2 fewer", fast, full)
 	}
 }

@@ -259,8 +259,10 @@ func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddlewar
 }
 
 // ReceiveContext returns ctx carrying the receive span that the
-// instrumentation recorded for out, so process spans started from it with
-// StartProcess link that receive. Without one it returns ctx.
+// instrumentation recorded for out, for StartProcess: a message without a
+// creation context is then a child of the receive span and, with
+// middleware.ParentMessageLinkReceive, every process span links it.
+// Without one it returns ctx.
 func ReceiveContext(ctx context.Context, out *sqs.ReceiveMessageOutput) context.Context {
 	if out == nil {
 		return ctx
@@ -282,8 +284,8 @@ func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
 // StartProcess starts the process span (CONSUMER) of m, received from
 // queueURL, parented on the producer's creation context per
 // middleware.WithProcessParent; a W3C traceparent wins over the
-// AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) to link the
-// receive. End the span with middleware.End.
+// AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) as ctx
+// (see ReceiveContext). End the span with middleware.End.
 func (i *Instrumentation) StartProcess(ctx context.Context, queueURL string, m types.Message) (context.Context, trace.Span) {
 	return i.tracing.StartProcess(ctx, describe(queueURL), messageCarrier{&m}, i.messageAttributes(&m, queueURL)...)
 }

@@ -278,7 +278,7 @@ func (h *Hooks) OnFetchRecordBuffered(r *kgo.Record) {
 	default:
 		// The baggage of out is not ctx's: a propagator found some in
 		// other headers (unfiltered), or replaced ctx's.
-		ctx = propagation.ContextWithRemote(ctx, sc)
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	r.Context = &fetched{Context: ctx, creation: sc, dropped: dropped, otherBaggage: otherBaggage}
 }
