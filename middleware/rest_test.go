@@ -12,11 +12,12 @@ import (
 	"github.com/otelmq/otelmq/propagation"
 )
 
-// TestProcessAttributesBothPaths: a process span records the same
-// attributes whether the middleware passes the transport's attributes as
-// they are (the common case: one run to keep, a first delivery) or builds
-// a slice (a gap in what it keeps, a redelivery, an allow-listed header, a
-// redactor), and the common case costs fewer allocations.
+// TestProcessAttributesBothPaths: a process span, and the ack span of its
+// message, record the same attributes whether the middleware passes the
+// transport's attributes as they are (the common case: one run to keep, a
+// first delivery) or builds a slice (a gap in what it keeps, a redelivery,
+// an allow-listed header, a redactor), and the common case costs fewer
+// allocations.
 func TestProcessAttributesBothPaths(t *testing.T) {
 	partition, group := propagation.PartitionID("3"), propagation.ConsumerGroup("g")
 	offset, id := propagation.KafkaOffset(42), propagation.MessageID("t/3/42")
@@ -65,14 +66,23 @@ func TestProcessAttributesBothPaths(t *testing.T) {
 			consume()
 			p := oneSpan(t, rec, "process t")
 			sameAttributes(t, "process span", p.Attributes(), append(append(operation(propagation.Process, "process"), partition), tc.want...))
+			// The ack span of the one message has its attributes but not
+			// what the message says of itself (delivery count, headers).
+			settle := append(operation(propagation.Settle, "ack"), partition)
+			for _, kv := range tc.want {
+				if kv.Key != middleware.DeliveryCountKey && kv.Key != "messaging.header.tenant" {
+					settle = append(settle, kv)
+				}
+			}
+			sameAttributes(t, "ack span", oneSpan(t, rec, "ack t").Attributes(), settle)
 		})
 	}
 
 	// The allocations of one message through Subscribe, on the two paths
 	// that differ only in the order of the transport's attributes.
-	allocs := func(attrs []attribute.KeyValue) float64 {
+	allocs := func(attrs []attribute.KeyValue, settleSpans bool) float64 {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
-		tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithSettleSpans(false))
+		tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithSettleSpans(settleSpans))
 		msg := &middleware.Message{ID: "t/3/42", DeliveryCount: 1, Destination: "t"}
 		msg.SetAttributes(attrs...)
 		f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{msg}}
@@ -80,7 +90,12 @@ func TestProcessAttributesBothPaths(t *testing.T) {
 		h := middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })
 		return testing.AllocsPerRun(200, func() { _ = sub.Subscribe(context.Background(), "t", h) })
 	}
-	if run, copied := allocs(oneRun), allocs(gap); run >= copied {
+	if run, copied := allocs(oneRun, false), allocs(gap, false); run >= copied {
 		t.Errorf("one run of attributes costs %v allocations, a copied slice %v: want fewer", run, copied)
+	}
+	// With the ack span, which takes the message's attributes too: one
+	// fewer for each span.
+	if run, copied := allocs(oneRun, true), allocs(gap, true); run+2 > copied {
+		t.Errorf("with ack spans, one run of attributes costs %v allocations, a copied slice %v: want 2 fewer", run, copied)
 	}
 }

@@ -559,17 +559,18 @@ func (t *Tracing) recordRest(span trace.Span, sh *shape, attrs []attribute.KeyVa
 	if n == 0 || !span.IsRecording() {
 		return
 	}
-	if msg != nil && t.addsOnlyDeliveryCount(msg) {
+	if t.cfg.redact == nil && (msg == nil || t.addsOnlyDeliveryCount(msg)) {
 		if lo, hi, ok := keptRun(sh, attrs, skip); ok {
-			// The common case builds no slice: what is kept of the
-			// transport's attributes (which it never changes) is one
-			// run of them, and a first delivery's count is a constant.
-			// Both are read-only to a span, as for every caller that
-			// passes constant attributes: the SDK copies them.
+			// The common case builds no slice: what is kept of attrs
+			// (a transport's, which it never changes, or a caller's) is
+			// one run of them, and a first delivery's count is a
+			// constant. Both are read-only to a span, as for every
+			// caller that passes constant attributes: the SDK copies
+			// them.
 			if lo < hi {
 				span.SetAttributes(attrs[lo:hi:hi]...)
 			}
-			if msg.DeliveryCount == 1 {
+			if msg != nil && msg.DeliveryCount == 1 {
 				span.SetAttributes(deliveredOnce...)
 			}
 			return
