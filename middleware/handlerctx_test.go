@@ -18,7 +18,7 @@ import (
 // handler's ctx carries the message's creation context as the trace
 // package's own span, which code that type-asserts it relies on: the
 // deprecated trace.NewNoopTracerProvider's tracer keeps the span context
-// of that type only. propagation.ContextWithRemote's span would lose it.
+// of that type only. remoteparent.Context's span would lose it.
 func TestHandlerContextCarriesTheTraceSpan(t *testing.T) {
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
 	for name, opts := range map[string][]middleware.Option{

@@ -380,7 +380,7 @@ func TestDroppedSpansCostNoAttributeAllocations(t *testing.T) {
 	}
 	// A process span costs one allocation less than the SDK alone costs
 	// to start a dropped span with the same parent and start options,
-	// built beforehand: propagation.ContextWithRemote puts the parent in
+	// built beforehand: remoteparent.Context puts the parent in
 	// ctx in one allocation where the trace package makes two.
 	tracer := tp.Tracer("test")
 	opts := []trace.SpanStartOption{

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelmq/otelmq/internal/remoteparent"
 	"github.com/otelmq/otelmq/propagation"
 )
 
@@ -463,7 +464,7 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 		} else {
 			// Only the tracer sees this one: the span it starts hides it
 			// from everything the handler's ctx reaches.
-			parent = propagation.ContextWithRemote(ctx, creation)
+			parent = remoteparent.Context(ctx, creation)
 		}
 		if t.cfg.processParent == ParentMessageLinkReceive {
 			link1 = receive

@@ -1,4 +1,6 @@
-package propagation
+// Package remoteparent puts a message's creation context in a context for a
+// tracer to start the message's process span under, in one allocation.
+package remoteparent
 
 import (
 	"context"
@@ -8,7 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// ContextWithRemote returns ctx with sc, marked remote, as its current span
+// Context returns ctx with sc, marked remote, as its current span
 // context, for a tracer to start a span under: what
 // trace.ContextWithRemoteSpanContext returns, in one allocation where that
 // makes two (the context, and the span that wraps sc, boxed in it). Every
@@ -25,7 +27,7 @@ import (
 // learns once by asking; if that ever fails to give ctx sc (a future
 // trace package that reads contexts differently), it falls back to
 // trace.ContextWithRemoteSpanContext, as it does for a nil ctx.
-func ContextWithRemote(ctx context.Context, sc trace.SpanContext) context.Context {
+func Context(ctx context.Context, sc trace.SpanContext) context.Context {
 	if !spanKeyFound || ctx == nil {
 		return trace.ContextWithRemoteSpanContext(ctx, sc)
 	}

@@ -1,4 +1,4 @@
-package propagation
+package remoteparent
 
 import (
 	"context"
@@ -14,20 +14,20 @@ import (
 
 type otherKey struct{}
 
-// TestContextWithRemote: to the SDK starting a span under it, to the
+// TestContext: to the SDK starting a span under it, to the
 // trace package's lookups and to the context package's functions, the
-// context ContextWithRemote returns is the one
+// context Context returns is the one
 // trace.ContextWithRemoteSpanContext returns, in one allocation. (Not to
 // code that type-asserts the trace package's span: see its doc.)
-func TestContextWithRemote(t *testing.T) {
+func TestContext(t *testing.T) {
 	if !spanKeyFound {
-		t.Fatal("the trace package's span key was not found: ContextWithRemote falls back to two allocations")
+		t.Fatal("the trace package's span key was not found: Context falls back to two allocations")
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{0x4b, 0xf9}, SpanID: trace.SpanID{0x00, 0xf0}, TraceFlags: trace.FlagsSampled,
 	})
 	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), otherKey{}, "kept"))
-	ctx := ContextWithRemote(parent, sc)
+	ctx := Context(parent, sc)
 
 	got := trace.SpanContextFromContext(ctx)
 	if !got.Equal(sc.WithRemote(true)) {
@@ -62,7 +62,7 @@ func TestContextWithRemote(t *testing.T) {
 	// The SDK parents a span on it, in sc's trace.
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	_, sdkSpan := tp.Tracer("test").Start(ContextWithRemote(context.Background(), sc), "process")
+	_, sdkSpan := tp.Tracer("test").Start(Context(context.Background(), sc), "process")
 	sdkSpan.End()
 	s := rec.Ended()[0]
 	if s.Parent().SpanID() != sc.SpanID() || !s.Parent().IsRemote() || s.SpanContext().TraceID() != sc.TraceID() {
@@ -74,14 +74,14 @@ func TestContextWithRemote(t *testing.T) {
 	func() {
 		defer func() {
 			if recover() == nil {
-				t.Error("ContextWithRemote(nil, sc) did not panic")
+				t.Error("Context(nil, sc) did not panic")
 			}
 		}()
-		ContextWithRemote(nil, sc) //nolint:staticcheck // the nil context is the point
+		Context(nil, sc) //nolint:staticcheck // the nil context is the point
 	}()
 
 	bg := context.Background()
-	if n := testing.AllocsPerRun(100, func() { ctx = ContextWithRemote(bg, sc) }); n != 1 {
-		t.Errorf("ContextWithRemote makes %v allocations, want 1", n)
+	if n := testing.AllocsPerRun(100, func() { ctx = Context(bg, sc) }); n != 1 {
+		t.Errorf("Context makes %v allocations, want 1", n)
 	}
 }
