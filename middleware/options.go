@@ -212,8 +212,10 @@ func defaultLinkLimit() int {
 // WithRedactor sets a hook that rewrites every message attribute (header
 // values, IDs, keys) before it is recorded: on process spans (those started
 // with StartProcess and StartProcessFrom included, and then the destination
-// attributes a process span starts with too) and on the create and settle
-// spans that carry a message's IDs and keys: return the
+// attributes a process span starts with too), on the create and settle
+// spans that carry a message's IDs and keys, and on what RecordAttributes
+// sets (the ID a broker assigns to a single message on its send span, a
+// produced record's key and ID in the kgo hooks): return the
 // attribute unchanged, with a masked value, or attribute.KeyValue{} to drop
 // it. The default records attributes as they are; bodies and non-allow-listed
 // headers are never recorded either way.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
+	"github.com/otelmq/otelmq/transports/memory"
 )
 
 // TestProcessAttributesBothPaths: a process span, and the ack span of its
@@ -97,5 +98,40 @@ func TestProcessAttributesBothPaths(t *testing.T) {
 	// fewer for each span.
 	if run, copied := allocs(oneRun, true), allocs(gap, true); run+2 > copied {
 		t.Errorf("with ack spans, one run of attributes costs %v allocations, a copied slice %v: want 2 fewer", run, copied)
+	}
+}
+
+// TestRedactorOnSendSpanID: the ID a broker assigns to a single published
+// message is recorded on the send span after the publish, through the
+// redactor like every message attribute.
+func TestRedactorOnSendSpanID(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	id := propagation.MessageID("").Key
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == id {
+			return id.String("***")
+		}
+		return kv
+	}))
+	msg := middleware.NewMessage([]byte("x"))
+	if err := tr.Publisher(memory.New()).Publish(context.Background(), "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	if msg.ID == "" {
+		t.Fatal("the memory broker assigned no ID")
+	}
+	send := rec.Ended()[0]
+	found := false
+	for _, kv := range send.Attributes() {
+		if kv.Key == id {
+			found = true
+			if kv.Value.AsString() != "***" {
+				t.Errorf("send span %s = %q, not redacted", id, kv.Value.AsString())
+			}
+		}
+	}
+	if !found {
+		t.Errorf("send span has no %s: %v", id, send.Attributes())
 	}
 }

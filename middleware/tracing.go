@@ -125,7 +125,7 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 	err := p.next.Publish(ctx, dest, msgs...)
 	if !batch && len(msgs) == 1 && msgs[0] != nil && msgs[0].ID != "" && span.IsRecording() {
 		// Brokers assign IDs on send; record it once known.
-		span.SetAttributes(propagation.MessageID(msgs[0].ID))
+		p.t.RecordAttributes(span, propagation.MessageID(msgs[0].ID))
 	}
 	End(span, err)
 	return err
@@ -655,6 +655,23 @@ func (t *Tracing) messageAttributes(all []attribute.KeyValue, msg *Message) []at
 		}
 	}
 	return all
+}
+
+// RecordAttributes sets attrs on span when it records, each through the
+// redactor (WithRedactor) when there is one: for instrumentation that
+// learns a message's attributes only after its span started, such as a
+// record's key, partition and offset once produced or the ID a broker
+// assigned. It may rewrite attrs in place.
+func (t *Tracing) RecordAttributes(span trace.Span, attrs ...attribute.KeyValue) {
+	if len(attrs) == 0 || !span.IsRecording() {
+		return
+	}
+	if t.cfg.redact != nil {
+		for i := range attrs {
+			attrs[i] = t.cfg.redact(attrs[i])
+		}
+	}
+	span.SetAttributes(attrs...)
 }
 
 // RecordsBodySize reports whether WithBodySize is on, for instrumentation

@@ -109,7 +109,7 @@ func (i *Instrumentation) sendMessage(ctx context.Context, in smithymiddleware.I
 	in.Parameters = &cp
 	out, md, err := next.HandleInitialize(ctx, in)
 	if res, ok := out.Result.(*sqs.SendMessageOutput); ok && res != nil && res.MessageId != nil {
-		span.SetAttributes(propagation.MessageID(*res.MessageId))
+		i.tracing.RecordAttributes(span, propagation.MessageID(*res.MessageId))
 	}
 	middleware.End(span, err)
 	return out, md, err

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -363,4 +364,27 @@ func baggageCtx(t *testing.T, members string) context.Context {
 		t.Fatal(err)
 	}
 	return baggage.ContextWithBaggage(context.Background(), b)
+}
+
+// TestNativeRedactor: the message ID SQS assigns is recorded on the send
+// span after SendMessage returns, through WithRedactor like every message
+// attribute.
+func TestNativeRedactor(t *testing.T) {
+	id := propagation.MessageID("").Key
+	r := newNativeRig(t, "redact", middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == id {
+			return id.String("***")
+		}
+		return kv
+	}))
+	if _, err := r.client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(r.url), MessageBody: aws.String("x")}); err != nil {
+		t.Fatal(err)
+	}
+	sends := r.spans("send ")
+	if len(sends) != 1 {
+		t.Fatalf("%d send spans", len(sends))
+	}
+	if v := attr(sends[0], string(id)); v != "***" {
+		t.Errorf("send span %s = %q, want it redacted", id, v)
+	}
 }

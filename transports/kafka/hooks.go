@@ -220,9 +220,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 				propagation.MessageID(id),
 			)
 		}
-		if len(attrs) > 0 {
-			st.span.SetAttributes(attrs...)
-		}
+		h.tracing.RecordAttributes(st.span, attrs...)
 	}
 	middleware.End(st.span, err)
 }
@@ -395,7 +393,7 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 		ctx, span = h.tracing.StartProcess(ctx, d, NewCarrier(r), partition)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(recordAttributes(r, partition, h.tracing.RecordsBodySize())...)
+		h.tracing.RecordAttributes(span, recordAttributes(r, partition, h.tracing.RecordsBodySize())...)
 	}
 	return ctx, span
 }

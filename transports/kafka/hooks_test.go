@@ -585,3 +585,47 @@ func headerValue(r *kgo.Record, key string) []byte {
 	}
 	return v
 }
+
+// TestHooksRedactor: the record attributes the hooks learn after a span
+// started (the key and ID on the send span once produced, the key and ID
+// on the process span) go through WithRedactor like every message
+// attribute: a key can be a user's identity.
+func TestHooksRedactor(t *testing.T) {
+	seeds, topic := cluster(t)
+	rec, tp := newTracer(t)
+	key, id := propagation.KafkaKey(nil).Key, propagation.MessageID("").Key
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == key || kv.Key == id {
+			return kv.Key.String("***")
+		}
+		return kv
+	}))
+	producer := hookedClient(t, seeds, h)
+	consumer := hookedClient(t, seeds, h, kgo.ConsumeTopics(topic), kgo.ConsumerGroup("g"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	r := &kgo.Record{Topic: topic, Key: []byte("alice@example.com"), Value: []byte("v")}
+	if err := producer.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pollOne(t, consumer, h, func(ctx context.Context, r *kgo.Record) {
+		_, span := h.StartProcess(ctx, r)
+		middleware.End(span, nil)
+	})
+	for _, name := range []string{"send " + topic, "process " + topic} {
+		s := oneSpan(t, rec, name)
+		for _, k := range []attribute.Key{key, id} {
+			found := false
+			for _, kv := range s.Attributes() {
+				if kv.Key == k {
+					found = true
+					if kv.Value.AsString() != "***" {
+						t.Errorf("%s: %s = %q, not redacted", name, k, kv.Value.AsString())
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s: no %s attribute", name, k)
+			}
+		}
+	}
+}
