@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -115,4 +116,29 @@ func ExampleWithSettleSpans() {
 	slices.Sort(spans)
 	fmt.Println(strings.Join(spans, ", "))
 	// Output: process orders, send orders
+}
+
+func ExampleTracing_RecordAttributes() {
+	// Native instrumentation learns some of a message's attributes only
+	// after its span started, such as the ID a broker assigns on send.
+	// RecordAttributes sets them through the redactor, as the middleware
+	// does its own.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == propagation.MessageID("").Key {
+			return kv.Key.String("masked")
+		}
+		return kv
+	}))
+	_, span := tr.StartSend(context.Background(), middleware.Destination{System: "aws_sqs", Name: "orders"}, 1)
+	id := "5fea7756-0ea4-451a-a703-a558b933e274" // from the broker's reply
+	tr.RecordAttributes(span, propagation.MessageID(id))
+	span.End()
+	for _, kv := range rec.Ended()[0].Attributes() {
+		if kv.Key == propagation.MessageID("").Key {
+			fmt.Println(kv.Key, "=", kv.Value.AsString())
+		}
+	}
+	// Output: messaging.message.id = masked
 }
