@@ -2,11 +2,15 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
@@ -133,5 +137,51 @@ func TestRedactorOnSendSpanID(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("send span has no %s: %v", id, send.Attributes())
+	}
+}
+
+// TestExtractFiltersInboundBaggage: Tracing.Extract, for native
+// instrumentation, keeps of a message's baggage only what
+// WithInboundBaggage allows, as the middleware does on every consumed
+// message, and leaves the caller's own baggage when the message's is
+// filtered away or absent.
+func TestExtractFiltersInboundBaggage(t *testing.T) {
+	tr := middleware.NewTracing(middleware.WithTracerProvider(sdktrace.NewTracerProvider()), middleware.WithInboundBaggage("region"))
+	local, _ := baggage.Parse("local=1")
+	ctx := baggage.ContextWithBaggage(context.Background(), local)
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, tc := range []struct{ header, want string }{
+		{"region=eu,isAdmin=true", "region=eu"},
+		{"isAdmin=true,tenant=evil", "local=1"},
+		{"", "local=1"},
+	} {
+		c := propagation.MapCarrier{"traceparent": traceparent}
+		if tc.header != "" {
+			c["baggage"] = tc.header
+		}
+		out := tr.Extract(ctx, c)
+		if got := baggage.FromContext(out).String(); got != tc.want {
+			t.Errorf("baggage %q: extracted %q, want %q", tc.header, got, tc.want)
+		}
+		if sc := trace.SpanContextFromContext(out); sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || !sc.IsRemote() {
+			t.Errorf("baggage %q: span context %v, want the message's", tc.header, sc)
+		}
+	}
+}
+
+// TestErrorTextOnlyInStatus: a span ended with an error has the error's
+// text as its status description and error.type, and no event repeating
+// the text (where no redactor would see it).
+func TestErrorTextOnlyInStatus(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	_, span := tp.Tracer("test").Start(context.Background(), "process q")
+	middleware.End(span, errors.New("order alice@example.com rejected"))
+	s := rec.Ended()[0]
+	if s.Status().Code != codes.Error || s.Status().Description != "order alice@example.com rejected" {
+		t.Errorf("status %+v", s.Status())
+	}
+	if len(s.Events()) != 0 {
+		t.Errorf("events %v, want none", s.Events())
 	}
 }

@@ -273,9 +273,20 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 	return trace.SpanContextFromContext(ctx)
 }
 
-// Extract returns ctx with the remote span context and baggage in c.
+// Extract returns ctx with the remote span context and baggage in c, the
+// baggage filtered by WithInboundBaggage as on every consumed message: when
+// the filter leaves none, ctx's own baggage stays.
 func (t *Tracing) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
-	return t.prop.Extract(ctx, c)
+	if !t.cfg.baggageFiltered {
+		return t.prop.Extract(ctx, c)
+	}
+	// Extracted over a ctx without baggage, what is found is c's alone.
+	out := t.prop.Extract(baggage.ContextWithoutBaggage(ctx), c)
+	bg := t.cfg.filterBaggage(baggage.FromContext(out))
+	if bg.Len() == 0 {
+		bg = baggage.FromContext(ctx)
+	}
+	return baggage.ContextWithBaggage(out, bg)
 }
 
 // extract reads msg's headers once and keeps what they carry on msg, for
@@ -820,13 +831,14 @@ var (
 	withNewRoot  = trace.WithNewRoot()
 )
 
-// End ends span, recording err (error status, error.type and the error as
-// an exception event) when not nil.
+// End ends span, recording err when not nil: the error status with the
+// error's text as its description, and error.type. The text is recorded
+// there only (README: "What we never record"), not again as an exception
+// event, whose attributes no redactor would see either.
 func End(span trace.Span, err error) {
 	if err != nil && span.IsRecording() {
 		span.SetStatus(codes.Error, err.Error())
 		span.SetAttributes(propagation.ErrorTypeKey.String(ErrorType(err)))
-		span.RecordError(err)
 	}
 	span.End()
 }
