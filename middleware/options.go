@@ -209,16 +209,18 @@ func defaultLinkLimit() int {
 	return 128
 }
 
-// WithRedactor sets a hook that rewrites every message attribute (header
-// values, IDs, keys) before it is recorded: on process spans (those started
-// with StartProcess and StartProcessFrom included, and then the destination
-// attributes a process span starts with too), on the create and settle
-// spans that carry a message's IDs and keys, and on what RecordAttributes
-// sets (the ID a broker assigns to a single message on its send span, a
-// produced record's key and ID in the kgo hooks): return the
-// attribute unchanged, with a masked value, or attribute.KeyValue{} to drop
-// it. The default records attributes as they are; bodies and non-allow-listed
-// headers are never recorded either way.
+// WithRedactor sets a hook that rewrites, before it is recorded, every span
+// attribute drawn from a message or its destination: the message attributes
+// (header values, IDs, keys) of process, create and settle spans (those
+// started with StartProcess, StartProcessFrom, StartSettle and the native
+// instrumentation included), what RecordAttributes sets (the ID a broker
+// assigns to a single message on its send span, a produced record's key
+// and ID in the kgo hooks), and the attributes every span starts with
+// (destination, partition, batch count), so a sampler sees them redacted
+// too. Return the attribute unchanged, with a masked value, or
+// attribute.KeyValue{} to drop it. Span names are not attributes: see
+// README. The default records attributes as they are; bodies and
+// non-allow-listed headers are never recorded either way.
 func WithRedactor(redact func(attribute.KeyValue) attribute.KeyValue) Option {
 	return optionFunc(func(c *config) { c.redact = redact })
 }

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -183,5 +184,54 @@ func TestErrorTextOnlyInStatus(t *testing.T) {
 	}
 	if len(s.Events()) != 0 {
 		t.Errorf("events %v, want none", s.Events())
+	}
+}
+
+// TestRedactorOnStartAttributes: the redactor rewrites the attributes every
+// kind of span starts with, the destination's included (a RabbitMQ send
+// destination holds the routing key), not only a process span's.
+func TestRedactorOnStartAttributes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	dest := propagation.DestinationName("").Key
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == dest {
+			return dest.String("***")
+		}
+		return kv
+	}))
+	f := &fakePull{d: kafkaDest}
+	for i := range 2 {
+		msg := &middleware.Message{Headers: map[string]string{}, DeliveryCount: 1}
+		msg.SetAttributes(propagation.PartitionID(fmt.Sprint(i)))
+		f.msgs = append(f.msgs, msg)
+	}
+	if err := tr.Publisher(f).Publish(context.Background(), "t", middleware.NewMessage(nil), middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Publisher(f).Publish(context.Background(), "t", middleware.NewMessage(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, s := range rec.Ended() {
+		kinds[s.Name()]++
+		found := false
+		for _, kv := range s.Attributes() {
+			if kv.Key == dest {
+				found = true
+				if kv.Value.AsString() != "***" {
+					t.Errorf("%s: %s = %q, not redacted", s.Name(), dest, kv.Value.AsString())
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s", s.Name(), dest)
+		}
+	}
+	if kinds["send t"] != 2 || kinds["create t"] != 2 || kinds["receive t"] != 1 || kinds["process t"] != 2 || kinds["ack t"] != 2 {
+		t.Errorf("spans %v, want 2 send, 2 create, 1 receive, 2 process, 2 ack", kinds)
 	}
 }

@@ -231,10 +231,10 @@ func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...
 		return pctx, span
 	}
 	sh := t.shapes.get(d, propagation.Send, "send")
-	if n <= 1 && len(attrs) == 0 {
+	if n <= 1 && len(attrs) == 0 && t.cfg.redact == nil {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
 	}
-	attrOpt, opts, skip := sh.start(n > 1, n, attrs)
+	attrOpt, opts, skip := t.start(sh, n > 1, n, attrs)
 	if opts == nil {
 		opts = []trace.SpanStartOption{sh.kind, attrOpt}
 	}
@@ -259,7 +259,7 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 	}
 	if batch && t.cfg.createSpans && !t.sampledOut(ctx) {
 		sh := t.shapes.get(d, propagation.Create, "create")
-		attrOpt, opts, skip := sh.start(false, 0, attrs)
+		attrOpt, opts, skip := t.start(sh, false, 0, attrs)
 		if opts == nil {
 			opts = []trace.SpanStartOption{sh.kind, attrOpt}
 		}
@@ -355,7 +355,7 @@ func (t *Tracing) startReceive(ctx context.Context, d Destination, start time.Ti
 		return pctx
 	}
 	sh := t.shapes.get(d, propagation.Receive, "receive")
-	attrOpt, _, skip := sh.start(true, n, attrs)
+	attrOpt, _, skip := t.start(sh, true, n, attrs)
 	opts := append(args.opts[:0], sh.kind, trace.WithTimestamp(start), attrOpt)
 	if len(links) > 0 {
 		opts = append(opts, trace.WithLinks(links...))
@@ -497,16 +497,7 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 	// attributes and the partition); the rest is built and set only when
 	// the span records. A redactor sees every attribute recorded, those
 	// of the start included.
-	var (
-		attrOpt trace.SpanStartOption
-		opts    []trace.SpanStartOption
-		skip    int
-	)
-	if t.cfg.redact != nil {
-		attrOpt, skip = t.redactedStart(sh, attrs)
-	} else {
-		attrOpt, opts, skip = sh.start(false, 0, attrs)
-	}
+	attrOpt, opts, skip := t.start(sh, false, 0, attrs)
 	switch {
 	case opts != nil && linksReceive:
 		if rl, _ := ctx.Value(receiveLinksKey{}).(*receiveLinks); rl != nil && rl.receive.Equal(receive) {
@@ -532,18 +523,25 @@ func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creatio
 	return ctx, span
 }
 
-// redactedStart is shape.start for a process span when a redactor is set:
-// the start attributes are built per span and redacted.
-func (t *Tracing) redactedStart(sh *shape, attrs []attribute.KeyValue) (trace.SpanStartOption, int) {
-	skip := partitionIndex(attrs)
-	all := sh.with(1)
+// start is shape.start through the redactor when one is set: the
+// attributes a span starts with (the destination's, the batch count, the
+// partition) are then built per span and redacted, on every kind of span.
+func (t *Tracing) start(sh *shape, batch bool, n int, attrs []attribute.KeyValue) (attr trace.SpanStartOption, opts []trace.SpanStartOption, skip int) {
+	if t.cfg.redact == nil {
+		return sh.start(batch, n, attrs)
+	}
+	skip = partitionIndex(attrs)
+	all := sh.with(2)
+	if batch {
+		all = append(all, propagation.BatchMessageCount(n))
+	}
 	if skip >= 0 && !sh.has(attrs[skip]) {
 		all = append(all, attrs[skip])
 	}
 	for i := range all {
 		all[i] = t.cfg.redact(all[i])
 	}
-	return trace.WithAttributes(all...), skip
+	return trace.WithAttributes(all...), nil, skip
 }
 
 // partitionIndex is the index in attrs of the first
@@ -718,10 +716,10 @@ func (t *Tracing) startSettle(ctx context.Context, d Destination, op string, sta
 		return pctx, span
 	}
 	sh := t.shapes.get(d, propagation.Settle, op)
-	if n <= 1 && len(attrs) == 0 && len(links) == 0 && start.IsZero() {
+	if n <= 1 && len(attrs) == 0 && len(links) == 0 && start.IsZero() && t.cfg.redact == nil {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
 	}
-	attrOpt, opts, skip := sh.start(n > 1, n, attrs)
+	attrOpt, opts, skip := t.start(sh, n > 1, n, attrs)
 	if opts == nil || len(links) > 0 || !start.IsZero() {
 		opts = make([]trace.SpanStartOption, 2, 4)
 		opts[0], opts[1] = sh.kind, attrOpt
