@@ -113,12 +113,7 @@ func TestRedactorOnSendSpanID(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	id := propagation.MessageID("").Key
-	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
-		if kv.Key == id {
-			return id.String("***")
-		}
-		return kv
-	}))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), masking(id))
 	msg := middleware.NewMessage([]byte("x"))
 	if err := tr.Publisher(memory.New()).Publish(context.Background(), "q", msg); err != nil {
 		t.Fatal(err)
@@ -126,19 +121,7 @@ func TestRedactorOnSendSpanID(t *testing.T) {
 	if msg.ID == "" {
 		t.Fatal("the memory broker assigned no ID")
 	}
-	send := rec.Ended()[0]
-	found := false
-	for _, kv := range send.Attributes() {
-		if kv.Key == id {
-			found = true
-			if kv.Value.AsString() != "***" {
-				t.Errorf("send span %s = %q, not redacted", id, kv.Value.AsString())
-			}
-		}
-	}
-	if !found {
-		t.Errorf("send span has no %s: %v", id, send.Attributes())
-	}
+	checkMasked(t, rec.Ended()[0], id)
 }
 
 // TestExtractFiltersInboundBaggage: Tracing.Extract, for native
@@ -194,12 +177,7 @@ func TestRedactorOnStartAttributes(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	dest := propagation.DestinationName("").Key
-	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
-		if kv.Key == dest {
-			return dest.String("***")
-		}
-		return kv
-	}))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), masking(dest))
 	f := &fakePull{d: kafkaDest}
 	for i := range 2 {
 		msg := &middleware.Message{Headers: map[string]string{}, DeliveryCount: 1}
@@ -218,20 +196,33 @@ func TestRedactorOnStartAttributes(t *testing.T) {
 	kinds := map[string]int{}
 	for _, s := range rec.Ended() {
 		kinds[s.Name()]++
-		found := false
-		for _, kv := range s.Attributes() {
-			if kv.Key == dest {
-				found = true
-				if kv.Value.AsString() != "***" {
-					t.Errorf("%s: %s = %q, not redacted", s.Name(), dest, kv.Value.AsString())
-				}
-			}
-		}
-		if !found {
-			t.Errorf("%s: no %s", s.Name(), dest)
-		}
+		checkMasked(t, s, dest)
 	}
 	if kinds["send t"] != 2 || kinds["create t"] != 2 || kinds["receive t"] != 1 || kinds["process t"] != 2 || kinds["ack t"] != 2 {
 		t.Errorf("spans %v, want 2 send, 2 create, 1 receive, 2 process, 2 ack", kinds)
 	}
+}
+
+// masking is a redactor that masks the value of key with "***".
+func masking(key attribute.Key) middleware.Option {
+	return middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		if kv.Key == key {
+			return key.String("***")
+		}
+		return kv
+	})
+}
+
+// checkMasked fails t unless s has key, masked by masking.
+func checkMasked(t *testing.T, s sdktrace.ReadOnlySpan, key attribute.Key) {
+	t.Helper()
+	for _, kv := range s.Attributes() {
+		if kv.Key == key {
+			if kv.Value.AsString() != "***" {
+				t.Errorf("%s: %s = %q, not redacted", s.Name(), key, kv.Value.AsString())
+			}
+			return
+		}
+	}
+	t.Errorf("%s: no %s attribute at all", s.Name(), key)
 }
