@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"slices"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,12 +59,14 @@ func (c Carrier) Set(key, value string) {
 		}
 	}
 	if n == 0 {
-		// The common case (injecting into a new record): append, with room
-		// for the other propagation fields that usually follow.
-		if len(c.r.Headers) == cap(c.r.Headers) {
-			c.r.Headers = slices.Grow(c.r.Headers, 3)
-		}
-		c.r.Headers = append(c.r.Headers, kgo.RecordHeader{Key: key, Value: bytesOf(value)})
+		// The common case (injecting into a new record): add to a copy,
+		// never in place. A header slice with room to spare may share its
+		// array with other records (a caller that builds one slice for
+		// many), and appending into it would give them this record's
+		// trace context.
+		h := make([]kgo.RecordHeader, len(c.r.Headers), len(c.r.Headers)+1)
+		copy(h, c.r.Headers)
+		c.r.Headers = append(h, kgo.RecordHeader{Key: key, Value: bytesOf(value)})
 		return
 	}
 	// Replacing builds a new slice, so a header slice the caller shares
