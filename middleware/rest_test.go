@@ -226,3 +226,21 @@ func checkMasked(t *testing.T, s sdktrace.ReadOnlySpan, key attribute.Key) {
 	}
 	t.Errorf("%s: no %s attribute at all", s.Name(), key)
 }
+
+// TestHeaderValueNotUTF8: an allow-listed header value that is not UTF-8 is
+// recorded with the invalid bytes replaced: such a string would make the
+// OTLP exporter refuse the whole batch of spans.
+func TestHeaderValueNotUTF8(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp), middleware.WithHeaderAllowList("tenant"))
+	msg := &middleware.Message{Headers: map[string]string{"tenant": "ac\xffme"}, DeliveryCount: 1}
+	f := &fakePull{d: kafkaDest, msgs: []*middleware.Message{msg}}
+	if err := tr.Subscriber(f).Subscribe(context.Background(), "t", middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := attrOf(oneSpan(t, rec, "process t"), middleware.HeaderAttributePrefix+"tenant")
+	if !ok || v.AsString() != "ac\uFFFDme" {
+		t.Errorf("header attribute %q, want the invalid byte replaced", v.AsString())
+	}
+}

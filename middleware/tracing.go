@@ -655,7 +655,10 @@ func (t *Tracing) messageAttributes(all []attribute.KeyValue, msg *Message) []at
 	}
 	for _, h := range t.headers {
 		if v, ok := msg.Headers[h.name]; ok {
-			all = append(all, h.key.String(v))
+			// Header values are bytes on some brokers: a value that is
+			// not UTF-8 would make the OTLP exporter refuse the whole
+			// batch of spans. (No copy when it is valid.)
+			all = append(all, h.key.String(strings.ToValidUTF8(v, "\uFFFD")))
 		}
 	}
 	if t.cfg.redact != nil {

@@ -2,6 +2,7 @@ package propagation
 
 import (
 	"strconv"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -106,10 +107,17 @@ func KafkaOffset(off int64) attribute.KeyValue {
 }
 
 // KafkaKey is messaging.kafka.message.key. Keys are bytes on the wire; the
-// attribute holds them as a string.
+// attribute holds them as a string. A key that is not UTF-8 (UUID bytes, an
+// Avro key) has no canonical string form, and semconv leaves it out:
+// callers check RecordableKey first. Recorded anyway, such a string makes
+// the OTLP exporter refuse the whole batch the span is in.
 func KafkaKey(key []byte) attribute.KeyValue {
 	return semconv.MessagingKafkaMessageKey(string(key))
 }
+
+// RecordableKey reports whether a Kafka key is recorded as
+// messaging.kafka.message.key: it is not nil and is UTF-8.
+func RecordableKey(key []byte) bool { return key != nil && utf8.Valid(key) }
 
 // RabbitMQDeliveryTag is messaging.rabbitmq.message.delivery_tag.
 func RabbitMQDeliveryTag(tag uint64) attribute.KeyValue {

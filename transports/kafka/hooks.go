@@ -205,7 +205,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	if st.span.IsRecording() {
 		// One call for all: each call can grow the span's attributes.
 		attrs := make([]attribute.KeyValue, 0, 5)
-		if r.Key != nil {
+		if propagation.RecordableKey(r.Key) {
 			attrs = append(attrs, propagation.KafkaKey(r.Key))
 		}
 		if r.Value == nil {

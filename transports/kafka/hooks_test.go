@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -625,6 +626,32 @@ func TestHooksRedactor(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("%s: no %s attribute", name, k)
+			}
+		}
+	}
+}
+
+// TestHooksBinaryKey: the hooks' send and process spans leave out a key
+// that is not UTF-8, as semconv says, and record nothing that is not UTF-8
+// (the OTLP exporter refuses a batch holding such a string).
+func TestHooksBinaryKey(t *testing.T) {
+	seeds, topic := cluster(t)
+	rec, tp := newTracer(t)
+	h := kafka.NewHooks(middleware.WithTracerProvider(tp))
+	producer := hookedClient(t, seeds, h)
+	consumer := hookedClient(t, seeds, h, kgo.ConsumeTopics(topic), kgo.ConsumerGroup("g"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err := producer.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Key: []byte{0xff, 0xfe, 0, 1}, Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pollOne(t, consumer, h, func(ctx context.Context, r *kgo.Record) {
+		_, span := h.StartProcess(ctx, r)
+		middleware.End(span, nil)
+	})
+	for _, name := range []string{"send " + topic, "process " + topic} {
+		for _, kv := range oneSpan(t, rec, name).Attributes() {
+			if kv.Key == propagation.KafkaKey(nil).Key || !utf8.ValidString(kv.Value.Emit()) {
+				t.Errorf("%s records %s = %q", name, kv.Key, kv.Value.Emit())
 			}
 		}
 	}

@@ -284,12 +284,12 @@ var kafkaKeyKey = propagation.KafkaKey(nil).Key
 // partition.
 type recordFacts struct {
 	offset    int64
-	hasKey    bool
+	hasKey    bool // a key recorded as an attribute: propagation.RecordableKey
 	tombstone bool // a nil value
 }
 
 func factsOf(r *kgo.Record) recordFacts {
-	return recordFacts{offset: r.Offset, hasKey: r.Key != nil, tombstone: r.Value == nil}
+	return recordFacts{offset: r.Offset, hasKey: propagation.RecordableKey(r.Key), tombstone: r.Value == nil}
 }
 
 // attrCount is how many attributes appendRecordAttributes adds for a

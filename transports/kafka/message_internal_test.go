@@ -515,3 +515,34 @@ func TestConsumedSize(t *testing.T) {
 		t.Fatalf("consumed is %d bytes, want at most 64", got)
 	}
 }
+
+// TestBinaryKeyNotRecorded: a key that is not UTF-8 (UUID bytes, an Avro
+// key) has no canonical string form: semconv leaves it out, and recorded
+// it would make the OTLP exporter refuse the whole batch of spans. The
+// Message keeps the bytes, and the next record's attributes are its own.
+func TestBinaryKeyNotRecorded(t *testing.T) {
+	binary := []byte{0xff, 0xfe, 0x00, 0x01}
+	recs := []*kgo.Record{
+		{Topic: "orders", Partition: 1, Offset: 9, Key: binary, Value: []byte("v")},
+		{Topic: "orders", Partition: 1, Offset: 10, Key: []byte("k2"), Value: []byte("v")},
+	}
+	msgs := messages(recs, "g")
+	if !slices.Equal(msgs[0].Key, binary) {
+		t.Errorf("Message.Key %v, want the record's bytes", msgs[0].Key)
+	}
+	want := [][]attribute.KeyValue{
+		{propagation.Partition(1), propagation.ConsumerGroup("g"), propagation.KafkaOffset(9), propagation.MessageID("orders/1/9")},
+		{propagation.Partition(1), propagation.ConsumerGroup("g"), propagation.KafkaOffset(10), propagation.KafkaKey([]byte("k2")), propagation.MessageID("orders/1/10")},
+	}
+	for i, msg := range msgs {
+		if got := msg.Attributes(); !slices.Equal(got, want[i]) {
+			t.Errorf("message %d attributes\n%v, want\n%v", i, got, want[i])
+		}
+	}
+	// The hooks' process span attributes, from the same facts.
+	for _, kv := range recordAttributes(recs[0], propagation.Partition(1), false) {
+		if kv.Key == propagation.KafkaKey(nil).Key {
+			t.Errorf("hooks record a binary key: %v", kv)
+		}
+	}
+}
