@@ -3,6 +3,7 @@ package awssqs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -169,9 +170,13 @@ func stringAttribute(s string) types.MessageAttributeValue {
 // it, and one pointer instead of one per attribute saves an allocation each.
 var stringDataType = aws.String("String")
 
-// ErrTooManyAttributes is returned (wrapped) by EncodeHeaders when a
-// message's own headers need more than MaxAttributes attributes, which SQS
-// would reject.
+// ErrTooManyAttributes was returned by EncodeHeaders when a message's own
+// headers needed more than MaxAttributes attributes.
+//
+// Deprecated: EncodeHeaders now packs what does not fit into
+// PackedAttribute, so that a message another broker (or DeadLetter's
+// headers on a message SQS accepted) brought past the budget is still
+// sent; nothing returns this error any more.
 var ErrTooManyAttributes = errors.New("awssqs: more than 10 message attributes")
 
 // EncodeHeaders turns headers into message attributes within SQS's budget of
@@ -179,8 +184,13 @@ var ErrTooManyAttributes = errors.New("awssqs: more than 10 message attributes")
 // regard to case) are propagation fields; every other header is the
 // application's own and gets one attribute.
 //
-//   - More than MaxAttributes application headers: ErrTooManyAttributes, as
-//     SQS would reject the message anyway.
+//   - More than MaxAttributes application headers: MaxAttributes-1 of them
+//     get an attribute each, the application's before the library's own
+//     ("otelmq-" headers, such as DeadLetter's), each in name order, and the
+//     others are packed into PackedAttribute with the propagation fields.
+//     Receivers that use this package read them all as headers again; a
+//     message brought past SQS's budget (a Kafka record relayed here, a
+//     message SQS accepted plus DeadLetter's headers) is sent, not refused.
 //   - The propagation fields fit beside them: one String attribute each.
 //   - Otherwise, if one slot is free: all of them packed into PackedAttribute.
 //   - Otherwise they are left out and returned in dropped (sorted); the
@@ -204,7 +214,20 @@ func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs
 		}
 	}
 	if len(own) > MaxAttributes {
-		return nil, nil, fmt.Errorf("%w: %d application headers", ErrTooManyAttributes, len(own))
+		// The overflow travels packed with the propagation fields.
+		names := slices.SortedFunc(maps.Keys(own), func(a, b string) int {
+			if oa, ob := isLibraryHeader(a), isLibraryHeader(b); oa != ob {
+				if oa {
+					return 1
+				}
+				return -1
+			}
+			return strings.Compare(a, b)
+		})
+		for _, k := range names[MaxAttributes-1:] {
+			fields[k] = own[k]
+			delete(own, k)
+		}
 	}
 	attrs = make(map[string]types.MessageAttributeValue, min(len(own)+len(fields), MaxAttributes))
 	for k, v := range own {
@@ -228,6 +251,13 @@ func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs
 		attrs = nil
 	}
 	return attrs, dropped, nil
+}
+
+// isLibraryHeader reports whether a header is one this library adds
+// (DeadLetter's), which gives way to the application's own for an
+// attribute of its own.
+func isLibraryHeader(name string) bool {
+	return len(name) >= len("otelmq-") && strings.EqualFold(name[:len("otelmq-")], "otelmq-")
 }
 
 // decodeHeaders returns the headers carried by attrs: every attribute, then the packed propagation fields where no attribute of that name

@@ -139,7 +139,9 @@ func TestEncodeHeadersBudget(t *testing.T) {
 		{8, "packed", 9, nil},
 		{9, "packed", 10, nil},
 		{10, "dropped", 10, []string{"baggage", "traceparent", "tracestate"}},
-		{11, "error", 0, nil},
+		// Past the budget, the overflow is packed with the fields.
+		{11, "packed", 10, nil},
+		{14, "packed", 10, nil},
 	} {
 		t.Run(fmt.Sprint(tt.user, "_user_headers"), func(t *testing.T) {
 			headers := userHeaders(tt.user)
@@ -183,6 +185,35 @@ func TestEncodeHeadersBudget(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEncodeHeadersOverflowOrder: past the budget, the application's
+// headers keep their attributes before the library's own (DeadLetter's
+// "otelmq-" ones), and every header decodes back.
+func TestEncodeHeadersOverflowOrder(t *testing.T) {
+	headers := userHeaders(8)
+	headers["otelmq-dlq-source"] = "orders"
+	headers["OTelMQ-DLQ-Attempts"] = "3"
+	headers["otelmq-dlq-error-type"] = "*errors.errorString"
+	headers["traceparent"] = testTraceparent
+	attrs, dropped, err := EncodeHeaders(headers, DefaultPropagationFields)
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("err = %v, dropped %v", err, dropped)
+	}
+	if len(attrs) != MaxAttributes {
+		t.Errorf("%d attributes, want %d", len(attrs), MaxAttributes)
+	}
+	for k := range userHeaders(8) {
+		if _, ok := attrs[k]; !ok {
+			t.Errorf("application header %q has no attribute of its own", k)
+		}
+	}
+	if _, ok := attrs["OTelMQ-DLQ-Attempts"]; !ok {
+		t.Errorf("the first library header in name order has no attribute: %v", slices.Sorted(maps.Keys(attrs)))
+	}
+	if got := decodeHeaders(attrs); !maps.Equal(got, headers) {
+		t.Errorf("decoded %v, want %v", got, headers)
 	}
 }
 

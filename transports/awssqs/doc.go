@@ -26,8 +26,10 @@
 // # The attribute budget
 //
 // SQS accepts at most 10 message attributes per message. Application headers
-// come first, one attribute each; more than 10 of them fail that message.
-// The propagation fields (traceparent, tracestate, baggage; see
+// come first, one attribute each; past 10 of them, 9 keep an attribute (the
+// application's before the library's "otelmq-" headers) and the rest travel
+// packed, as below, so a message another broker or DeadLetter's headers
+// brought past the budget is still sent. The propagation fields (traceparent, tracestate, baggage; see
 // WithPropagationFields) get one attribute each when they fit beside them,
 // else they are packed together into the single String attribute "otelmq"
 // (PackedAttribute, URL query encoding), else, when no slot is left, they are

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,23 +307,47 @@ func TestPublishServerError(t *testing.T) {
 	}
 }
 
+// TestPublishInvalidMessages: a nil message fails alone, named by its
+// index; a message with more headers than SQS has attributes is sent, the
+// overflow packed, and every header arrives.
 func TestPublishInvalidMessages(t *testing.T) {
 	client := brokers.SQS(t)
 	url := brokers.SQSQueue(t, client, "invalid", nil)
-	tooMany := middleware.NewMessage([]byte("too many"))
-	for i := range 11 {
-		tooMany.Headers[fmt.Sprint("h", i)] = "v"
+	many := middleware.NewMessage([]byte("many"))
+	for i := range 12 {
+		many.Headers[fmt.Sprint("h", i)] = fmt.Sprint("v", i)
 	}
 	ok := middleware.NewMessage([]byte("ok"))
-	err := awssqs.NewPublisher(client).Publish(context.Background(), url, tooMany, nil, ok)
-	if !errors.Is(err, awssqs.ErrTooManyAttributes) || !strings.Contains(err.Error(), "message 1 ") || !strings.Contains(err.Error(), "2 message(s) failed") {
-		t.Errorf("err = %v", err)
+	err := awssqs.NewPublisher(client).Publish(context.Background(), url, many, nil, ok)
+	if err == nil || !strings.Contains(err.Error(), "message 1 ") || !strings.Contains(err.Error(), "1 message(s) failed") {
+		t.Errorf("err = %v, want message 1 (nil) alone", err)
 	}
-	if ok.ID == "" {
-		t.Error("the sent message has no ID")
+	if ok.ID == "" || many.ID == "" {
+		t.Error("a sent message has no ID")
 	}
-	if n := approximateCount(t, client, url); n != 1 {
-		t.Errorf("%d message(s) on the queue, want the valid one", n)
+	var mu sync.Mutex
+	got := map[string]*middleware.Message{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = awssqs.NewSubscriber(client, fast...).Subscribe(ctx, url, middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[string(m.Body)] = m
+		if len(got) == 2 {
+			cancel()
+		}
+		return nil
+	}))
+	mu.Lock()
+	defer mu.Unlock()
+	m := got["many"]
+	if m == nil || got["ok"] == nil {
+		t.Fatalf("received %v, want both messages", slices.Collect(maps.Keys(got)))
+	}
+	for k, v := range many.Headers {
+		if m.Headers[k] != v {
+			t.Errorf("header %s = %q, want %q", k, m.Headers[k], v)
+		}
 	}
 }
 
@@ -740,5 +765,53 @@ func TestPublisherRecordsDropsWithItsPropagator(t *testing.T) {
 	}
 	if dropped != 1 {
 		t.Errorf("otelmq.propagation.dropped{field=traceparent} on the given MeterProvider = %d, want 1", dropped)
+	}
+}
+
+// TestDeadLetterOfAFullMessage: a message SQS accepted with 8 attributes,
+// whose handler fails, is dead-lettered with DeadLetter's 3 headers on top
+// (11, past SQS's 10: the overflow travels packed), not redelivered
+// forever; the dead letter carries every header.
+func TestDeadLetterOfAFullMessage(t *testing.T) {
+	client := brokers.SQS(t)
+	src := brokers.SQSQueue(t, client, "full-src", nil)
+	dlq := brokers.SQSQueue(t, client, "full-dlq", nil)
+	attrs := map[string]types.MessageAttributeValue{}
+	for i := range 8 {
+		attrs[fmt.Sprint("a", i)] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(fmt.Sprint("v", i))}
+	}
+	if _, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &src, MessageBody: aws.String("poison"), MessageAttributes: attrs}); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(url string, h middleware.Handler) *middleware.Message {
+		t.Helper()
+		var once sync.Once
+		var got *middleware.Message
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = awssqs.NewSubscriber(client, fast...).Subscribe(ctx, url, middleware.HandlerFunc(func(ctx context.Context, m *middleware.Message) error {
+			err := h.Handle(ctx, m)
+			once.Do(func() { got = m; cancel() })
+			return err
+		}))
+		return got
+	}
+	failing := middleware.DeadLetter(awssqs.NewPublisher(client), dlq)(middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+		return errors.New("bad payload")
+	}))
+	if receive(src, failing) == nil {
+		t.Fatal("the poison message was never received")
+	}
+	dead := receive(dlq, middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil }))
+	if dead == nil {
+		t.Fatal("nothing was dead-lettered")
+	}
+	for i := range 8 {
+		if k := fmt.Sprint("a", i); dead.Headers[k] != fmt.Sprint("v", i) {
+			t.Errorf("dead letter header %s = %q", k, dead.Headers[k])
+		}
+	}
+	if dead.Headers[middleware.HeaderDLQSource] != src || dead.Headers[middleware.HeaderDLQErrorType] == "" {
+		t.Errorf("dead letter headers %v, want DeadLetter's", dead.Headers)
 	}
 }
