@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"bytes"
+	"fmt"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -52,6 +53,57 @@ func publishing(msg *middleware.Message, now time.Time, headers amqp.Table) amqp
 	p.Headers = headers
 	return p
 }
+
+// maxShortstr is the longest AMQP short string: field names in a header
+// table, and the message-id property.
+const maxShortstr = 255
+
+// checkPublishing returns why msg cannot be published as publishing would
+// build it, on a connection whose frames hold frameSize bytes: a header name
+// or message ID longer than a short string, or headers whose table does not
+// fit in the one frame a content header must fit in. amqp091 and the broker
+// answer either by closing the whole connection, the other channels and
+// every later publish with it, so the message fails alone instead.
+func checkPublishing(msg *middleware.Message, frameSize int) error {
+	if len(msg.ID) > maxShortstr {
+		return fmt.Errorf("message ID is %d bytes: AMQP's message-id holds at most %d", len(msg.ID), maxShortstr)
+	}
+	size := 4 // the table's length
+	for k, v := range msg.Headers {
+		if len(k) > maxShortstr {
+			return fmt.Errorf("header name %.40q... is %d bytes: AMQP field names hold at most %d", k, len(k), maxShortstr)
+		}
+		size += 1 + len(k) + 1 + 4 + len(v) // name, type, long string
+	}
+	if msg.Key != nil {
+		size += 1 + len(KeyHeader) + 1 + 4 + len(msg.Key)
+	}
+	// What else the content header holds (its fixed fields and the other
+	// properties: message ID, timestamp, delivery mode) fits in a KiB.
+	if limit := frameSize - 1024; size > limit {
+		return fmt.Errorf("headers take %d bytes as an AMQP table, more than the %d a frame of this connection (%d bytes) leaves them", size, limit, frameSize)
+	}
+	return nil
+}
+
+// frameSizeOf is the frame size conn negotiated when it says, else
+// amqp091's default.
+func frameSizeOf(conn Dialer) int {
+	n := 0
+	switch c := conn.(type) {
+	case *amqp.Connection:
+		n = c.Config.FrameSize
+	case *Connection:
+		n = c.frameSize()
+	}
+	if n <= 0 {
+		n = defaultFrameSize
+	}
+	return n
+}
+
+// defaultFrameSize is amqp091's (and RabbitMQ's) default frame_max.
+const defaultFrameSize = 131072
 
 // inbound is what the Subscriber builds for one delivery, in a single
 // allocation: the Message, the copy of the delivery its As reaches, the

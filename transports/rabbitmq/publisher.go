@@ -102,9 +102,14 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 	}
 	var now time.Time // read once, when a message needs stamping
 	mode := p.cfg.deliveryMode()
+	frameSize := frameSizeOf(p.conn)
 	for i, msg := range msgs {
 		if msg == nil {
 			fail(i, msg, errors.New("nil message"))
+			continue
+		}
+		if err := checkPublishing(msg, frameSize); err != nil {
+			fail(i, msg, err)
 			continue
 		}
 		if msg.ID == "" {

@@ -539,3 +539,47 @@ func TestQueueDeletedWhileConsuming(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishUnencodableMessages: a message AMQP cannot carry (a header name
+// past 255 bytes, a header table past the connection's frame, a message ID
+// past 255 bytes) fails alone, with an error that says why; amqp091 or the
+// broker would have closed the whole connection. The other messages of the
+// call are published, the connection stays open, and a consumer on it keeps
+// receiving, as later publishes keep working.
+func TestPublishUnencodableMessages(t *testing.T) {
+	conn, queue := setup(t, nil)
+	got := make(chan *middleware.Message, 4)
+	r := subscribe(t, t.Context(), NewSubscriber(conn), queue, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	longName := &middleware.Message{Body: []byte("long name"), Headers: map[string]string{strings.Repeat("k", 256): "v"}}
+	bigTable := &middleware.Message{Body: []byte("big table"), Headers: map[string]string{"big": strings.Repeat("x", 200<<10)}}
+	longID := &middleware.Message{Body: []byte("long id"), ID: strings.Repeat("i", 256)}
+	ok := &middleware.Message{Body: []byte("ok"), Headers: map[string]string{"tenant": "acme"}}
+	pub := NewPublisher(conn, WithConfirms(true))
+	err := pub.Publish(t.Context(), queue, longName, bigTable, longID, ok)
+	if err == nil {
+		t.Fatal("the unencodable messages were published")
+	}
+	for _, want := range []string{"message 0 ", "field names hold at most 255", "message 1 ", "a frame of this connection", "message 2 ", "message-id holds at most 255", "3 message(s) failed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if conn.IsClosed() {
+		t.Fatal("the connection was closed")
+	}
+	if m := receive(t, got, 1, 10*time.Second)[0]; string(m.Body) != "ok" || m.Headers["tenant"] != "acme" {
+		t.Errorf("received %q %v, want the valid message", m.Body, m.Headers)
+	}
+	if err := pub.Publish(t.Context(), queue, &middleware.Message{Body: []byte("after")}); err != nil {
+		t.Fatalf("a later publish: %v", err)
+	}
+	if m := receive(t, got, 1, 10*time.Second)[0]; string(m.Body) != "after" {
+		t.Errorf("received %q, want the later message", m.Body)
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Subscribe = %v, want nil after cancel", err)
+	}
+}

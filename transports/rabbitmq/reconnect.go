@@ -155,6 +155,17 @@ func (c *Connection) ChannelContext(ctx context.Context) (*amqp.Channel, error) 
 
 var errConnectionClosed = errors.New("rabbitmq: Connection closed by Close")
 
+// frameSize is the frame size the current connection negotiated, 0 before
+// the first dial.
+func (c *Connection) frameSize() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return 0
+	}
+	return c.conn.Config.FrameSize
+}
+
 // connection returns the open connection, dialing once if it is closed.
 func (c *Connection) connection(ctx context.Context) (*amqp.Connection, error) {
 	select {
