@@ -214,3 +214,36 @@ func TestLogHandlerAddsTraceIDs(t *testing.T) {
 		t.Fatalf("record outside a span: %s", lines[1])
 	}
 }
+
+// TestDualPublishPrimaryFails: a publish the primary refuses puts nothing on
+// the secondary, so retrying it (a caller's loop, Relay redelivering) does
+// not leave a copy there per attempt.
+func TestDualPublishPrimaryFails(t *testing.T) {
+	primary, secondary := memory.New(), memory.New()
+	fails := 2
+	flaky := middleware.PublisherFunc(func(ctx context.Context, dest string, msgs ...*middleware.Message) error {
+		if fails > 0 {
+			fails--
+			return errors.New("primary down")
+		}
+		return primary.Publish(ctx, dest, msgs...)
+	})
+	dual := middleware.DualPublish(flaky, "a", secondary, "b")
+	attempts := 0
+	for {
+		attempts++
+		err := dual.Publish(context.Background(), "", middleware.NewMessage([]byte("order-1")))
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "primary down") || attempts > 5 {
+			t.Fatalf("attempt %d: %v", attempts, err)
+		}
+	}
+	if r, _ := primary.Len("a"); r != 1 {
+		t.Errorf("primary has %d copies, want 1", r)
+	}
+	if r, _ := secondary.Len("b"); r != 1 {
+		t.Errorf("secondary has %d copies after %d attempts, want 1", r, attempts)
+	}
+}

@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 )
@@ -32,8 +31,10 @@ func RelayHandler(dst Publisher, destination string) Handler {
 // DualPublish publishes every message to primary and then to a copy on
 // secondary, for the cut-over from one broker to another: consumers on both
 // see every message with the same trace context. It returns the primary's
-// error, joined with the secondary's; callers that must not fail on the
-// secondary can wrap it.
+// error, else the secondary's; callers that must not fail on the secondary
+// can wrap it. When the primary fails, nothing goes to the
+// secondary: the caller (Relay, by redelivering) publishes again, and the
+// secondary would get a copy per attempt.
 func DualPublish(primary Publisher, primaryDest string, secondary Publisher, secondaryDest string) Publisher {
 	return &dualPublisher{primary: primary, secondary: secondary, pd: primaryDest, sd: secondaryDest}
 }
@@ -55,9 +56,11 @@ func (d *dualPublisher) Publish(ctx context.Context, _ string, msgs ...*Message)
 			copies[i] = &Message{Key: m.Key, Body: m.Body, Headers: maps.Clone(m.Headers), Time: m.Time}
 		}
 	}
-	err := d.primary.Publish(ctx, d.pd, msgs...)
-	if serr := d.secondary.Publish(ctx, d.sd, copies...); serr != nil {
-		err = errors.Join(err, fmt.Errorf("otelmq: dual publish to %s: %w", d.sd, serr))
+	if err := d.primary.Publish(ctx, d.pd, msgs...); err != nil {
+		return err
 	}
-	return err
+	if err := d.secondary.Publish(ctx, d.sd, copies...); err != nil {
+		return fmt.Errorf("otelmq: dual publish to %s: %w", d.sd, err)
+	}
+	return nil
 }
