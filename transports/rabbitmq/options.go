@@ -117,14 +117,13 @@ func WithExchange(name string) Option {
 }
 
 // WithConfirms turns publisher confirms on: Publish waits until the broker
-// has confirmed every message of the call and reports the nacked ones.
-// Without it, Publish cannot know whether the broker kept a message. Use it
-// for a Publisher that Relay or DeadLetter settle a source message on.
-//
-// Even with confirms, a message the broker cannot route (no queue bound to
-// the routing key: a misspelled or deleted dead-letter queue) is confirmed
-// and dropped, as AMQP does without the mandatory flag, which Publish does
-// not set: make sure the destination exists and is durable.
+// has confirmed every message of the call and reports the nacked ones, and
+// publishes with the mandatory flag, so a message the broker cannot route
+// (nothing bound to the routing key: a misspelled or deleted dead-letter
+// queue) comes back and fails instead of being confirmed and dropped.
+// Without confirms, Publish cannot know whether the broker kept a message:
+// use them for a Publisher that Relay or DeadLetter settle a source
+// message on.
 func WithConfirms(on bool) Option {
 	return optionFunc(func(c *config) { c.confirms = on })
 }

@@ -27,6 +27,9 @@ type Publisher struct {
 
 	mu sync.Mutex
 	ch *amqp.Channel // nil until the first Publish and after it closed
+	// returns gets the messages the broker could not route (basic.return),
+	// with confirms on, when Publish sets mandatory; nil otherwise.
+	returns chan amqp.Return
 	// headers is the header table reused by every publish (see
 	// publishing); guarded by mu.
 	headers amqp.Table
@@ -96,6 +99,7 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		return p.publishError(routingKey, errs)
 	}
 
+	p.drainReturns(nil)                       // an earlier call's, which gave up waiting
 	var confirms []*amqp.DeferredConfirmation // nil without confirms: nothing to wait for
 	if p.cfg.confirms {
 		confirms = make([]*amqp.DeferredConfirmation, len(msgs))
@@ -133,7 +137,10 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		// broker restart only if the message is persistent too, and losing
 		// queued work silently is the worse surprise (WithTransient opts out).
 		pub.DeliveryMode = mode
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, false, false, pub)
+		// Mandatory with confirms: an unroutable message comes back
+		// (basic.return) before its confirm, and fails, where the broker
+		// would confirm it and drop it.
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, p.cfg.confirms, false, pub)
 		if err != nil {
 			fail(i, msg, err)
 			continue
@@ -142,21 +149,37 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 			confirms[i] = dc
 		}
 	}
+	// Returns are read while waiting, so amqp091's dispatcher never blocks
+	// on a full returns channel, and once more after the last confirm: the
+	// broker sends a message's return before its confirm.
+	var returned returnedSet
+	acked := make([]bool, len(confirms))
 	for i, dc := range confirms {
 		if dc == nil {
 			continue
 		}
-		acked, err := dc.WaitContext(ctx)
+		ok, err := p.waitConfirm(ctx, dc, &returned)
 		switch {
 		case err != nil:
 			fail(i, msgs[i], fmt.Errorf("waiting for the confirm: %w", err))
-		case !acked && ch.IsClosed():
+		case !ok && ch.IsClosed():
 			// amqp091 resolves outstanding confirms as nacks when the
 			// channel closes; say so, because the broker may well have the
 			// message (publish again and expect a duplicate).
 			fail(i, msgs[i], errors.New("channel closed before the broker confirmed"))
-		case !acked:
+		case !ok:
 			fail(i, msgs[i], errors.New("nacked by the broker"))
+		default:
+			acked[i] = true // unless it was returned
+		}
+	}
+	p.drainReturns(&returned)
+	for i, ok := range acked {
+		if !ok {
+			continue
+		}
+		if r, returnedToo := returned[msgs[i].ID]; returnedToo {
+			fail(i, msgs[i], fmt.Errorf("returned by the broker: %d %s (nothing bound to routing key %q)", r.ReplyCode, r.ReplyText, routingKey))
 		}
 	}
 	if ch.IsClosed() {
@@ -165,6 +188,61 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 	clear(p.headers) // hold on to no caller's strings
 	return p.publishError(routingKey, errs)
 }
+
+// returnedSet is the returns of one Publish call, by message ID; nil until
+// the first.
+type returnedSet map[string]amqp.Return
+
+func (s *returnedSet) add(r amqp.Return) {
+	if s == nil {
+		return
+	}
+	if *s == nil {
+		*s = returnedSet{}
+	}
+	(*s)[r.MessageId] = r
+}
+
+// waitConfirm waits for dc, recording in returned the returns that arrive
+// meanwhile.
+func (p *Publisher) waitConfirm(ctx context.Context, dc *amqp.DeferredConfirmation, returned *returnedSet) (bool, error) {
+	for {
+		select {
+		case <-dc.Done():
+			return dc.Acked(), nil
+		case r, ok := <-p.returns:
+			if !ok {
+				p.returns = nil // the channel closed: its confirms resolve as nacks
+				continue
+			}
+			returned.add(r)
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// drainReturns records in returned the returns already delivered; with a
+// nil returned it discards them (those of an earlier call that gave up
+// waiting).
+func (p *Publisher) drainReturns(returned *returnedSet) {
+	for p.returns != nil {
+		select {
+		case r, ok := <-p.returns:
+			if !ok {
+				p.returns = nil
+				return
+			}
+			returned.add(r)
+		default:
+			return
+		}
+	}
+}
+
+// returnsBuffer is how many returns amqp091 can hand over while Publish is
+// not reading them (it reads while it waits for confirms).
+const returnsBuffer = 256
 
 func (p *Publisher) publishError(routingKey string, errs []error) error {
 	if len(errs) == 0 {
@@ -185,11 +263,13 @@ func (p *Publisher) channel(ctx context.Context) (*amqp.Channel, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.returns = nil
 	if p.cfg.confirms {
 		if err := ch.Confirm(false); err != nil {
 			_ = ch.Close()
 			return nil, fmt.Errorf("enabling confirms: %w", err)
 		}
+		p.returns = ch.NotifyReturn(make(chan amqp.Return, returnsBuffer))
 	}
 	p.ch = ch
 	return ch, nil

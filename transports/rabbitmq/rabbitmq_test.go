@@ -163,9 +163,11 @@ func TestPublishErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		pub := NewPublisher(conn, WithConfirms(true))
-		// Once with a channel open, once without.
-		if err := pub.Publish(t.Context(), "nowhere-"+t.Name(), &middleware.Message{ID: "warm"}); err != nil {
-			t.Fatal(err)
+		// Once with a channel open, once without. Opening it: a message
+		// no queue is bound for comes back, and fails, rather than being
+		// confirmed and dropped.
+		if err := pub.Publish(t.Context(), "nowhere-"+t.Name(), &middleware.Message{ID: "warm"}); err == nil || !strings.Contains(err.Error(), "returned by the broker: 312 NO_ROUTE") {
+			t.Fatalf("publish to an unbound routing key: %v, want it returned", err)
 		}
 		_ = conn.Close()
 		for range 2 {
