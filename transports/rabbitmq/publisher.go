@@ -211,11 +211,7 @@ func (p *Publisher) waitConfirm(ctx context.Context, dc *amqp.DeferredConfirmati
 		case <-dc.Done():
 			return dc.Acked(), nil
 		case r, ok := <-p.returns:
-			if !ok {
-				p.returns = nil // the channel closed: its confirms resolve as nacks
-				continue
-			}
-			returned.add(r)
+			p.got(r, ok, returned)
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
@@ -229,15 +225,22 @@ func (p *Publisher) drainReturns(returned *returnedSet) {
 	for p.returns != nil {
 		select {
 		case r, ok := <-p.returns:
-			if !ok {
-				p.returns = nil
-				return
-			}
-			returned.add(r)
+			p.got(r, ok, returned)
 		default:
 			return
 		}
 	}
+}
+
+// got handles one receive from p.returns: a return is recorded in
+// returned; a closed returns channel (the channel closed, and its confirms
+// resolve as nacks) ends the reading.
+func (p *Publisher) got(r amqp.Return, ok bool, returned *returnedSet) {
+	if !ok {
+		p.returns = nil
+		return
+	}
+	returned.add(r)
 }
 
 // returnsBuffer is how many returns amqp091 can hand over while Publish is
