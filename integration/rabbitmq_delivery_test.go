@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -513,5 +514,68 @@ func TestRabbitMQHostileHeaders(t *testing.T) {
 		if p.Status().Code != codes.Unset {
 			t.Errorf("%s: process span status %v %q", body, p.Status().Code, p.Status().Description)
 		}
+	}
+}
+
+// TestRabbitMQClassicQueueRedeliveryEnds: a classic queue reports a
+// requeued message's delivery count as 1, then 2 on every redelivery, so
+// middleware waiting for the broker's count to reach 3 or 4 would have a
+// poison message redelivered forever. The Subscriber marks the count
+// saturated; Retry then runs the attempts left in place, and DeadLetter
+// takes the message at its second delivery.
+func TestRabbitMQClassicQueueRedeliveryEnds(t *testing.T) {
+	cases := []struct {
+		name      string
+		chain     func(dlq middleware.Publisher) []middleware.HandlerMiddleware
+		wantCalls int
+	}{
+		{"retry with broker redelivery", func(dlq middleware.Publisher) []middleware.HandlerMiddleware {
+			return []middleware.HandlerMiddleware{
+				middleware.DeadLetter(dlq, "dlq"),
+				middleware.Retry(middleware.WithAttempts(3), middleware.WithBrokerRedelivery(),
+					middleware.WithBackoff(func(int) time.Duration { return time.Millisecond })),
+			}
+		}, 3},
+		{"dead letter after 4 deliveries", func(dlq middleware.Publisher) []middleware.HandlerMiddleware {
+			return []middleware.HandlerMiddleware{middleware.DeadLetter(dlq, "dlq", middleware.WithMaxDeliveries(4))}
+		}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := brokers.RabbitMQ(t)
+			q := brokers.RabbitMQQueue(t, conn, nil)
+			pub := rabbitmq.NewPublisher(conn, rabbitmq.WithConfirms(true))
+			t.Cleanup(func() { _ = pub.Close() })
+			if err := pub.Publish(context.Background(), q, middleware.NewMessage([]byte("poison"))); err != nil {
+				t.Fatal(err)
+			}
+			mem := memory.New()
+			var mu sync.Mutex
+			var counts []int
+			failing := middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+				mu.Lock()
+				counts = append(counts, m.DeliveryCount)
+				mu.Unlock()
+				return errors.New("poison")
+			})
+			h := middleware.ChainHandler(failing, tc.chain(mem)...)
+			rmqSubscribe(t, rabbitmq.NewSubscriber(conn), q, h.Handle)
+			dead := rmqSubscribe(t, mem, "dlq", nil)
+
+			got := next(t, dead, "DLQ (a saturated delivery count must end the redeliveries)")
+			time.Sleep(200 * time.Millisecond) // a loop would keep calling
+			mu.Lock()
+			calls := append([]int(nil), counts...)
+			mu.Unlock()
+			if len(calls) != tc.wantCalls {
+				t.Errorf("handler ran %d times (delivery counts %v), want %d", len(calls), calls, tc.wantCalls)
+			}
+			if want := strconv.Itoa(tc.wantCalls); got.msg.Headers[middleware.HeaderDLQAttempts] != want {
+				t.Errorf("%s = %q, want %s", middleware.HeaderDLQAttempts, got.msg.Headers[middleware.HeaderDLQAttempts], want)
+			}
+			if calls[len(calls)-1] != 2 {
+				t.Errorf("the last call saw delivery count %d, want 2 (the second delivery)", calls[len(calls)-1])
+			}
+		})
 	}
 }

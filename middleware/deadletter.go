@@ -30,6 +30,10 @@ type deadLetterConfig struct {
 // delivered it n times (its DeliveryCount), leaving earlier failures
 // unsettled for the broker to redeliver. The default, 1, dead-letters on the
 // first failure that reaches DeadLetter, which suits a Retry inside it.
+// Where the broker's count stops growing before n (a RabbitMQ classic queue
+// counts 1, then 2 on every redelivery: Message.DeliveryCountSaturated), a
+// failure on a saturated count is dead-lettered rather than redelivered
+// forever.
 func WithMaxDeliveries(n int) DeadLetterOption {
 	return func(c *deadLetterConfig) {
 		if n > 0 {
@@ -68,7 +72,7 @@ func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) Han
 				return nil
 			}
 			var retry *retryableError
-			if errors.As(err, &retry) || (cfg.maxDeliveries > 1 && msg.DeliveryCount < cfg.maxDeliveries) {
+			if errors.As(err, &retry) || (cfg.maxDeliveries > 1 && msg.DeliveryCount < cfg.maxDeliveries && !msg.DeliveryCountSaturated()) {
 				return err // the broker redelivers it
 			}
 			dead := deadLetterMessage(msg, err, cfg.errorText)

@@ -247,3 +247,72 @@ func TestDualPublishPrimaryFails(t *testing.T) {
 		t.Errorf("secondary has %d copies after %d attempts, want 1", r, attempts)
 	}
 }
+
+// TestSaturatedDeliveryCount: where the broker's count stops growing (or
+// the broker gives none), Retry with broker redelivery runs the attempts
+// left in place and DeadLetter with WithMaxDeliveries takes the message,
+// where waiting for a count that never comes would redeliver it forever.
+func TestSaturatedDeliveryCount(t *testing.T) {
+	noWait := middleware.WithBackoff(func(int) time.Duration { return 0 })
+	for _, tc := range []struct {
+		name      string
+		count     int
+		saturated bool
+		wantCalls int // by Retry, attempts 4
+		wantDead  bool
+	}{
+		{"first delivery, counted", 1, false, 1, false},
+		{"second delivery, counted", 2, false, 1, false},
+		{"second delivery, saturated", 2, true, 3, true},
+		{"no count at all", 0, false, 4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := middleware.NewMessage(nil)
+			msg.DeliveryCount = tc.count
+			if tc.saturated {
+				msg.SetDeliveryCountSaturated()
+			}
+			if got := msg.DeliveryCountSaturated(); got != (tc.saturated || tc.count == 0) {
+				t.Fatalf("DeliveryCountSaturated() = %v", got)
+			}
+			var calls int
+			var attempts []int
+			failing := middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+				calls++
+				attempts = append(attempts, m.Attempts())
+				return errDeclined
+			})
+			var published []*middleware.Message
+			dlq := middleware.PublisherFunc(func(_ context.Context, _ string, msgs ...*middleware.Message) error {
+				published = append(published, msgs...)
+				return nil
+			})
+			h := middleware.ChainHandler(failing, middleware.DeadLetter(dlq, "dlq"),
+				middleware.Retry(middleware.WithAttempts(4), middleware.WithBrokerRedelivery(), noWait))
+			err := h.Handle(context.Background(), msg)
+			if calls != tc.wantCalls {
+				t.Errorf("handler ran %d times (attempts %v), want %d", calls, attempts, tc.wantCalls)
+			}
+			if attempts[len(attempts)-1] != max(tc.count, 1)+tc.wantCalls-1 {
+				t.Errorf("attempts %v", attempts)
+			}
+			if dead := len(published) == 1; dead != tc.wantDead {
+				t.Fatalf("dead-lettered: %v (err %v), want %v", dead, err, tc.wantDead)
+			}
+			if tc.wantDead && (err != nil || published[0].Headers[middleware.HeaderDLQAttempts] != "4") {
+				t.Errorf("err %v, dead-letter attempts %q, want nil and 4", err, published[0].Headers[middleware.HeaderDLQAttempts])
+			}
+			if !tc.wantDead && err == nil {
+				t.Error("a failure left for the broker to redeliver returned nil (it would be acked)")
+			}
+
+			// DeadLetter alone, waiting for 5 deliveries.
+			published = nil
+			calls = 0
+			err = middleware.DeadLetter(dlq, "dlq", middleware.WithMaxDeliveries(5))(failing).Handle(context.Background(), msg)
+			if dead := len(published) == 1; dead != tc.wantDead || (err == nil) != tc.wantDead {
+				t.Errorf("WithMaxDeliveries(5): dead-lettered %v, err %v; want dead-lettered %v", dead, err, tc.wantDead)
+			}
+		})
+	}
+}

@@ -30,7 +30,8 @@ type Message struct {
 	// Time is when the producer or broker stamped the message; zero if unknown.
 	Time time.Time
 	// DeliveryCount is how many times the broker has delivered this message,
-	// 1 on the first delivery, 0 when the broker does not say.
+	// 1 on the first delivery, 0 when the broker does not say. Where the
+	// broker stops counting, the transport calls SetDeliveryCountSaturated.
 	DeliveryCount int
 	// Destination is the queue or topic the message was received from or
 	// published to.
@@ -47,7 +48,10 @@ type Message struct {
 	// whole state inline was 288 bytes, this one is 224 (a size class),
 	// and a traced message costs no allocation beyond it.
 	creation creation
-	attempts int // set by Retry
+	// countSaturated: see SetDeliveryCountSaturated. A bool here fits in
+	// the padding after creation.
+	countSaturated bool
+	attempts       int // set by Retry
 	// process is the process span, the parent of a settle span that covers
 	// this message alone.
 	process trace.Span
@@ -114,6 +118,20 @@ func (m *Message) SetAs(as func(target any) bool) {
 type asFunc func(target any) bool
 
 func (f asFunc) As(target any) bool { return f(target) }
+
+// SetDeliveryCountSaturated is for transports: the broker will report no
+// higher DeliveryCount for this message however often it redelivers it (a
+// RabbitMQ classic queue that requeues flags a redelivery but does not count
+// them). Retry with WithBrokerRedelivery and DeadLetter with
+// WithMaxDeliveries wait for the count to reach a number; on a saturated
+// count they stop waiting for the broker, so a failing message cannot be
+// redelivered forever.
+func (m *Message) SetDeliveryCountSaturated() { m.countSaturated = true }
+
+// DeliveryCountSaturated reports whether DeliveryCount will not grow on
+// later redeliveries: the transport said so (SetDeliveryCountSaturated), or
+// the broker gives no count at all (0).
+func (m *Message) DeliveryCountSaturated() bool { return m.countSaturated || m.DeliveryCount == 0 }
 
 // Attributes returns the broker-specific semantic-convention attributes a
 // transport attached to this message (partition, offset, delivery tag, ...):

@@ -46,7 +46,9 @@ func WithBackoff(f func(attempt int) time.Duration) RetryOption {
 // attempts, so the broker's own redelivery (SQS visibility timeout, RabbitMQ
 // requeue, Kafka rewind) and its delay settings apply. The default retries
 // in place, inside the same delivery, which works on every broker, including
-// those that do not count deliveries.
+// those that do not count deliveries. Where the broker's count stops growing
+// (Message.DeliveryCountSaturated: a RabbitMQ classic queue reports 2 on
+// every redelivery), the attempts left run in place in that delivery.
 func WithBrokerRedelivery() RetryOption {
 	return func(c *retryConfig) { c.inPlace = false }
 }
@@ -89,37 +91,55 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 			if !cfg.inPlace {
 				msg.attempts = max(msg.DeliveryCount, 1)
 				err := Call(ctx, next, msg)
-				if err != nil && msg.attempts < cfg.attempts {
+				if err == nil || msg.attempts >= cfg.attempts {
+					return err
+				}
+				if !msg.DeliveryCountSaturated() {
 					return &retryableError{err: err}
 				}
-				return err
+				// The broker would redeliver it with this count forever:
+				// the remaining attempts run here, so the last one fails
+				// for good (and DeadLetter takes it).
+				return cfg.retryInPlace(ctx, next, msg, 0, msg.attempts, err)
 			}
-			tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(propagation.ScopeName)
-			var err error
-			for attempt := 1; attempt <= cfg.attempts; attempt++ {
-				msg.attempts = max(msg.DeliveryCount-1, 0)*cfg.attempts + attempt
-				if attempt == 1 {
-					err = Call(ctx, next, msg)
-				} else {
-					actx, span := tracer.Start(ctx, "attempt "+strconv.Itoa(attempt),
-						trace.WithAttributes(AttemptKey.Int(attempt)))
-					err = Call(actx, next, msg)
-					End(span, err)
-				}
-				if err == nil || attempt == cfg.attempts {
-					return err
-				}
-				trace.SpanFromContext(ctx).AddEvent("otelmq.retry", trace.WithAttributes(
-					AttemptKey.Int(attempt), propagation.ErrorTypeKey.String(ErrorType(err))))
-				select {
-				case <-time.After(cfg.backoff(attempt)):
-				case <-ctx.Done():
-					return err
-				}
+			// Attempts of earlier deliveries count, so that a message the
+			// broker redelivers (after a crash, say) reports them all.
+			base := max(msg.DeliveryCount-1, 0) * cfg.attempts
+			msg.attempts = base + 1
+			err := Call(ctx, next, msg)
+			if err == nil {
+				return nil
 			}
-			return err
+			return cfg.retryInPlace(ctx, next, msg, base, 1, err)
 		})
 	}
+}
+
+// retryInPlace runs the attempts after attempt failed (with err) up to the
+// last, in this delivery, each a child span "attempt {n}" of the process
+// span, waiting the backoff between them; msg.attempts is base + n. It
+// returns the last attempt's error, or nil once one succeeds.
+func (cfg *retryConfig) retryInPlace(ctx context.Context, next Handler, msg *Message, base, attempt int, err error) error {
+	process := trace.SpanFromContext(ctx)
+	tracer := process.TracerProvider().Tracer(propagation.ScopeName)
+	for ; attempt < cfg.attempts; attempt++ {
+		process.AddEvent("otelmq.retry", trace.WithAttributes(
+			AttemptKey.Int(attempt), propagation.ErrorTypeKey.String(ErrorType(err))))
+		select {
+		case <-time.After(cfg.backoff(attempt)):
+		case <-ctx.Done():
+			return err
+		}
+		n := attempt + 1
+		msg.attempts = base + n
+		actx, span := tracer.Start(ctx, "attempt "+strconv.Itoa(n), trace.WithAttributes(AttemptKey.Int(n)))
+		err = Call(actx, next, msg)
+		End(span, err)
+		if err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // retryableError marks an error a broker is expected to redeliver after.

@@ -20,7 +20,10 @@
 //	Time          <-> timestamp property (whole seconds on the wire); the
 //	                  Publisher stamps the publish time when Time is zero
 //	DeliveryCount <-  at least: x-delivery-count + 1 (quorum queues), else
-//	                  1 + the x-death counts + 1 when redelivered
+//	                  1 + the x-death counts + 1 when redelivered; a
+//	                  classic queue does not count requeues, so the
+//	                  Subscriber marks a redelivered count saturated
+//	                  (Message.DeliveryCountSaturated) when it requeues
 //	Destination   <-  the queue passed to Subscribe
 //
 // Delivery mode: the Publisher publishes every message persistent

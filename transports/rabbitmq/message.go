@@ -202,6 +202,14 @@ func deliveryCount(d *amqp.Delivery) int {
 	return n
 }
 
+// countSaturated reports whether a requeue of d would come back with the
+// same deliveryCount: only quorum queues count requeues (x-delivery-count);
+// elsewhere the count grows from 1 to 2 by the redelivered flag, then stays.
+func countSaturated(d *amqp.Delivery) bool {
+	_, counted := d.Headers["x-delivery-count"]
+	return d.Redelivered && !counted
+}
+
 func intValue(v any) (int64, bool) {
 	switch v := v.(type) {
 	case int:

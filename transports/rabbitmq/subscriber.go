@@ -222,6 +222,11 @@ func (s *Subscriber) handle(ctx context.Context, obs middleware.Observer, dest m
 		start = time.Now()
 	}
 	in := newInbound(d, queue)
+	if s.cfg.requeue && countSaturated(d) {
+		// A requeue would bring it back with this count again (a
+		// dead-lettering, without requeue, adds an x-death count).
+		in.msg.SetDeliveryCountSaturated()
+	}
 	msgs := in.msgs[:]
 	hctx := ctx
 	if obs != nil {
