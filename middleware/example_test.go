@@ -142,3 +142,35 @@ func ExampleTracing_RecordAttributes() {
 	}
 	// Output: messaging.message.id = masked
 }
+
+func ExampleWithDestinationTemplate() {
+	// One queue per customer: a span name per customer would name the
+	// customer and make span names unbounded. The template names the spans
+	// (and the metrics) instead; the redactor drops the name itself.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tr := middleware.NewTracing(middleware.WithTracerProvider(tp),
+		middleware.WithDestinationTemplate(func(d middleware.Destination) string {
+			if strings.HasPrefix(d.Name, "invoices.") {
+				return "invoices.{customer}"
+			}
+			return ""
+		}),
+		middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+			if kv.Key == propagation.DestinationName("").Key {
+				return attribute.KeyValue{}
+			}
+			return kv
+		}))
+	_ = tr.Publisher(memory.New()).Publish(context.Background(), "invoices.jane.doe", middleware.NewMessage(nil))
+	send := rec.Ended()[0]
+	fmt.Println(send.Name())
+	for _, kv := range send.Attributes() {
+		if strings.HasPrefix(string(kv.Key), "messaging.destination") {
+			fmt.Println(kv.Key, "=", kv.Value.Emit())
+		}
+	}
+	// Output:
+	// send invoices.{customer}
+	// messaging.destination.template = invoices.{customer}
+}

@@ -56,6 +56,7 @@ func NewMetrics(opts ...Option) *Metrics {
 	}
 	meter := mp.Meter(propagation.ScopeName, metric.WithSchemaURL(propagation.SchemaURL))
 	m := &Metrics{cfg: cfg}
+	m.sets.cfg = &m.cfg
 	// Instrument errors only come from invalid names, which are constants;
 	// the API returns usable no-op instruments alongside any error.
 	m.opDur, _ = meter.Float64Histogram(MetricOperationDuration, metric.WithUnit("s"),
@@ -116,7 +117,7 @@ func (s *meteredSubscriber) Subscribe(ctx context.Context, src string, h Handler
 		err := Call(ctx, h, msg)
 		set := ok
 		if err != nil {
-			set = newMetricSet(metricAttributes(d, propagation.Process, "process", err))
+			set = newMetricSet(s.m.cfg.metricAttributes(d, propagation.Process, "process", err))
 		}
 		s.m.procDur.Record(ctx, time.Since(start).Seconds(), set.record...)
 		return err
@@ -143,13 +144,23 @@ func (m *Metrics) attributes(d Destination, typ propagation.OperationType, op st
 	if err == nil {
 		return m.sets.get(d, typ, op)
 	}
-	return newMetricSet(metricAttributes(d, typ, op, err))
+	return newMetricSet(m.cfg.metricAttributes(d, typ, op, err))
 }
 
 // metricAttributes keeps the destination attributes whose cardinality is
-// bounded (server, consumer group), never per-message ones.
-func metricAttributes(d Destination, typ propagation.OperationType, op string, err error) attribute.Set {
-	attrs := propagation.OperationAttributes(d.System, typ, op, d.Name)
+// bounded (server, consumer group), never per-message ones; the
+// destination's template (WithDestinationTemplate) replaces its name, and
+// every attribute goes through the redactor, as on spans.
+func (c *config) metricAttributes(d Destination, typ propagation.OperationType, op string, err error) attribute.Set {
+	d = templated(c.template, d)
+	var attrs []attribute.KeyValue
+	if d.Template != "" {
+		// semconv records the name only when its cardinality is known to
+		// be low; a template says it is not.
+		attrs = propagation.OperationAttributes(d.System, typ, op, "", propagation.DestinationTemplate(d.Template))
+	} else {
+		attrs = propagation.OperationAttributes(d.System, typ, op, d.Name)
+	}
 	for _, a := range d.Attributes {
 		switch a.Key {
 		case propagation.ServerAddressKey, propagation.ServerPortKey, propagation.ConsumerGroupKey:
@@ -159,6 +170,15 @@ func metricAttributes(d Destination, typ propagation.OperationType, op string, e
 	if err != nil {
 		attrs = append(attrs, propagation.ErrorTypeKey.String(ErrorType(err)))
 	}
+	if c.redact != nil {
+		kept := attrs[:0]
+		for _, a := range attrs {
+			if a = c.redact(a); a.Key != "" {
+				kept = append(kept, a)
+			}
+		}
+		attrs = kept
+	}
 	return attribute.NewSet(attrs...)
 }
 
@@ -167,11 +187,11 @@ func metricAttributes(d Destination, typ propagation.OperationType, op string, e
 // destination attributes it keeps. Two destinations with the same key have
 // equal sets.
 type metricKey struct {
-	system, name, op string
-	typ              propagation.OperationType
-	address, group   string
-	port             int64
-	has              uint8 // hasAddress, hasPort, hasGroup: which attributes d carries
+	system, name, template, op string
+	typ                        propagation.OperationType
+	address, group             string
+	port                       int64
+	has                        uint8 // hasAddress, hasPort, hasGroup: which attributes d carries
 }
 
 const (
@@ -185,7 +205,7 @@ const (
 // false when a kept attribute has a type no transport gives it (a string
 // address and consumer group, an integer port): that set is not cached.
 func newMetricKey(d Destination, typ propagation.OperationType, op string) (k metricKey, ok bool) {
-	k = metricKey{system: d.System, name: d.Name, op: op, typ: typ}
+	k = metricKey{system: d.System, name: d.Name, template: d.Template, op: op, typ: typ}
 	for _, a := range d.Attributes {
 		switch a.Key {
 		case propagation.ServerAddressKey:
@@ -241,6 +261,9 @@ func newMetricSet(set attribute.Set) *metricSet {
 type metricSets struct {
 	m  atomic.Pointer[metricSetMap]
 	mu sync.Mutex // serializes writers
+	// cfg is the Metrics' configuration: the template and redactor sets
+	// are built with.
+	cfg *config
 }
 
 type metricSetMap struct {
@@ -258,14 +281,14 @@ type metricSetEntry struct {
 func (c *metricSets) get(d Destination, typ propagation.OperationType, op string) *metricSet {
 	k, ok := newMetricKey(d, typ, op)
 	if !ok {
-		return newMetricSet(metricAttributes(d, typ, op, nil))
+		return newMetricSet(c.cfg.metricAttributes(d, typ, op, nil))
 	}
 	m := c.m.Load()
 	if s := m.lookup(k); s != nil {
 		return s
 	}
 	if m != nil && m.n >= maxMetricSets {
-		return newMetricSet(metricAttributes(d, typ, op, nil)) // full: no lock to take
+		return newMetricSet(c.cfg.metricAttributes(d, typ, op, nil)) // full: no lock to take
 	}
 	return c.add(k, d)
 }
@@ -284,7 +307,7 @@ func (m *metricSetMap) lookup(k metricKey) *metricSet {
 
 // add builds the set of k (of d) and caches it unless the cache is full.
 func (c *metricSets) add(k metricKey, d Destination) *metricSet {
-	set := newMetricSet(metricAttributes(d, k.typ, k.op, nil))
+	set := newMetricSet(c.cfg.metricAttributes(d, k.typ, k.op, nil))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.m.Load()

@@ -171,7 +171,7 @@ func TestMetricsCacheNoCrossTalk(t *testing.T) {
 // attribute (the last one counts) and for one with a kept attribute of an
 // unusual type (not cached, still right).
 func TestMetricsCachedSetsEqualBuilt(t *testing.T) {
-	var c metricSets
+	c := metricSets{cfg: &config{}}
 	for _, d := range []Destination{
 		{System: "s", Name: "n"},
 		{System: "s", Name: "n", Attributes: []attribute.KeyValue{propagation.ServerAddress("x"), propagation.ServerAddress("y")}},
@@ -183,7 +183,7 @@ func TestMetricsCachedSetsEqualBuilt(t *testing.T) {
 	} {
 		for range 2 { // the second get is a cache hit, if cached
 			got := c.get(d, propagation.Receive, "receive")
-			want := newMetricSet(metricAttributes(d, propagation.Receive, "receive", nil))
+			want := newMetricSet(c.cfg.metricAttributes(d, propagation.Receive, "receive", nil))
 			if g, w := attrSetOf(got), attrSetOf(want); !g.Equals(&w) {
 				t.Errorf("%v: cached %v, built %v", d.Attributes, g.ToSlice(), w.ToSlice())
 			}
@@ -310,7 +310,7 @@ func TestMetricsCacheBounded(t *testing.T) {
 // TestMetricsCacheConcurrent: goroutines racing to add the same and
 // different keys, past the bound, leave one set per key, within the bound.
 func TestMetricsCacheConcurrent(t *testing.T) {
-	var c metricSets
+	c := metricSets{cfg: &config{}}
 	const workers, keys = 4, maxMetricSets/2 + 10
 	got := make([][]*metricSet, workers)
 	var wg sync.WaitGroup

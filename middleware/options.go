@@ -52,6 +52,7 @@ type config struct {
 	parentBased    bool
 	linkLimit      int // < 0: none
 	redact         func(attribute.KeyValue) attribute.KeyValue
+	template       func(Destination) string
 	propOpts       []propagation.Option
 	// baggageAllow, when baggageFiltered, names the inbound baggage keys kept.
 	baggageFiltered bool
@@ -218,11 +219,37 @@ func defaultLinkLimit() int {
 // and ID in the kgo hooks), and the attributes every span starts with
 // (destination, partition, batch count), so a sampler sees them redacted
 // too. Return the attribute unchanged, with a masked value, or
-// attribute.KeyValue{} to drop it. Span names are not attributes: see
-// README. The default records attributes as they are; bodies and
+// attribute.KeyValue{} to drop it. Metrics' attributes go through it too.
+// Span names are not attributes: WithDestinationTemplate names spans by a
+// template instead of the destination. The default records attributes as they are; bodies and
 // non-allow-listed headers are never recorded either way.
 func WithRedactor(redact func(attribute.KeyValue) attribute.KeyValue) Option {
 	return optionFunc(func(c *config) { c.redact = redact })
+}
+
+// WithDestinationTemplate names destinations by a low-cardinality template
+// (semconv's messaging.destination.template): template gets a destination
+// as its transport describes it (a RabbitMQ send destination is
+// "{exchange}:{routing key}") and returns its template, or "" for none.
+// With a template, spans are named "{operation} {template}" and record the
+// template beside messaging.destination.name, and metrics record the
+// template instead of the name. Use it when destination names are many
+// (per-tenant topics, routing keys with IDs) or hold personal data, which
+// span names cannot keep out otherwise: drop messaging.destination.name
+// from spans with WithRedactor. template is called once per destination
+// and operation (a span or metric set cached, up to 1024 of them) and must
+// be safe for concurrent use.
+func WithDestinationTemplate(template func(Destination) string) Option {
+	return optionFunc(func(c *config) { c.template = template })
+}
+
+// templated returns d with the Template WithDestinationTemplate gives it,
+// unless the transport set one.
+func templated(template func(Destination) string, d Destination) Destination {
+	if template != nil && d.Template == "" {
+		d.Template = template(d)
+	}
+	return d
 }
 
 // WithInboundBaggage limits the baggage taken from consumed messages to the

@@ -40,8 +40,13 @@ type shape struct {
 }
 
 func newShape(d Destination, typ propagation.OperationType, op string) *shape {
-	attrs := make([]attribute.KeyValue, 0, 4+len(d.Attributes))
+	attrs := make([]attribute.KeyValue, 0, 5+len(d.Attributes))
 	attrs = propagation.AppendOperationAttributes(attrs, d.System, typ, op, d.Name)
+	named := d.Name
+	if d.Template != "" {
+		attrs = append(attrs, propagation.DestinationTemplate(d.Template))
+		named = d.Template
+	}
 	attrs = append(attrs, d.Attributes...)
 	attrs = attrs[:len(attrs):len(attrs)]
 	kind := kindClient
@@ -52,7 +57,7 @@ func newShape(d Destination, typ propagation.OperationType, op string) *shape {
 		kind = kindConsumer
 	}
 	sh := &shape{
-		name:  propagation.SpanName(op, d.Name),
+		name:  propagation.SpanName(op, named),
 		kind:  kind,
 		attrs: attrs,
 		opts:  []trace.SpanStartOption{kind, trace.WithAttributes(attrs...)},
@@ -161,8 +166,8 @@ func (s *shape) matches(d Destination) bool {
 }
 
 type shapeKey struct {
-	system, name, op string
-	typ              propagation.OperationType
+	system, name, template, op string
+	typ                        propagation.OperationType
 }
 
 // maxShapes bounds the cache: destination names are meant to be low
@@ -174,17 +179,20 @@ const maxShapes = 1024
 type shapes struct {
 	m sync.Map // shapeKey -> *shape
 	n atomic.Int32
+	// template is WithDestinationTemplate's, applied to a shape's
+	// destination as it is built.
+	template func(Destination) string
 }
 
 // get returns the shape of operation op (of type typ) on d.
 func (c *shapes) get(d Destination, typ propagation.OperationType, op string) *shape {
-	k := shapeKey{system: d.System, name: d.Name, op: op, typ: typ}
+	k := shapeKey{system: d.System, name: d.Name, template: d.Template, op: op, typ: typ}
 	if v, ok := c.m.Load(k); ok {
 		if s := v.(*shape); s.matches(d) {
 			return s
 		}
 	}
-	s := newShape(d, typ, op)
+	s := newShape(templated(c.template, d), typ, op)
 	if c.n.Load() >= maxShapes {
 		s.once = true
 		return s

@@ -56,6 +56,7 @@ func NewTracing(opts ...Option) *Tracing {
 		prop:   cfg.newPropagator(),
 		noop:   isNoop(cfg.tracerProvider),
 	}
+	t.shapes.template = cfg.template
 	for name := range cfg.headerAllow {
 		t.headers = append(t.headers, headerAttribute{name: name, key: attribute.Key(HeaderAttributePrefix + name)})
 	}
@@ -155,7 +156,7 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 		}))
 	}
 	d := Describe(s.next, src)
-	sh := newShape(d, propagation.Process, "process")
+	sh := newShape(templated(s.t.cfg.template, d), propagation.Process, "process")
 	return s.next.Subscribe(WithObserver(ctx, s.t), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		ctx, span := s.t.startProcess(ctx, d, sh, msg)
 		err := Call(ctx, h, msg)

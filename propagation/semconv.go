@@ -84,18 +84,20 @@ var (
 	ClientID          = semconv.MessagingClientID
 	PartitionID       = semconv.MessagingDestinationPartitionID
 	DestinationName   = semconv.MessagingDestinationName
-	BodySize          = semconv.MessagingMessageBodySize
-	KafkaTombstone    = semconv.MessagingKafkaMessageTombstone
-	RabbitMQRouting   = semconv.MessagingRabbitMQDestinationRoutingKey
-	SQSQueueURL       = semconv.AWSSQSQueueURL
-	AWSRequestID      = semconv.AWSRequestID
-	ServerAddress     = semconv.ServerAddress
-	ServerPort        = semconv.ServerPort
-	ErrorType         = semconv.ErrorType
-	ErrorTypeKey      = semconv.ErrorTypeKey
-	ServerAddressKey  = semconv.ServerAddressKey
-	ServerPortKey     = semconv.ServerPortKey
-	ConsumerGroupKey  = semconv.MessagingConsumerGroupNameKey
+	// DestinationTemplate is set by middleware.WithDestinationTemplate.
+	DestinationTemplate = semconv.MessagingDestinationTemplate
+	BodySize            = semconv.MessagingMessageBodySize
+	KafkaTombstone      = semconv.MessagingKafkaMessageTombstone
+	RabbitMQRouting     = semconv.MessagingRabbitMQDestinationRoutingKey
+	SQSQueueURL         = semconv.AWSSQSQueueURL
+	AWSRequestID        = semconv.AWSRequestID
+	ServerAddress       = semconv.ServerAddress
+	ServerPort          = semconv.ServerPort
+	ErrorType           = semconv.ErrorType
+	ErrorTypeKey        = semconv.ErrorTypeKey
+	ServerAddressKey    = semconv.ServerAddressKey
+	ServerPortKey       = semconv.ServerPortKey
+	ConsumerGroupKey    = semconv.MessagingConsumerGroupNameKey
 )
 
 // Partition is messaging.destination.partition.id for a numeric partition.
