@@ -846,9 +846,12 @@ func End(span trace.Span, err error) {
 }
 
 // ErrorType is the low-cardinality error.type of err: "panic" for a
-// recovered handler panic, "timeout" and "canceled" for context errors, the
-// Go type of a custom error, and "_OTHER" for plain errors.New/fmt.Errorf
-// values, whose type says nothing.
+// recovered handler panic, "timeout" and "canceled" for context errors, else
+// the type of the first error in err's tree (depth first, as errors.As
+// looks) that says something: its ErrorType() when it has that method, or
+// its Go type, skipping plain errors.New/fmt.Errorf/errors.Join values,
+// whose type says nothing. "_OTHER" when nothing in the tree does. So a
+// transport error wrapped with context ("publish to q: %w") keeps its type.
 func ErrorType(err error) string {
 	var (
 		pe    *PanicError
@@ -866,15 +869,37 @@ func ErrorType(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
+	if t := typeInTree(err, 0); t != "" {
+		return t
+	}
+	return "_OTHER"
+}
+
+// typeInTree is ErrorType's search of err's tree; "" when it finds nothing.
+// depth bounds it: error trees are shallow, but nothing stops a cycle.
+func typeInTree(err error, depth int) string {
+	if err == nil || depth > 32 {
+		return ""
+	}
 	if typed, ok := err.(interface{ ErrorType() string }); ok {
 		return typed.ErrorType()
 	}
 	switch s := fmt.Sprintf("%T", err); s {
 	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
-		return "_OTHER"
 	default:
 		return s
 	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return typeInTree(u.Unwrap(), depth+1)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if t := typeInTree(e, depth+1); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // headerCarrier is a Message's Headers as a carrier that makes the map on

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -648,6 +649,40 @@ func TestSpanShapesFollowDestination(t *testing.T) {
 		}
 		if v, _ := attr(s, "messaging.destination.name"); v.AsString() != "q" || !strings.HasSuffix(s.Name(), " q") {
 			t.Errorf("span %d %q: destination %q", i, s.Name(), v.AsString())
+		}
+	}
+}
+
+type declinedError struct{ code string }
+
+func (e *declinedError) Error() string     { return "declined: " + e.code }
+func (e *declinedError) ErrorType() string { return "payment_declined" }
+
+type brokerError struct{}
+
+func (brokerError) Error() string { return "connection reset" }
+
+// TestErrorTypeOfWrappedErrors: a typed error keeps its error.type when it
+// is wrapped with context or joined with others, as every transport does
+// ("rabbitmq: publish to q: 1 message(s) failed: ..."); only errors whose
+// whole tree is plain text are "_OTHER".
+func TestErrorTypeOfWrappedErrors(t *testing.T) {
+	declined := &declinedError{code: "51"}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{declined, "payment_declined"},
+		{fmt.Errorf("order 42: %w", declined), "payment_declined"},
+		{fmt.Errorf("publish: %w", errors.Join(errors.New("first"), fmt.Errorf("second: %w", brokerError{}))), "middleware_test.brokerError"},
+		{fmt.Errorf("a: %w, b: %w", errors.New("x"), declined), "payment_declined"},
+		{fmt.Errorf("wrapped: %w", errors.New("plain")), "_OTHER"},
+		{errors.Join(errors.New("a"), errors.New("b")), "_OTHER"},
+		{fmt.Errorf("late: %w", context.DeadlineExceeded), "timeout"},
+		{fmt.Errorf("handler: %w", &middleware.PanicError{Value: "boom"}), "panic"},
+	} {
+		if got := middleware.ErrorType(tc.err); got != tc.want {
+			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }
