@@ -124,10 +124,15 @@ func (s *meteredSubscriber) Subscribe(ctx context.Context, src string, h Handler
 	}))
 }
 
-// Received implements Observer: consumed messages and receive duration.
+// Received implements Observer: consumed messages, and the receive duration
+// of a poll. A push delivery (d.Push) is no receive operation: semconv's
+// receive is a pull, the duration should match a span and there is none,
+// and a push transport's start can include the wait for a message.
 func (m *Metrics) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
 	set := m.sets.get(d, propagation.Receive, "receive")
-	m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+	if !d.Push {
+		m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+	}
 	m.consumed.Add(ctx, int64(len(msgs)), set.add...)
 	return ctx
 }

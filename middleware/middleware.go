@@ -89,7 +89,7 @@ type Destination struct {
 	// polls (SQS ReceiveMessage, Kafka fetches). The semantic conventions'
 	// receive span is for pulls, so a push delivery gets none: the process
 	// span is the consumer's first span. Metrics still count the consumed
-	// messages and time the delivery as a receive operation. Push describes
+	// messages, but record no receive duration. Push describes
 	// the consuming side; a publisher ignores it.
 	Push bool
 }
