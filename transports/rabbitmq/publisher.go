@@ -27,9 +27,9 @@ type Publisher struct {
 
 	mu sync.Mutex
 	ch *amqp.Channel // nil until the first Publish and after it closed
-	// returns gets the messages the broker could not route (basic.return),
-	// with confirms on, when Publish sets mandatory; nil otherwise.
-	returns chan amqp.Return
+	// returns reads the messages the broker could not route (basic.return)
+	// on ch, with confirms on, when Publish sets mandatory; nil otherwise.
+	returns *returnReader
 	// headers is the header table reused by every publish (see
 	// publishing); guarded by mu.
 	headers amqp.Table
@@ -99,7 +99,10 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		return p.publishError(routingKey, errs)
 	}
 
-	p.drainReturns(nil)                       // an earlier call's, which gave up waiting
+	rr := p.returns // nil without confirms
+	if rr != nil {
+		rr.expect()
+	}
 	var confirms []*amqp.DeferredConfirmation // nil without confirms: nothing to wait for
 	if p.cfg.confirms {
 		confirms = make([]*amqp.DeferredConfirmation, len(msgs))
@@ -149,16 +152,12 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 			confirms[i] = dc
 		}
 	}
-	// Returns are read while waiting, so amqp091's dispatcher never blocks
-	// on a full returns channel, and once more after the last confirm: the
-	// broker sends a message's return before its confirm.
-	var returned returnedSet
 	acked := make([]bool, len(confirms))
 	for i, dc := range confirms {
 		if dc == nil {
 			continue
 		}
-		ok, err := p.waitConfirm(ctx, dc, &returned)
+		ok, err := waitConfirm(ctx, dc)
 		switch {
 		case err != nil:
 			fail(i, msgs[i], fmt.Errorf("waiting for the confirm: %w", err))
@@ -173,13 +172,15 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 			acked[i] = true // unless it was returned
 		}
 	}
-	p.drainReturns(&returned)
-	for i, ok := range acked {
-		if !ok {
-			continue
-		}
-		if r, returnedToo := returned[msgs[i].ID]; returnedToo {
-			fail(i, msgs[i], fmt.Errorf("returned by the broker: %d %s (nothing bound to routing key %q)", r.ReplyCode, r.ReplyText, routingKey))
+	if rr != nil {
+		returned := rr.collect()
+		for i, ok := range acked {
+			if !ok {
+				continue
+			}
+			if r, returnedToo := returned[msgs[i].ID]; returnedToo {
+				fail(i, msgs[i], fmt.Errorf("returned by the broker: %d %s (nothing bound to routing key %q)", r.ReplyCode, r.ReplyText, routingKey))
+			}
 		}
 	}
 	if ch.IsClosed() {
@@ -189,62 +190,148 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 	return p.publishError(routingKey, errs)
 }
 
-// returnedSet is the returns of one Publish call, by message ID; nil until
-// the first.
-type returnedSet map[string]amqp.Return
-
-func (s *returnedSet) add(r amqp.Return) {
-	if s == nil {
-		return
+// waitConfirm waits for dc or the end of ctx.
+func waitConfirm(ctx context.Context, dc *amqp.DeferredConfirmation) (bool, error) {
+	select {
+	case <-dc.Done():
+		return dc.Acked(), nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
-	if *s == nil {
-		*s = returnedSet{}
-	}
-	(*s)[r.MessageId] = r
 }
 
-// waitConfirm waits for dc, recording in returned the returns that arrive
-// meanwhile.
-func (p *Publisher) waitConfirm(ctx context.Context, dc *amqp.DeferredConfirmation, returned *returnedSet) (bool, error) {
+// returnReader reads the basic.returns of one channel in its own goroutine,
+// from the channel's opening until amqp091 closes the returns channel (the
+// AMQP channel closed) or the Publisher stops it. amqp091's dispatcher
+// delivers a return synchronously, waiting up to 5 s for room before
+// dropping it, and every channel of the connection waits meanwhile. Read
+// only inside Publish, the returns of a call that gave up waiting (its ctx
+// ended) would fill the buffer and stall the connection, consumers on it
+// included, until some later Publish.
+//
+// Publish finds its returns without racing the goroutine: the broker sends
+// a message's return before its confirm and amqp091 dispatches them in
+// that order, so once a confirm is done its return, if any, was put in the
+// returns channel. After the last confirm, collect asks the goroutine to
+// empty the returns channel and waits for its answer: the goroutine
+// handles one thing at a time, so a return it took earlier is recorded by
+// then, and the rest are still in the buffer.
+type returnReader struct {
+	returns <-chan amqp.Return
+	flush   chan struct{} // collect's request: record every delivered return
+	flushed chan struct{} // the answer: done
+	stop    chan struct{} // closed by stopReading
+	done    chan struct{} // closed when the goroutine ends
+
+	mu sync.Mutex
+	// waiting is set while a Publish call waits for returns. Between calls
+	// returns are dropped: they belong to a call that gave up waiting, and
+	// no later call can use them, so keeping them would only grow.
+	waiting  bool
+	returned returnedSet // this call's returns by message ID; nil until one
+}
+
+func newReturnReader(ch *amqp.Channel) *returnReader {
+	r := &returnReader{
+		returns: ch.NotifyReturn(make(chan amqp.Return, returnsBuffer)),
+		flush:   make(chan struct{}),
+		flushed: make(chan struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go r.run()
+	return r
+}
+
+func (r *returnReader) run() {
+	defer close(r.done)
 	for {
 		select {
-		case <-dc.Done():
-			return dc.Acked(), nil
-		case r, ok := <-p.returns:
-			p.got(r, ok, returned)
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
-	}
-}
-
-// drainReturns records in returned the returns already delivered; with a
-// nil returned it discards them (those of an earlier call that gave up
-// waiting).
-func (p *Publisher) drainReturns(returned *returnedSet) {
-	for p.returns != nil {
-		select {
-		case r, ok := <-p.returns:
-			p.got(r, ok, returned)
-		default:
+		case ret, ok := <-r.returns:
+			if !ok {
+				return
+			}
+			r.record(ret)
+		case <-r.flush:
+			open := r.drain()
+			r.flushed <- struct{}{}
+			if !open {
+				return
+			}
+		case <-r.stop:
 			return
 		}
 	}
 }
 
-// got handles one receive from p.returns: a return is recorded in
-// returned; a closed returns channel (the channel closed, and its confirms
-// resolve as nacks) ends the reading.
-func (p *Publisher) got(r amqp.Return, ok bool, returned *returnedSet) {
-	if !ok {
-		p.returns = nil
-		return
+// drain records the returns already in the buffer; false when the returns
+// channel closed.
+func (r *returnReader) drain() bool {
+	for {
+		select {
+		case ret, ok := <-r.returns:
+			if !ok {
+				return false
+			}
+			r.record(ret)
+		default:
+			return true
+		}
 	}
-	returned.add(r)
 }
 
-// returnsBuffer is how many returns amqp091 can hand over while Publish is
-// not reading them (it reads while it waits for confirms).
+func (r *returnReader) record(ret amqp.Return) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.waiting {
+		return // an earlier call's, which gave up waiting
+	}
+	if r.returned == nil {
+		r.returned = returnedSet{}
+	}
+	r.returned[ret.MessageId] = ret
+}
+
+// expect starts recording returns, before Publish publishes.
+func (r *returnReader) expect() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waiting = true
+	r.returned = nil
+}
+
+// collect returns the returns recorded since expect, including every one
+// amqp091 delivered before the confirms Publish has seen, and stops
+// recording. Besides the call's own, the set may hold returns of an earlier
+// call that gave up waiting, which arrived meanwhile: a message published
+// again with the same ID may then fail although routed (as before this
+// reader), and the rest are dropped with the set.
+func (r *returnReader) collect() returnedSet {
+	select {
+	case r.flush <- struct{}{}:
+		<-r.flushed
+	case <-r.done: // the returns channel closed: everything was recorded
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	returned := r.returned
+	r.waiting, r.returned = false, nil
+	return returned
+}
+
+// stopReading ends the goroutine, for a channel the Publisher no longer
+// uses: amqp091 does not close the returns channel of a channel that its
+// automatic recovery may reopen.
+func (r *returnReader) stopReading() {
+	close(r.stop)
+	<-r.done
+}
+
+// returnedSet is returns by message ID.
+type returnedSet map[string]amqp.Return
+
+// returnsBuffer is how many returns amqp091 can hand over before the
+// reader takes them.
 const returnsBuffer = 256
 
 func (p *Publisher) publishError(routingKey string, errs []error) error {
@@ -262,31 +349,41 @@ func (p *Publisher) channel(ctx context.Context) (*amqp.Channel, error) {
 		return p.ch, nil
 	}
 	p.ch = nil
+	p.dropReturns()
 	ch, err := openChannel(ctx, p.conn)
 	if err != nil {
 		return nil, err
 	}
-	p.returns = nil
 	if p.cfg.confirms {
 		if err := ch.Confirm(false); err != nil {
 			_ = ch.Close()
 			return nil, fmt.Errorf("enabling confirms: %w", err)
 		}
-		p.returns = ch.NotifyReturn(make(chan amqp.Return, returnsBuffer))
+		p.returns = newReturnReader(ch)
 	}
 	p.ch = ch
 	return ch, nil
+}
+
+// dropReturns stops the returns reader of a channel the Publisher no longer
+// uses. p.mu is held.
+func (p *Publisher) dropReturns() {
+	if p.returns != nil {
+		p.returns.stopReading()
+		p.returns = nil
+	}
 }
 
 // Close closes the Publisher's channel, not the connection.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ch == nil {
-		return nil
+	var err error
+	if p.ch != nil {
+		err = p.ch.Close()
+		p.ch = nil
 	}
-	err := p.ch.Close()
-	p.ch = nil
+	p.dropReturns() // after closing ch, which then sends no more returns
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}
