@@ -144,8 +144,8 @@ func TestPublishingReusesTable(t *testing.T) {
 	first := publishing(&middleware.Message{Key: []byte("k"), Headers: map[string]string{"a": "1", "b": "2"}}, now, nil)
 	table := first.Headers
 	second := publishing(&middleware.Message{Headers: map[string]string{"c": "3"}}, now, table)
-	if len(second.Headers) != 1 || second.Headers["c"] != "3" {
-		t.Fatalf("reused table = %v, want only c=3", second.Headers)
+	if len(second.Headers) != 2 || second.Headers["c"] != "3" || second.Headers[TimestampHeader] != now.UnixMilli() {
+		t.Fatalf("reused table = %v, want only c=3 and the timestamp", second.Headers)
 	}
 	second.Headers["probe"] = true
 	if table["probe"] != true {

@@ -189,3 +189,29 @@ func FuzzMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestTimestampHeader: TimestampHeader's milliseconds win over the timestamp
+// property's seconds when plausible; anything else (another type, a time
+// before 2000 or after 2200, a forged overflow) leaves the property.
+func TestTimestampHeader(t *testing.T) {
+	property := time.Unix(1700000000, 0)
+	for _, tc := range []struct {
+		header any
+		want   time.Time
+	}{
+		{int64(1700000000456), time.UnixMilli(1700000000456)},
+		{int32(5), property},
+		{"1700000000456", property},
+		{int64(-1), property},
+		{int64(1) << 62, property},
+		{nil, property},
+	} {
+		d := &amqp.Delivery{Timestamp: property, Headers: amqp.Table{}}
+		if tc.header != nil {
+			d.Headers[TimestampHeader] = tc.header
+		}
+		if got := newInbound(d, "q").msg.Time; !got.Equal(tc.want) {
+			t.Errorf("header %#v: Time %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}

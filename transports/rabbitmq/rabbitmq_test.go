@@ -26,7 +26,9 @@ func TestRoundTrip(t *testing.T) {
 	pub := NewPublisher(conn, WithConfirms(true))
 	defer pub.Close()
 
-	stamped := time.Unix(1700000000, 0)
+	// Milliseconds survive (TimestampHeader), finer than the timestamp
+	// property's seconds, on a message with a header table.
+	stamped := time.UnixMilli(1700000000123)
 	sent := &middleware.Message{
 		ID:      "id-1",
 		Key:     []byte("order-42"),
@@ -71,8 +73,9 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("third message: Key %q, Headers %v; want no key and only tenant=globex", o.Key, o.Headers)
 	}
 	var od *amqp.Delivery
-	if o := msgs[2]; !o.As(&od) || len(od.Headers) != 1 {
-		t.Errorf("third message's table: %v", od.Headers)
+	if o := msgs[2]; !o.As(&od) || len(od.Headers) != 2 || !o.Time.Equal(time.UnixMilli(od.Headers[TimestampHeader].(int64))) ||
+		o.Time.Before(before) || o.Time.After(after) {
+		t.Errorf("third message's table: %v (want tenant and %s), Time %v", od.Headers, TimestampHeader, o.Time)
 	}
 	if desc := NewSubscriber(conn).Describe(q); desc.Name != q || desc.System != propagation.SystemRabbitMQ {
 		t.Errorf("Describe = %+v", desc)
