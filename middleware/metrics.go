@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +141,23 @@ func (m *Metrics) Received(ctx context.Context, d Destination, start time.Time, 
 // Settled implements Observer: settle operation duration.
 func (m *Metrics) Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error) {
 	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Settle, op, err).record...)
+}
+
+// PollFailed implements PollFailedObserver: the receive duration of a poll
+// that failed, with error.type, and no consumed messages. A push
+// destination has no receive operation (see Received).
+func (m *Metrics) PollFailed(ctx context.Context, d Destination, start time.Time, err error) {
+	if d.Push {
+		return
+	}
+	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Receive, "receive", err).record...)
+}
+
+// SettledEach implements SettledEachObserver: one settle operation duration
+// for the whole request, however many of its messages failed, with the
+// error.type of the first typed error among them (see ErrorType).
+func (m *Metrics) SettledEach(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, errs []error) {
+	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Settle, op, errors.Join(errs...)).record...)
 }
 
 // attributes returns the attribute set of operation op (of type typ) on d

@@ -22,6 +22,103 @@ type Observer interface {
 	Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error)
 }
 
+// PollFailedObserver is an Observer that is also told about the polls
+// that failed, which Received never sees: a receive operation that ended in
+// an error (throttling, denied access, a broker or network error) still is
+// an operation, with its duration and error.type, and its span.
+//
+// It is for pull transports only: a push delivery never polls. Transports
+// report through ReportPollFailed, which skips observers that do not
+// implement it. The end of the Subscribe context (the subscriber shutting
+// down) is no failure: a transport does not report the poll it interrupts.
+type PollFailedObserver interface {
+	Observer
+	// PollFailed is called once per poll of d that began at start and
+	// failed with err, returning no message; the transport retries it or,
+	// when err is permanent, ends Subscribe with it. ctx is the Subscribe
+	// context.
+	PollFailed(ctx context.Context, d Destination, start time.Time, err error)
+}
+
+// ReportPollFailed reports to obs, when it implements PollFailedObserver,
+// that a poll of d which began at start failed with err. It does nothing
+// when err is nil or ctx has ended: a poll that fails while the subscriber
+// shuts down is taken as interrupted, not failed.
+func ReportPollFailed(ctx context.Context, obs Observer, d Destination, start time.Time, err error) {
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if o, ok := obs.(PollFailedObserver); ok {
+		o.PollFailed(ctx, d, start, err)
+	}
+}
+
+// SettledEachObserver is an Observer that takes, in one call, a settle
+// request whose outcome differs per message: a batch delete or ack that the
+// broker accepted for some entries and refused for others.
+//
+// Such a request is one operation, to be measured once (one duration, with
+// error.type since it partly failed), while each message that was not
+// settled deserves its own error (on its own settle span, in its own
+// trace). Through Settled alone an observer cannot tell one request
+// reported in several calls from several requests. Transports report
+// through ReportSettledEach, which splits the request into Settled calls
+// for observers that do not implement it.
+type SettledEachObserver interface {
+	Observer
+	// SettledEach is called, instead of Settled, after one settle request
+	// with operation op on msgs that began at start: errs[i] is the
+	// outcome of msgs[i], nil for a message that was settled. ctx is the
+	// context the handlers got.
+	SettledEach(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, errs []error)
+}
+
+// ReportSettledEach reports one settle request on msgs whose outcome for
+// msgs[i] is errs[i] (len(errs) == len(msgs)) to obs: in one SettledEach
+// call when obs implements SettledEachObserver, else as Settled calls, one
+// for the settled messages and one for each message that was not, with its
+// error. A request with no error is one Settled call either way.
+func ReportSettledEach(ctx context.Context, obs Observer, d Destination, op string, start time.Time, msgs []*Message, errs []error) {
+	if countErrors(errs) == 0 {
+		obs.Settled(ctx, d, op, start, msgs, nil)
+		return
+	}
+	if o, ok := obs.(SettledEachObserver); ok {
+		o.SettledEach(ctx, d, op, start, msgs, errs)
+		return
+	}
+	settledOneByOne(ctx, obs, d, op, start, msgs, errs)
+}
+
+// settledOneByOne reports a settle request as Settled calls: the settled
+// messages together, then each failed one on its own.
+func settledOneByOne(ctx context.Context, obs Observer, d Destination, op string, start time.Time, msgs []*Message, errs []error) {
+	if failed := countErrors(errs); failed < len(msgs) {
+		settled := make([]*Message, 0, len(msgs)-failed)
+		for i, msg := range msgs {
+			if errs[i] == nil {
+				settled = append(settled, msg)
+			}
+		}
+		obs.Settled(ctx, d, op, start, settled, nil)
+	}
+	for i, msg := range msgs {
+		if errs[i] != nil {
+			obs.Settled(ctx, d, op, start, []*Message{msg}, errs[i])
+		}
+	}
+}
+
+func countErrors(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if err != nil {
+			n++
+		}
+	}
+	return n
+}
+
 type observerKey struct{}
 
 // WithObserver returns ctx with o added to the observers transports report to.
@@ -72,9 +169,30 @@ func (os observers) Settled(ctx context.Context, d Destination, op string, start
 	}
 }
 
+// PollFailed forwards to each observer that implements PollFailedObserver.
+func (os observers) PollFailed(ctx context.Context, d Destination, start time.Time, err error) {
+	for _, o := range os {
+		if p, ok := o.(PollFailedObserver); ok {
+			p.PollFailed(ctx, d, start, err)
+		}
+	}
+}
+
+// SettledEach forwards to each observer as ReportSettledEach does.
+func (os observers) SettledEach(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, errs []error) {
+	for _, o := range os {
+		ReportSettledEach(ctx, o, d, op, start, msgs, errs)
+	}
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Received(ctx context.Context, _ Destination, _ time.Time, _ []*Message) context.Context {
 	return ctx
 }
 func (nopObserver) Settled(context.Context, Destination, string, time.Time, []*Message, error) {}
+
+func (nopObserver) PollFailed(context.Context, Destination, time.Time, error) {}
+
+func (nopObserver) SettledEach(context.Context, Destination, string, time.Time, []*Message, []error) {
+}

@@ -207,6 +207,34 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	End(span, err)
 }
 
+// PollFailed implements PollFailedObserver: a receive span (CLIENT) from
+// start to now for a poll that failed, named and started as the receive
+// spans of polls that returned messages are, without
+// messaging.batch.message_count (nothing was received) and ended with err.
+// With WithParentBasedSampling, none under an unsampled parent. A push
+// destination gets none, as it gets no receive span.
+func (t *Tracing) PollFailed(ctx context.Context, d Destination, start time.Time, err error) {
+	if d.Push || t.sampledOut(ctx) {
+		return
+	}
+	sh := t.shapes.get(d, propagation.Receive, "receive")
+	attrOpt, _, _ := t.start(sh, false, 0, nil)
+	_, span := t.tracer.Start(ctx, sh.name, sh.kind, trace.WithTimestamp(start), attrOpt)
+	End(span, err)
+}
+
+// SettledEach implements SettledEachObserver with the spans of the
+// request reported message by message: a settle span of the messages that
+// were settled and one per message that was not, with its error, a child of
+// that message's process span, so each failure shows in its message's own
+// trace.
+func (t *Tracing) SettledEach(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, errs []error) {
+	if !t.cfg.settleSpans {
+		return
+	}
+	settledOneByOne(ctx, t, d, op, start, msgs, errs)
+}
+
 // The methods below are the building blocks the unified middleware uses and
 // that native-client instrumentation (the amqp091 channel wrapper, kgo hooks)
 // and manual users call directly.

@@ -374,29 +374,7 @@ func TestDeleteBatchPartialFailure(t *testing.T) {
 
 		rec := &receipts{}
 		log := &deleteLog{API: client}
-		log.fault = func(ctx context.Context, in *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error) {
-			forward := *in
-			forward.Entries = nil
-			var failed []types.BatchResultErrorEntry
-			for _, e := range in.Entries {
-				switch rec.name(aws.ToString(e.ReceiptHandle)) {
-				case "refused#1":
-					failed = append(failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid"), Message: aws.String("injected"), SenderFault: true})
-				case "unlisted#1":
-				default:
-					forward.Entries = append(forward.Entries, e)
-				}
-			}
-			out := &sqs.DeleteMessageBatchOutput{}
-			if len(forward.Entries) > 0 {
-				var err error
-				if out, err = client.DeleteMessageBatch(ctx, &forward); err != nil {
-					return nil, err
-				}
-			}
-			out.Failed = append(out.Failed, failed...)
-			return out, nil
-		}
+		log.fault = refuseAndOmit(client, rec)
 		obs := &settles{}
 		c := newCollector()
 		c.handle = func(_ context.Context, msg *middleware.Message, delivery int) error {
@@ -659,5 +637,35 @@ func TestShutdownFlushesDeletesOfAbandonedPoll(t *testing.T) {
 	}
 	if v := out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)]; v != "2" {
 		t.Errorf("%s visible message(s) after shutdown, want the 2 abandoned ones", v)
+	}
+}
+
+// refuseAndOmit is a DeleteMessageBatch fault for the messages published as
+// "refused" and "unlisted": their first delivery's entry is refused
+// (ReceiptHandleIsInvalid) and left out of the response; the other entries
+// are deleted on client.
+func refuseAndOmit(client *sqs.Client, rec *receipts) func(context.Context, *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error) {
+	return func(ctx context.Context, in *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error) {
+		forward := *in
+		forward.Entries = nil
+		var failed []types.BatchResultErrorEntry
+		for _, e := range in.Entries {
+			switch rec.name(aws.ToString(e.ReceiptHandle)) {
+			case "refused#1":
+				failed = append(failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid"), Message: aws.String("injected"), SenderFault: true})
+			case "unlisted#1":
+			default:
+				forward.Entries = append(forward.Entries, e)
+			}
+		}
+		out := &sqs.DeleteMessageBatchOutput{}
+		if len(forward.Entries) > 0 {
+			var err error
+			if out, err = client.DeleteMessageBatch(ctx, &forward); err != nil {
+				return nil, err
+			}
+		}
+		out.Failed = append(out.Failed, failed...)
+		return out, nil
 	}
 }

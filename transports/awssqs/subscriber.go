@@ -80,7 +80,14 @@ const (
 // messages it did not delete stay on the queue to be delivered again and
 // are reported with their error: each failed entry, and each entry the
 // response does not list, on its own; all of them together when the
-// request failed. A failed delete does not stop Subscribe.
+// request failed. An observer that implements
+// middleware.SettledEachObserver (metrics, tracing) gets a partly failed
+// batch in one SettledEach call instead, so the request is measured once.
+// A failed delete does not stop Subscribe.
+//
+// Each failed ReceiveMessage is reported to the observers that implement
+// middleware.PollFailedObserver, the one that ends Subscribe included; a
+// poll that the end of ctx interrupts is not.
 //
 // When ctx ends Subscribe stops polling, waits for the running handlers,
 // deletes the messages they succeeded on (without waiting for the linger),
@@ -154,6 +161,10 @@ func (p *poller) poll(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// A failed poll is a receive operation too; the one that ends
+			// Subscribe is reported as well, since it is why nothing more
+			// is received.
+			middleware.ReportPollFailed(ctx, p.obs, p.dest, start, err)
 			if permanent(err) {
 				return fmt.Errorf("awssqs: receiving from %s: %w", p.queueURL, err)
 			}
@@ -336,9 +347,9 @@ func (b *deleteBatch) flushLocked() {
 }
 
 // delete deletes the messages at idx with one DeleteMessageBatch and
-// reports them to the observers: the deleted ones in one Settled call,
-// each one that was not deleted in its own call with its error. An entry
-// the response lists neither as deleted nor as failed was not deleted.
+// reports the request to the observers once, with each message's outcome
+// (see middleware.ReportSettledEach). An entry the response lists neither
+// as deleted nor as failed was not deleted.
 func (b *deleteBatch) delete(idx []int) {
 	p := b.p
 	defer p.release(len(idx))
@@ -378,23 +389,26 @@ func (b *deleteBatch) delete(idx []int) {
 			errs[i] = nil
 		}
 	}
-	deleted := make([]*middleware.Message, 0, len(idx))
-	for _, i := range idx {
-		if errs[i] == nil {
-			deleted = append(deleted, b.msgs[i])
-		}
+	msgs := make([]*middleware.Message, len(idx))
+	failed := false
+	for j, i := range idx {
+		msgs[j] = b.msgs[i]
+		failed = failed || errs[i] != nil
 	}
-	if len(deleted) > 0 {
-		p.obs.Settled(b.hctx, p.dest, propagation.OpDelete, start, deleted, nil)
-	}
-	if len(deleted) == len(idx) {
+	if !failed {
+		p.obs.Settled(b.hctx, p.dest, propagation.OpDelete, start, msgs, nil)
 		return
 	}
-	for _, i := range idx {
-		if errs[i] != nil {
-			p.obs.Settled(b.hctx, p.dest, propagation.OpDelete, start, []*middleware.Message{b.msgs[i]}, errs[i])
-		}
+	outcomes := make([]error, len(idx))
+	for j, i := range idx {
+		outcomes[j] = errs[i]
 	}
+	// One request is one settle operation even when some entries failed:
+	// reported in one call, metrics measure it once (with error.type),
+	// while tracing still gives each failed message its own settle span.
+	// An observer that knows nothing of this gets the deleted messages in
+	// one Settled call and each failed one in its own.
+	middleware.ReportSettledEach(b.hctx, p.obs, p.dest, propagation.OpDelete, start, msgs, outcomes)
 }
 
 // entry returns the message index an entry Id of a response names, if it

@@ -109,6 +109,10 @@ func (s *Subscriber) Describe(topic string) middleware.Destination {
 // of the partition covers the records, and if there is none, the next owner
 // of the partition delivers them again.
 //
+// A poll whose fetches hold errors (kgo retries them) is reported to the
+// observers that implement middleware.PollFailedObserver, once, with its
+// errors joined; the end of ctx and the closing of the client are not.
+//
 // Only one Subscribe may run per client at a time, because a poll takes
 // records for every partition the client owns.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.Handler) error {
@@ -141,7 +145,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 			return fmt.Errorf("kafka: consuming %q: %w", topic, kgo.ErrClientClosed)
 		}
 		// Other fetch errors are retried by the client; a context error
-		// means ctx ended, which the loop condition sees.
+		// means ctx ended, which the loop condition sees. The others are
+		// reported as a failed receive. Records that came with them are
+		// other partitions' (kgo fetches per broker in the background and
+		// a poll drains what several fetches buffered): they are still
+		// handled, and reported to Received as a receive of their own.
+		if err := pollError(fetches); err != nil {
+			middleware.ReportPollFailed(ctx, l.obs, l.dest, start, err)
+		}
 		failed := false
 		if records := fetches.Records(); len(records) > 0 {
 			failed = l.handlePoll(ctx, start, records)
@@ -163,6 +174,34 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 		return fmt.Errorf("kafka: consuming %q: leaving group %q: %w", topic, s.group, err)
 	}
 	return nil
+}
+
+// pollError is what failed in a poll: nil when its fetches hold no error
+// but the end of the poll's context or the closing of the client, which
+// are no failures. A poll is one receive operation, reported once however
+// many partitions failed, so its errors are joined: error.type is that of
+// the first typed one (middleware.ErrorType), and the span's status lists
+// each distinct error once, not once per partition that returned it. A
+// poll without errors costs no allocation here.
+func pollError(fetches kgo.Fetches) error {
+	var errs []error
+	for i := range fetches {
+		for j := range fetches[i].Topics {
+			for _, p := range fetches[i].Topics[j].Partitions {
+				err := p.Err
+				if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+					errors.Is(err, kgo.ErrClientClosed) {
+					continue
+				}
+				// Compared by text: == on two errors of a type that is
+				// not comparable panics.
+				if !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkClient reports why the client cannot back Subscribe(topic): without a
