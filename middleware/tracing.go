@@ -874,12 +874,15 @@ func End(span trace.Span, err error) {
 }
 
 // ErrorType is the low-cardinality error.type of err: "panic" for a
-// recovered handler panic, "timeout" and "canceled" for context errors, else
-// the type of the first error in err's tree (depth first, as errors.As
-// looks) that says something: its ErrorType() when it has that method, or
-// its Go type, skipping plain errors.New/fmt.Errorf/errors.Join values,
-// whose type says nothing. "_OTHER" when nothing in the tree does. So a
-// transport error wrapped with context ("publish to q: %w") keeps its type.
+// recovered handler panic, "timeout" and "canceled" for context errors,
+// else what the first error in err's tree (depth first, as errors.As looks)
+// that names itself says: its ErrorType() method, or its ErrorCode() (AWS
+// API errors: "ThrottlingException", "AWS.SimpleQueueService.NonExistentQueue",
+// where every one has the Go type *smithy.OperationError); failing that the
+// Go type of the first one that is not a plain errors.New/fmt.Errorf/
+// errors.Join value, whose type says nothing; "_OTHER" when nothing in the
+// tree does. So a transport error wrapped with context ("publish to q: %w")
+// keeps its type.
 func ErrorType(err error) string {
 	var (
 		pe    *PanicError
@@ -897,32 +900,52 @@ func ErrorType(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
-	if t := typeInTree(err, 0); t != "" {
+	if t := typeInTree(err, 0, namedType); t != "" {
+		return t
+	}
+	if t := typeInTree(err, 0, goType); t != "" {
 		return t
 	}
 	return "_OTHER"
 }
 
-// typeInTree is ErrorType's search of err's tree; "" when it finds nothing.
-// depth bounds it: error trees are shallow, but nothing stops a cycle.
-func typeInTree(err error, depth int) string {
-	if err == nil || depth > 32 {
-		return ""
+// namedType is the type err names itself by, if it does.
+func namedType(err error) string {
+	switch e := err.(type) {
+	case interface{ ErrorType() string }:
+		return e.ErrorType()
+	case interface{ ErrorCode() string }:
+		return e.ErrorCode()
 	}
-	if typed, ok := err.(interface{ ErrorType() string }); ok {
-		return typed.ErrorType()
-	}
+	return ""
+}
+
+// goType is err's Go type, unless it is one that says nothing.
+func goType(err error) string {
 	switch s := fmt.Sprintf("%T", err); s {
 	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
+		return ""
 	default:
 		return s
 	}
+}
+
+// typeInTree is the first non-empty typeOf of an error in err's tree; ""
+// when there is none. depth bounds it: error trees are shallow, but
+// nothing stops a cycle.
+func typeInTree(err error, depth int, typeOf func(error) string) string {
+	if err == nil || depth > 32 {
+		return ""
+	}
+	if t := typeOf(err); t != "" {
+		return t
+	}
 	switch u := err.(type) {
 	case interface{ Unwrap() error }:
-		return typeInTree(u.Unwrap(), depth+1)
+		return typeInTree(u.Unwrap(), depth+1, typeOf)
 	case interface{ Unwrap() []error }:
 		for _, e := range u.Unwrap() {
-			if t := typeInTree(e, depth+1); t != "" {
+			if t := typeInTree(e, depth+1, typeOf); t != "" {
 				return t
 			}
 		}

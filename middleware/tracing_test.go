@@ -663,6 +663,18 @@ type brokerError struct{}
 
 func (brokerError) Error() string { return "connection reset" }
 
+// apiError and operationError are shaped as the AWS SDK's: every failed
+// call is an operation error wrapping an API error that has a code.
+type apiError struct{ code string }
+
+func (e *apiError) Error() string     { return "api error " + e.code }
+func (e *apiError) ErrorCode() string { return e.code }
+
+type operationError struct{ err error }
+
+func (e *operationError) Error() string { return "operation error: " + e.err.Error() }
+func (e *operationError) Unwrap() error { return e.err }
+
 // TestErrorTypeOfWrappedErrors: a typed error keeps its error.type when it
 // is wrapped with context or joined with others, as every transport does
 // ("rabbitmq: publish to q: 1 message(s) failed: ..."); only errors whose
@@ -681,6 +693,10 @@ func TestErrorTypeOfWrappedErrors(t *testing.T) {
 		{errors.Join(errors.New("a"), errors.New("b")), "_OTHER"},
 		{fmt.Errorf("late: %w", context.DeadlineExceeded), "timeout"},
 		{fmt.Errorf("handler: %w", &middleware.PanicError{Value: "boom"}), "panic"},
+		// A code deeper in the tree names the error better than the Go
+		// type around it, which every AWS failure shares.
+		{fmt.Errorf("receive: %w", &operationError{&apiError{"ThrottlingException"}}), "ThrottlingException"},
+		{&operationError{errors.New("no code")}, "*middleware_test.operationError"},
 	} {
 		if got := middleware.ErrorType(tc.err); got != tc.want {
 			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)

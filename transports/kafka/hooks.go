@@ -222,7 +222,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		}
 		h.tracing.RecordAttributes(st.span, attrs...)
 	}
-	middleware.End(st.span, err)
+	middleware.End(st.span, named(err))
 }
 
 // fetched is what OnFetchRecordBuffered leaves in r.Context: a context

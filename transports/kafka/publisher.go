@@ -102,7 +102,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 			}
 			msg := msgs[i]
 			if res.Err != nil {
-				fail(i, msg, res.Err)
+				fail(i, msg, named(res.Err))
 				continue
 			}
 			r := res.Record

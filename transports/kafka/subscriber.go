@@ -196,7 +196,7 @@ func pollError(fetches kgo.Fetches) error {
 				// Compared by text: == on two errors of a type that is
 				// not comparable panics.
 				if !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
-					errs = append(errs, err)
+					errs = append(errs, named(err))
 				}
 			}
 		}
@@ -344,7 +344,7 @@ func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*k
 		st := time.Now()
 		err := l.s.cl.CommitRecords(context.WithoutCancel(ctx), commitRecords...)
 		if err != nil {
-			err = fmt.Errorf("kafka: committing %d record(s) of %q: %w", len(commitRecords), l.topic, err)
+			err = fmt.Errorf("kafka: committing %d record(s) of %q: %w", len(commitRecords), l.topic, named(err))
 		}
 		l.obs.Settled(hctx, l.dest, propagation.OpCommit, st, commitMsgs, err)
 	}

@@ -1,0 +1,30 @@
+package kafka
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// named gives err, when it holds a Kafka protocol error, that error's name
+// (TOPIC_AUTHORIZATION_FAILED, NOT_LEADER_FOR_PARTITION) as its error.type:
+// every such error has the Go type *kerr.Error, so middleware.ErrorType
+// would record that for all of them alike. errors.Is and errors.As see
+// through the wrapper.
+func named(err error) error {
+	var ke *kerr.Error
+	if err == nil || !errors.As(err, &ke) {
+		return err
+	}
+	return &protocolError{err: err, name: ke.Message}
+}
+
+// protocolError is err with the name of the Kafka protocol error it holds.
+type protocolError struct {
+	err  error
+	name string
+}
+
+func (e *protocolError) Error() string     { return e.err.Error() }
+func (e *protocolError) Unwrap() error     { return e.err }
+func (e *protocolError) ErrorType() string { return e.name }

@@ -1,0 +1,29 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/otelmq/otelmq/middleware"
+)
+
+// TestNamedProtocolErrors: a Kafka protocol error is recorded by its name,
+// where its Go type is the same for all of them, and stays what errors.Is
+// finds; any other error is left as it is.
+func TestNamedProtocolErrors(t *testing.T) {
+	wrapped := fmt.Errorf("message 0: %w", kerr.NotLeaderForPartition)
+	err := named(wrapped)
+	if got := middleware.ErrorType(fmt.Errorf("publish: %w", err)); got != "NOT_LEADER_FOR_PARTITION" {
+		t.Errorf("error.type %q, want NOT_LEADER_FOR_PARTITION", got)
+	}
+	if !errors.Is(err, kerr.NotLeaderForPartition) || err.Error() != wrapped.Error() {
+		t.Errorf("named(%v) = %v: lost the error or changed its text", wrapped, err)
+	}
+	other := errors.New("dial tcp: connection refused")
+	if named(other) != other || named(nil) != nil {
+		t.Error("named changed an error that holds no Kafka protocol error")
+	}
+}
