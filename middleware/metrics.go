@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelmq/otelmq/propagation"
 )
@@ -46,6 +47,10 @@ type Metrics struct {
 	procDur   metric.Float64Histogram
 	queueTime metric.Float64Histogram
 	sets      metricSets
+	// noop is set when the provider given is OpenTelemetry's no-op one:
+	// nothing is ever recorded, so the middleware steps aside (a failed
+	// operation would otherwise still build its attribute set).
+	noop bool
 }
 
 // NewMetrics returns metrics middleware configured by opts.
@@ -56,7 +61,7 @@ func NewMetrics(opts ...Option) *Metrics {
 		mp = otel.GetMeterProvider() // delegates to a provider installed later
 	}
 	meter := mp.Meter(propagation.ScopeName, metric.WithSchemaURL(propagation.SchemaURL))
-	m := &Metrics{cfg: cfg}
+	m := &Metrics{cfg: cfg, noop: isNoopMeter(cfg.meterProvider)}
 	m.sets.cfg = &m.cfg
 	// Instrument errors only come from invalid names, which are constants;
 	// the API returns usable no-op instruments alongside any error.
@@ -78,7 +83,12 @@ func NewMetrics(opts ...Option) *Metrics {
 
 // Publisher wraps next: messaging.client.operation.duration and
 // messaging.client.sent.messages per publish.
-func (m *Metrics) Publisher(next Publisher) Publisher { return &meteredPublisher{next: next, m: m} }
+func (m *Metrics) Publisher(next Publisher) Publisher {
+	if m.noop {
+		return next
+	}
+	return &meteredPublisher{next: next, m: m}
+}
 
 type meteredPublisher struct {
 	next Publisher
@@ -98,7 +108,22 @@ func (p *meteredPublisher) Publish(ctx context.Context, dest string, msgs ...*Me
 
 // Subscriber wraps next: installs m as an Observer and records
 // messaging.process.duration and the queue time per message.
-func (m *Metrics) Subscriber(next Subscriber) Subscriber { return &meteredSubscriber{next: next, m: m} }
+func (m *Metrics) Subscriber(next Subscriber) Subscriber {
+	if m.noop {
+		return next
+	}
+	return &meteredSubscriber{next: next, m: m}
+}
+
+// isNoopMeter recognizes the no-op provider by type. The global provider is
+// never treated as no-op: it may delegate to an SDK installed later.
+func isNoopMeter(mp metric.MeterProvider) bool {
+	switch mp.(type) {
+	case noopmetric.MeterProvider, *noopmetric.MeterProvider:
+		return true
+	}
+	return false
+}
 
 type meteredSubscriber struct {
 	next Subscriber
@@ -130,6 +155,9 @@ func (s *meteredSubscriber) Subscribe(ctx context.Context, src string, h Handler
 // receive is a pull, the duration should match a span and there is none,
 // and a push transport's start can include the wait for a message.
 func (m *Metrics) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
+	if m.noop {
+		return ctx
+	}
 	set := m.sets.get(d, propagation.Receive, "receive")
 	if !d.Push {
 		m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
@@ -140,6 +168,9 @@ func (m *Metrics) Received(ctx context.Context, d Destination, start time.Time, 
 
 // Settled implements Observer: settle operation duration.
 func (m *Metrics) Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error) {
+	if m.noop {
+		return
+	}
 	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Settle, op, err).record...)
 }
 
@@ -147,7 +178,7 @@ func (m *Metrics) Settled(ctx context.Context, d Destination, op string, start t
 // that failed, with error.type, and no consumed messages. A push
 // destination has no receive operation (see Received).
 func (m *Metrics) PollFailed(ctx context.Context, d Destination, start time.Time, err error) {
-	if d.Push {
+	if d.Push || m.noop {
 		return
 	}
 	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Receive, "receive", err).record...)
@@ -157,6 +188,9 @@ func (m *Metrics) PollFailed(ctx context.Context, d Destination, start time.Time
 // for the whole request, however many of its messages failed, with the
 // error.type of the first typed error among them (see ErrorType).
 func (m *Metrics) SettledEach(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, errs []error) {
+	if m.noop {
+		return
+	}
 	m.opDur.Record(ctx, time.Since(start).Seconds(), m.attributes(d, propagation.Settle, op, errors.Join(errs...)).record...)
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -59,15 +59,15 @@ func TestObserved(t *testing.T) {
 }
 
 // TestObservedInSubscribe: the Subscriber wrappers install their Observers
-// in the context a transport's Subscribe gets (metrics even with the no-op
-// MeterProvider; tracing installs none with a no-op TracerProvider).
+// in the context a transport's Subscribe gets (tracing and metrics install
+// none with their no-op providers: they would record nothing).
 func TestObservedInSubscribe(t *testing.T) {
 	for name, mw := range map[string]interface {
 		Subscriber(middleware.Subscriber) middleware.Subscriber
 	}{
 		"tracing":   middleware.NewTracing(middleware.WithTracerProvider(sdktrace.NewTracerProvider())),
-		"metrics":   middleware.NewMetrics(middleware.WithMeterProvider(metricnoop.NewMeterProvider())),
-		"telemetry": middleware.NewTelemetry(middleware.WithTracerProvider(tracenoop.NewTracerProvider()), middleware.WithMeterProvider(metricnoop.NewMeterProvider())),
+		"metrics":   middleware.NewMetrics(middleware.WithMeterProvider(sdkmetric.NewMeterProvider())),
+		"telemetry": middleware.NewTelemetry(middleware.WithTracerProvider(tracenoop.NewTracerProvider()), middleware.WithMeterProvider(sdkmetric.NewMeterProvider())),
 	} {
 		var observed bool
 		transport := middleware.SubscriberFunc(func(ctx context.Context, _ string, _ middleware.Handler) error {
