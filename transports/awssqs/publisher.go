@@ -40,7 +40,8 @@ func NewPublisher(api API, opts ...Option) *Publisher {
 func (p *Publisher) Describe(queueURL string) middleware.Destination { return describe(queueURL) }
 
 // Publish sends msgs to the queue at queueURL: one message with
-// SendMessage, more with SendMessageBatch, ten per request. It sets each
+// SendMessage, more with SendMessageBatch, up to ten and 256 KiB of bodies
+// and attributes per request. It sets each
 // sent message's ID to the MessageId SQS assigned. The error names every
 // message that was not sent, by index, ID, error code and message; the
 // others were sent.
@@ -94,10 +95,42 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 		return publishError(queueURL, errs)
 	}
 
-	for chunk := range slices.Chunk(entries, maxBatch) {
-		errs = append(errs, p.sendBatch(ctx, queueURL, chunk, msgs)...)
+	for len(entries) > 0 {
+		n := batchLen(entries)
+		errs = append(errs, p.sendBatch(ctx, queueURL, entries[:n:n], msgs)...)
+		entries = entries[n:]
 	}
 	return publishError(queueURL, errs)
+}
+
+// maxBatchBytes bounds the payload of one SendMessageBatch (bodies and
+// attributes of all its entries): SQS refuses a whole batch past its limit
+// (BatchRequestTooLong), which was 256 KiB until 2025 and is 1 MiB since;
+// batches are kept to the older one, which both accept.
+const maxBatchBytes = 256 * 1024
+
+// batchLen is how many of entries, from the first, go in one
+// SendMessageBatch: at most ten, and no more than maxBatchBytes of payload
+// unless a single entry is larger (SQS then judges it alone).
+func batchLen(entries []types.SendMessageBatchRequestEntry) int {
+	size := 0
+	for i, e := range entries {
+		size += entrySize(e)
+		if i == maxBatch || (i > 0 && size > maxBatchBytes) {
+			return i
+		}
+	}
+	return len(entries)
+}
+
+// entrySize is what SQS counts of an entry against a batch's payload: its
+// body, and each attribute's name, type and value.
+func entrySize(e types.SendMessageBatchRequestEntry) int {
+	n := len(aws.ToString(e.MessageBody))
+	for name, a := range e.MessageAttributes {
+		n += len(name) + len(aws.ToString(a.DataType)) + len(aws.ToString(a.StringValue)) + len(a.BinaryValue)
+	}
+	return n
 }
 
 // entryStrings holds the strings a batch entry points to.

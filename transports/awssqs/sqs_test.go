@@ -204,6 +204,32 @@ func TestBatchPublish(t *testing.T) {
 	}
 }
 
+// TestBatchPublishBoundedByPayload: SQS refuses a whole SendMessageBatch
+// whose bodies and attributes pass its payload limit (BatchRequestTooLong;
+// 256 KiB before 2025), so ten 100 KiB messages go two to a batch, and all
+// arrive whole.
+func TestBatchPublishBoundedByPayload(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "bigbatch", nil)
+	api := &faultAPI{Client: client}
+	msgs := make([]*middleware.Message, 10)
+	bodies := make([]string, len(msgs))
+	for i := range msgs {
+		bodies[i] = fmt.Sprintf("big-%02d-", i) + strings.Repeat("x", 100*1024)
+		msgs[i] = middleware.NewMessage([]byte(bodies[i]))
+		msgs[i].Headers["traceparent"] = traceparent
+	}
+	if err := awssqs.NewPublisher(api).Publish(context.Background(), url, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.batchSizes(); fmt.Sprint(got) != "[2 2 2 2 2]" {
+		t.Errorf("SendMessageBatch sizes = %v, want [2 2 2 2 2] (no batch past 256 KiB)", got)
+	}
+	if got := receiveAll(t, client, url, bodies...); len(got) != len(bodies) {
+		t.Errorf("received %d of %d messages", len(got), len(bodies))
+	}
+}
+
 func TestPublishPartialBatchFailure(t *testing.T) {
 	client := brokers.SQS(t)
 	url := brokers.SQSQueue(t, client, "partial", nil)
