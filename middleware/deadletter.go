@@ -57,7 +57,8 @@ func WithErrorText() DeadLetterOption {
 // joins the original trace. It also carries HeaderDLQSource (the original
 // destination), HeaderDLQAttempts and HeaderDLQErrorType. If the publish
 // fails the message is not settled and both errors are returned, so nothing
-// is lost.
+// is lost; the publish's context is marked with RequireConfirm, so that pub
+// returns nil only once its broker took the dead-lettered message.
 func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) HandlerMiddleware {
 	cfg := deadLetterConfig{maxDeliveries: 1}
 	for _, o := range opts {
@@ -76,7 +77,7 @@ func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) Han
 				return err // the broker redelivers it
 			}
 			dead := deadLetterMessage(msg, err, cfg.errorText)
-			if perr := pub.Publish(ctx, destination, dead); perr != nil {
+			if perr := pub.Publish(RequireConfirm(ctx), destination, dead); perr != nil {
 				return errors.Join(err, fmt.Errorf("otelmq: dead-lettering to %s: %w", destination, perr))
 			}
 			return nil

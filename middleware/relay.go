@@ -9,7 +9,9 @@ import (
 // Relay consumes source on src and publishes every message to destination
 // on dst (any transport to any other), keeping body, key, headers, time and
 // trace context. It settles a message on the source only after dst accepted
-// it, so a failure anywhere means a redelivery, never a loss (at least once).
+// it, so a failure anywhere means a redelivery, never a loss (at least once):
+// the Publish's context is marked with RequireConfirm, so that dst returns
+// nil only once its broker took the message.
 // With traced src and dst, the relay's own process and send spans sit in the
 // message's trace. Relay blocks like Subscribe.
 func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, destination string) error {
@@ -21,7 +23,7 @@ func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, de
 func RelayHandler(dst Publisher, destination string) Handler {
 	return HandlerFunc(func(ctx context.Context, msg *Message) error {
 		out := &Message{Key: msg.Key, Body: msg.Body, Headers: maps.Clone(msg.Headers), Time: msg.Time}
-		if err := dst.Publish(ctx, destination, out); err != nil {
+		if err := dst.Publish(RequireConfirm(ctx), destination, out); err != nil {
 			return fmt.Errorf("otelmq: relaying %s to %s: %w", msg.ID, destination, err)
 		}
 		return nil

@@ -35,6 +35,16 @@
 // (delivery mode 1), which are cheaper but lost on restart. Message has no
 // field for it.
 //
+// Confirms: by default the Publisher publishes without publisher confirms,
+// so Publish returns before the broker took the messages, and a message
+// nothing is bound to, or sent to a missing exchange, is dropped unseen.
+// The exception is a Publish whose context is marked with
+// middleware.RequireConfirm, as Relay and DeadLetter mark theirs before
+// they settle the source message: it goes through a second channel, in
+// confirm mode, and returns nil only once the broker confirmed every
+// message and returned none as unroutable. WithConfirms(true) does so for
+// every Publish.
+//
 // Message.As reaches the delivery: pass a **amqp.Delivery (or an
 // *amqp.Delivery to get a copy).
 //

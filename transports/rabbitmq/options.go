@@ -121,9 +121,12 @@ func WithExchange(name string) Option {
 // publishes with the mandatory flag, so a message the broker cannot route
 // (nothing bound to the routing key: a misspelled or deleted dead-letter
 // queue) comes back and fails instead of being confirmed and dropped.
-// Without confirms, Publish cannot know whether the broker kept a message:
-// use them for a Publisher that Relay or DeadLetter settle a source
-// message on.
+// Without confirms (the default), Publish returns before the broker took
+// the messages and cannot know whether it kept them. The exception is a
+// call whose context is marked with middleware.RequireConfirm, as Relay
+// and DeadLetter mark theirs before they settle the source message: it
+// goes through a second channel, in confirm mode, with the guarantees
+// above, while the unmarked calls stay unconfirmed and cheaper.
 func WithConfirms(on bool) Option {
 	return optionFunc(func(c *config) { c.confirms = on })
 }

@@ -20,24 +20,43 @@ import (
 // Publisher publishes Messages to an exchange; the destination of Publish is
 // the routing key. It is safe for concurrent use: calls share one channel and
 // are serialized, because an AMQP channel in confirm mode pairs confirms
-// with publishes by order.
+// with publishes by order. With confirms off, the calls whose context is
+// marked with middleware.RequireConfirm share a second channel, in confirm
+// mode, serialized apart from the others; so the order of messages
+// published with and without the mark is not kept.
 type Publisher struct {
 	conn Dialer
 	cfg  config
 
+	// pubChannel carries every publish, in confirm mode with confirms on.
+	// Embedded: p.ch, p.returns and p.headers are this channel's.
+	pubChannel
+	// confirmed carries, with confirms off, the publishes whose context
+	// requires confirms (middleware.ConfirmRequired); it is in confirm
+	// mode and opened at the first of them. Its own lock keeps the
+	// unconfirmed publishes from waiting behind its confirms.
+	confirmed pubChannel
+
+	// dests memoizes Describe, which the middleware calls on every Publish.
+	dests destcache.Cache
+}
+
+// pubChannel is a channel the Publisher publishes on and what goes with it.
+type pubChannel struct {
+	// confirms puts ch in confirm mode: publishes are mandatory and
+	// Publish waits for their confirms. Set by NewPublisher.
+	confirms bool
+
 	mu sync.Mutex
 	ch *amqp.Channel // nil until the first Publish and after it closed
 	// returns reads the messages the broker could not route (basic.return)
-	// on ch, with confirms on, when Publish sets mandatory; nil otherwise.
+	// on ch, in confirm mode, when Publish sets mandatory; nil otherwise.
 	returns *returnReader
 	// headers is the header table reused by every publish (see
 	// publishing); guarded by mu.
 	headers amqp.Table
 	// ids makes the IDs of messages published without one; guarded by mu.
 	ids idSource
-
-	// dests memoizes Describe, which the middleware calls on every Publish.
-	dests destcache.Cache
 }
 
 // maxReusedHeaders bounds the header table a Publisher keeps for the next
@@ -53,6 +72,8 @@ var (
 // first Publish and opens a new one when that channel closes.
 func NewPublisher(conn Dialer, opts ...Option) *Publisher {
 	p := &Publisher{conn: conn, cfg: newConfig(conn, opts)}
+	p.pubChannel.confirms = p.cfg.confirms
+	p.confirmed.confirms = true
 	p.dests.Build = p.describe
 	return p
 }
@@ -74,14 +95,25 @@ func (p *Publisher) describe(routingKey string) middleware.Destination {
 	}
 }
 
-// Publish sends msgs with routing key routingKey. With confirms on it
-// returns after the broker confirmed every message. The error names every
-// message that was not published or was nacked, by index and message ID.
+// Publish sends msgs with routing key routingKey. With confirms on, or
+// when ctx is marked with middleware.RequireConfirm, it returns after the
+// broker confirmed every message, and a message the broker could not route
+// fails. The error names every message that was not published, was nacked
+// or was returned, by index and message ID.
 // A message with an empty ID gets a random one, written to its ID field
 // before it is sent; so msgs must not be read or written concurrently.
 func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*middleware.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	c := &p.pubChannel
+	if !c.confirms && middleware.ConfirmRequired(ctx) {
+		c = &p.confirmed
+	}
+	return p.publish(ctx, c, routingKey, msgs)
+}
+
+// publish is Publish on c.
+func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey string, msgs []*middleware.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 
 	var errs []error
 	fail := func(i int, msg *middleware.Message, err error) {
@@ -91,7 +123,7 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		}
 		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, id, err))
 	}
-	ch, err := p.channel(ctx)
+	ch, err := c.channel(ctx, p.conn)
 	if err != nil {
 		for i, msg := range msgs {
 			fail(i, msg, err)
@@ -99,12 +131,12 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		return p.publishError(routingKey, errs)
 	}
 
-	rr := p.returns // nil without confirms
+	rr := c.returns // nil without confirms
 	if rr != nil {
 		rr.expect()
 	}
 	var confirms []*amqp.DeferredConfirmation // nil without confirms: nothing to wait for
-	if p.cfg.confirms {
+	if c.confirms {
 		confirms = make([]*amqp.DeferredConfirmation, len(msgs))
 	}
 	var now time.Time // read once, when a message needs stamping
@@ -123,18 +155,18 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 			// AMQP brokers assign no message ID. Inventing one here (and
 			// keeping it on msg) lets a caller that publishes a failed
 			// batch again send the same IDs, so consumers can deduplicate.
-			msg.ID = p.ids.next()
+			msg.ID = c.ids.next()
 		}
 		if msg.Time.IsZero() && now.IsZero() {
 			now = time.Now()
 		}
-		pub := publishing(msg, now, p.headers)
+		pub := publishing(msg, now, c.headers)
 		switch {
 		case len(pub.Headers) > maxReusedHeaders:
 			// An outlier: its table must not make every later clear slow.
-			p.headers = nil
+			c.headers = nil
 		case pub.Headers != nil:
-			p.headers = pub.Headers
+			c.headers = pub.Headers
 		}
 		// Persistent by default: a durable queue keeps a message across a
 		// broker restart only if the message is persistent too, and losing
@@ -143,7 +175,7 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		// Mandatory with confirms: an unroutable message comes back
 		// (basic.return) before its confirm, and fails, where the broker
 		// would confirm it and drop it.
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, p.cfg.confirms, false, pub)
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.exchange, routingKey, c.confirms, false, pub)
 		if err != nil {
 			fail(i, msg, err)
 			continue
@@ -184,9 +216,9 @@ func (p *Publisher) Publish(ctx context.Context, routingKey string, msgs ...*mid
 		}
 	}
 	if ch.IsClosed() {
-		p.ch = nil
+		c.ch = nil
 	}
-	clear(p.headers) // hold on to no caller's strings
+	clear(c.headers) // hold on to no caller's strings
 	return p.publishError(routingKey, errs)
 }
 
@@ -342,48 +374,53 @@ func (p *Publisher) publishError(routingKey string, errs []error) error {
 		propagation.RabbitMQDestination(p.cfg.exchange, routingKey, ""), len(errs), errors.Join(errs...))
 }
 
-// channel returns the open channel, opening one (in confirm mode when
-// confirms are on) if there is none. p.mu is held.
-func (p *Publisher) channel(ctx context.Context) (*amqp.Channel, error) {
-	if p.ch != nil && !p.ch.IsClosed() {
-		return p.ch, nil
+// channel returns the open channel, opening one on conn (in confirm mode
+// when c confirms) if there is none. c.mu is held.
+func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, error) {
+	if c.ch != nil && !c.ch.IsClosed() {
+		return c.ch, nil
 	}
-	p.ch = nil
-	p.dropReturns()
-	ch, err := openChannel(ctx, p.conn)
+	c.ch = nil
+	c.dropReturns()
+	ch, err := openChannel(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
-	if p.cfg.confirms {
+	if c.confirms {
 		if err := ch.Confirm(false); err != nil {
 			_ = ch.Close()
 			return nil, fmt.Errorf("enabling confirms: %w", err)
 		}
-		p.returns = newReturnReader(ch)
+		c.returns = newReturnReader(ch)
 	}
-	p.ch = ch
+	c.ch = ch
 	return ch, nil
 }
 
 // dropReturns stops the returns reader of a channel the Publisher no longer
-// uses. p.mu is held.
-func (p *Publisher) dropReturns() {
-	if p.returns != nil {
-		p.returns.stopReading()
-		p.returns = nil
+// uses. c.mu is held.
+func (c *pubChannel) dropReturns() {
+	if c.returns != nil {
+		c.returns.stopReading()
+		c.returns = nil
 	}
 }
 
-// Close closes the Publisher's channel, not the connection.
+// Close closes the Publisher's channels, not the connection.
 func (p *Publisher) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	return errors.Join(p.pubChannel.close(), p.confirmed.close())
+}
+
+// close closes the channel and stops its returns reader.
+func (c *pubChannel) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var err error
-	if p.ch != nil {
-		err = p.ch.Close()
-		p.ch = nil
+	if c.ch != nil {
+		err = c.ch.Close()
+		c.ch = nil
 	}
-	p.dropReturns() // after closing ch, which then sends no more returns
+	c.dropReturns() // after closing ch, which then sends no more returns
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}
