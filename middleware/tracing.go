@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -909,6 +910,12 @@ func ErrorType(err error) string {
 	return "_OTHER"
 }
 
+// isNilPointer reports whether err is a nil pointer of some type.
+func isNilPointer(err error) bool {
+	v := reflect.ValueOf(err)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
 // namedType is the type err names itself by, if it does.
 func namedType(err error) string {
 	switch e := err.(type) {
@@ -934,7 +941,9 @@ func goType(err error) string {
 // when there is none. depth bounds it: error trees are shallow, but
 // nothing stops a cycle.
 func typeInTree(err error, depth int, typeOf func(error) string) string {
-	if err == nil || depth > 32 {
+	if err == nil || depth > 32 || isNilPointer(err) {
+		// A typed nil pointer (a (*T)(nil) wrapped or joined) names
+		// nothing, and calling its methods would dereference it.
 		return ""
 	}
 	if t := typeOf(err); t != "" {

@@ -697,6 +697,10 @@ func TestErrorTypeOfWrappedErrors(t *testing.T) {
 		// type around it, which every AWS failure shares.
 		{fmt.Errorf("receive: %w", &operationError{&apiError{"ThrottlingException"}}), "ThrottlingException"},
 		{&operationError{errors.New("no code")}, "*middleware_test.operationError"},
+		// A typed nil pointer in the tree names nothing and must not be
+		// called (its methods would dereference it).
+		{fmt.Errorf("x: %w", (*apiError)(nil)), "_OTHER"},
+		{errors.Join(errors.New("a"), (*apiError)(nil), brokerError{}), "middleware_test.brokerError"},
 	} {
 		if got := middleware.ErrorType(tc.err); got != tc.want {
 			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)

@@ -262,8 +262,8 @@ func TestPartialDeleteMeasuredOnce(t *testing.T) {
 	if measured != uint64(len(batches)) {
 		t.Errorf("%d delete measurements for %d DeleteMessageBatch requests (by error.type: %v), want one per request", measured, len(batches), deletes)
 	}
-	if deletes["*awssqs.BatchEntryError"] != 1 || len(deletes) != 2 {
-		t.Errorf("delete measurements by error.type %v, want the partly failed request once with *awssqs.BatchEntryError and the others without", deletes)
+	if deletes["ReceiptHandleIsInvalid"] != 1 || len(deletes) != 2 {
+		t.Errorf("delete measurements by error.type %v, want the partly failed request once with its entry's code ReceiptHandleIsInvalid and the others without", deletes)
 	}
 
 	// One failed settle span per message that was not deleted, a child of

@@ -223,6 +223,10 @@ type BatchEntryError struct {
 	SenderFault bool // the request was at fault, so sending it again fails again
 }
 
+// ErrorCode is the entry's SQS error code, its error.type in telemetry
+// (middleware.ErrorType), as an API error's code is.
+func (e *BatchEntryError) ErrorCode() string { return e.Code }
+
 func (e *BatchEntryError) Error() string {
 	fault := "server fault"
 	if e.SenderFault {

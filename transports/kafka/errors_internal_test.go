@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelmq/otelmq/middleware"
 )
@@ -21,6 +22,14 @@ func TestNamedProtocolErrors(t *testing.T) {
 	}
 	if !errors.Is(err, kerr.NotLeaderForPartition) || err.Error() != wrapped.Error() {
 		t.Errorf("named(%v) = %v: lost the error or changed its text", wrapped, err)
+	}
+	// A publish error keeps the type of what failed, not of the
+	// transport's own bookkeeping around it.
+	if got := middleware.ErrorType(publishError("t", []indexedError{{0, named(kerr.MessageTooLarge)}})); got != "MESSAGE_TOO_LARGE" {
+		t.Errorf("publish error.type %q, want MESSAGE_TOO_LARGE", got)
+	}
+	if got := middleware.ErrorType(publishError("t", []indexedError{{0, kgo.ErrRecordTimeout}})); got != "_OTHER" {
+		t.Errorf("publish error.type %q, want _OTHER for a plain error", got)
 	}
 	other := errors.New("dial tcp: connection refused")
 	if named(other) != other || named(nil) != nil {

@@ -133,7 +133,7 @@ func publishError(topic string, errs []indexedError) error {
 	}
 	joined := make([]error, len(errs))
 	for i, e := range errs {
-		joined[i] = e
+		joined[i] = e.err // not e: its type would be every failure's error.type
 	}
 	return fmt.Errorf("kafka: publish to %s: %d message(s) failed: %w", topic, len(errs), errors.Join(joined...))
 }
