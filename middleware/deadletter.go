@@ -33,7 +33,7 @@ type deadLetterConfig struct {
 // Where the broker's count stops growing before n (a RabbitMQ classic queue
 // counts 1, then 2 on every redelivery: Message.DeliveryCountSaturated), a
 // failure on a saturated count is dead-lettered rather than redelivered
-// forever.
+// forever; so is a failure when the transport gives no count (0).
 func WithMaxDeliveries(n int) DeadLetterOption {
 	return func(c *deadLetterConfig) {
 		if n > 0 {

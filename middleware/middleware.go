@@ -78,12 +78,6 @@ type Destination struct {
 	// Attributes are per-destination attributes: server.address/port,
 	// consumer group, queue URL, client ID.
 	Attributes []attribute.KeyValue
-	// Template is messaging.destination.template: a low-cardinality name
-	// for the destinations Name stands among ("orders.{region}" for
-	// "orders.eu"). When set, spans are named after it (and record it
-	// beside Name), and metrics record it instead of Name. Transports leave
-	// it empty; WithDestinationTemplate sets it.
-	Template string
 	// Push is set by transports whose broker pushes messages to the consumer
 	// (RabbitMQ basic.consume, the in-memory broker) rather than answering
 	// polls (SQS ReceiveMessage, Kafka fetches). The semantic conventions'
@@ -92,6 +86,12 @@ type Destination struct {
 	// messages, but record no receive duration. Push describes
 	// the consuming side; a publisher ignores it.
 	Push bool
+	// Template is messaging.destination.template: a low-cardinality name
+	// for the destinations Name stands among ("orders.{region}" for
+	// "orders.eu"). When set, spans are named after it (and record it
+	// beside Name), and metrics record it instead of Name. Transports leave
+	// it empty; WithDestinationTemplate sets it.
+	Template string
 }
 
 // Describer is implemented by transports' publishers and subscribers.

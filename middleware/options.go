@@ -237,8 +237,11 @@ func WithRedactor(redact func(attribute.KeyValue) attribute.KeyValue) Option {
 // (per-tenant topics, routing keys with IDs) or hold personal data, which
 // span names cannot keep out otherwise: drop messaging.destination.name
 // from spans with WithRedactor. template is called once per destination
-// and operation (a span or metric set cached, up to 1024 of them) and must
-// be safe for concurrent use.
+// and operation (a span or metric set cached, up to 1024 of them; past that,
+// per span or measurement) and must be safe for concurrent use. It must
+// depend on d.System and d.Name alone: results are cached by them (with
+// the few attributes metrics keep), so two destinations of one name that
+// differ in other attributes get the first one's template.
 func WithDestinationTemplate(template func(Destination) string) Option {
 	return optionFunc(func(c *config) { c.template = template })
 }
