@@ -141,9 +141,9 @@ func TestHandlerContext(t *testing.T) {
 
 func TestPublishingReusesTable(t *testing.T) {
 	now := time.Unix(1700000000, 0)
-	first := publishing(&middleware.Message{Key: []byte("k"), Headers: map[string]string{"a": "1", "b": "2"}}, now, nil)
+	first := publishing(&middleware.Message{Key: []byte("k"), Headers: map[string]string{"a": "1", "b": "2"}}, now, nil, false)
 	table := first.Headers
-	second := publishing(&middleware.Message{Headers: map[string]string{"c": "3"}}, now, table)
+	second := publishing(&middleware.Message{Headers: map[string]string{"c": "3"}}, now, table, true)
 	if len(second.Headers) != 2 || second.Headers["c"] != "3" || second.Headers[TimestampHeader] != now.UnixMilli() {
 		t.Fatalf("reused table = %v, want only c=3 and the timestamp", second.Headers)
 	}
@@ -151,7 +151,7 @@ func TestPublishingReusesTable(t *testing.T) {
 	if table["probe"] != true {
 		t.Fatal("publishing did not reuse the table it was given")
 	}
-	if third := publishing(&middleware.Message{}, now, table); third.Headers != nil {
+	if third := publishing(&middleware.Message{}, now, table, true); third.Headers != nil {
 		t.Fatalf("a message without headers got %v", third.Headers)
 	}
 }

@@ -18,10 +18,10 @@
 //	                  message published again keeps its ID and consumers
 //	                  can drop duplicates
 //	Time          <-> timestamp property (whole seconds on the wire), and
-//	                  TimestampHeader (milliseconds) on a message that has
-//	                  a header table anyway; read from the header when
-//	                  present. The Publisher stamps the publish time when
-//	                  Time is zero
+//	                  with WithTimestampHeader TimestampHeader
+//	                  (milliseconds) on a message that has a header table
+//	                  anyway; read from the header when present. The
+//	                  Publisher stamps the publish time when Time is zero
 //	DeliveryCount <-  at least: x-delivery-count + 1 (quorum queues), else
 //	                  1 + the x-death counts + 1 when redelivered; a
 //	                  classic queue does not count requeues, so the

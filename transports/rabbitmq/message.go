@@ -21,17 +21,18 @@ const KeyHeader = "otelmq-key"
 // epoch: the timestamp property holds whole seconds, which made the queue
 // time of a message half a second too long on average. It is RabbitMQ's own
 // name (its set_header_timestamp message interceptor writes it), so a
-// broker that stamps messages is read the same way. The Publisher writes it
-// only on a message that has a header table anyway (trace context,
-// application headers, a key): a table on every message costs the broker
-// more than the precision is worth.
+// broker that stamps messages is read the same way. A Publisher writes it
+// with WithTimestampHeader, and then only on a message that has a header
+// table anyway (trace context, application headers, a key): a table on
+// every message costs the broker more than the precision is worth.
 const TimestampHeader = "timestamp_in_ms"
 
 // publishing converts msg to an AMQP publishing stamped at now when msg.Time
-// is zero. Its header table is headers, cleared and refilled, when headers
+// is zero, with TimestampHeader in its header table, if it has one, when
+// millis is set. Its header table is headers, cleared and refilled, when headers
 // is not nil: amqp091 has written the table out by the time a publish
 // returns, so a Publisher reuses one table for all its messages.
-func publishing(msg *middleware.Message, now time.Time, headers amqp.Table) amqp.Publishing {
+func publishing(msg *middleware.Message, now time.Time, headers amqp.Table, millis bool) amqp.Publishing {
 	p := amqp.Publishing{
 		MessageId: msg.ID,
 		Timestamp: msg.Time,
@@ -44,7 +45,7 @@ func publishing(msg *middleware.Message, now time.Time, headers amqp.Table) amqp
 		return p
 	}
 	if headers == nil {
-		n := len(msg.Headers) + 1 // and the timestamp
+		n := len(msg.Headers) + 1 // and the timestamp, if millis
 		if msg.Key != nil {
 			n++
 		}
@@ -60,7 +61,9 @@ func publishing(msg *middleware.Message, now time.Time, headers amqp.Table) amqp
 	if msg.Key != nil {
 		headers[KeyHeader] = msg.Key
 	}
-	headers[TimestampHeader] = p.Timestamp.UnixMilli()
+	if millis {
+		headers[TimestampHeader] = p.Timestamp.UnixMilli()
+	}
 	p.Headers = headers
 	return p
 }

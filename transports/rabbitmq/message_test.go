@@ -19,7 +19,7 @@ func TestPublishingAndMessage(t *testing.T) {
 		Body:    []byte("body"),
 		Headers: map[string]string{"traceparent": "tp", "a": "b"},
 	}
-	p := publishing(msg, now, nil)
+	p := publishing(msg, now, nil, false)
 	if !p.Timestamp.Equal(now) || p.MessageId != "id-1" || string(p.Body) != "body" {
 		t.Fatalf("publishing = %+v", p)
 	}
@@ -29,11 +29,17 @@ func TestPublishingAndMessage(t *testing.T) {
 	if !bytes.Equal(p.Headers[KeyHeader].([]byte), []byte("key")) {
 		t.Fatalf("key header = %#v", p.Headers[KeyHeader])
 	}
-	if p := publishing(&middleware.Message{}, now, nil); p.Headers != nil {
+	if _, ok := p.Headers[TimestampHeader]; ok {
+		t.Fatalf("%s written without WithTimestampHeader: %v", TimestampHeader, p.Headers)
+	}
+	if p := publishing(msg, now, nil, true); p.Headers[TimestampHeader] != now.UnixMilli() {
+		t.Fatalf("with WithTimestampHeader: %v", p.Headers)
+	}
+	if p := publishing(&middleware.Message{}, now, nil, false); p.Headers != nil {
 		t.Fatalf("empty message got headers %v", p.Headers)
 	}
 	stamped := time.Unix(5, 0)
-	if p := publishing(&middleware.Message{Time: stamped}, now, nil); !p.Timestamp.Equal(stamped) {
+	if p := publishing(&middleware.Message{Time: stamped}, now, nil, false); !p.Timestamp.Equal(stamped) {
 		t.Fatalf("Time not kept: %v", p.Timestamp)
 	}
 
@@ -183,7 +189,7 @@ func FuzzMessage(f *testing.F) {
 			}
 		}
 		// And back: whatever came in must make a publishable table.
-		p := publishing(msg, time.Now(), nil)
+		p := publishing(msg, time.Now(), nil, false)
 		if err := p.Headers.Validate(); err != nil {
 			t.Fatalf("publishing headers invalid: %v", err)
 		}

@@ -70,6 +70,7 @@ type config struct {
 	consumerTag string
 	requeue     bool
 	transient   bool  // publish with amqp.Transient instead of amqp.Persistent
+	millis      bool  // write TimestampHeader on messages with a header table
 	reconnect   *bool // nil: on when the Dialer can reconnect
 	host        string
 	port        int
@@ -171,6 +172,20 @@ func WithRequeue(on bool) Option {
 // after a restart (live metrics, cache invalidations).
 func WithTransient() Option {
 	return optionFunc(func(c *config) { c.transient = true })
+}
+
+// WithTimestampHeader makes a Publisher also write Message.Time in
+// milliseconds (TimestampHeader) on each message that has a header table
+// anyway (trace context, application headers, a key), so consumers get Time,
+// and otelmq.message.queue_time, to the millisecond instead of the timestamp
+// property's whole seconds (which make the queue time half a second too
+// long on average). Off by default: it costs about 6 allocations a message
+// between client and consumer (+8% in a traced round trip), and a broker
+// that stamps timestamp_in_ms itself (RabbitMQ's set_header_timestamp
+// interceptor without overwrite) would keep the producer's clock instead.
+// Subscribers read the header whenever it is there.
+func WithTimestampHeader(on bool) Option {
+	return optionFunc(func(c *config) { c.millis = on })
 }
 
 // deliveryMode is the AMQP delivery mode the Publisher stamps on every

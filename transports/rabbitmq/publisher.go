@@ -160,7 +160,7 @@ func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey strin
 		if msg.Time.IsZero() && now.IsZero() {
 			now = time.Now()
 		}
-		pub := publishing(msg, now, c.headers)
+		pub := publishing(msg, now, c.headers, p.cfg.millis)
 		switch {
 		case len(pub.Headers) > maxReusedHeaders:
 			// An outlier: its table must not make every later clear slow.

@@ -23,11 +23,12 @@ const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 func TestRoundTrip(t *testing.T) {
 	conn, q := setup(t, nil)
 	ctx := t.Context()
-	pub := NewPublisher(conn, WithConfirms(true))
+	pub := NewPublisher(conn, WithConfirms(true), WithTimestampHeader(true))
 	defer pub.Close()
 
-	// Milliseconds survive (TimestampHeader), finer than the timestamp
-	// property's seconds, on a message with a header table.
+	// Milliseconds survive (TimestampHeader, with WithTimestampHeader),
+	// finer than the timestamp property's seconds, on a message with a
+	// header table.
 	stamped := time.UnixMilli(1700000000123)
 	sent := &middleware.Message{
 		ID:      "id-1",
