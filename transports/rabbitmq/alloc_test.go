@@ -17,8 +17,8 @@ import (
 
 // fakeAck records what a delivery was settled with.
 type fakeAck struct {
-	acks, nacks int
-	requeue     bool
+	acks, nacks, rejects int
+	requeue              bool
 }
 
 func (a *fakeAck) Ack(uint64, bool) error { a.acks++; return nil }
@@ -27,7 +27,11 @@ func (a *fakeAck) Nack(_ uint64, _, requeue bool) error {
 	a.requeue = requeue
 	return nil
 }
-func (a *fakeAck) Reject(uint64, bool) error { return nil }
+func (a *fakeAck) Reject(_ uint64, requeue bool) error {
+	a.rejects++
+	a.requeue = requeue
+	return nil
+}
 
 type missingKey struct{}
 
@@ -73,14 +77,16 @@ func TestHandleAllocs(t *testing.T) {
 		}
 	}
 
-	// An error nacks, with WithRequeue's choice.
+	// An error rejects (basic.reject, which RabbitMQ 4.3 counts as a
+	// failed delivery where it does not count a basic.nack), with
+	// WithRequeue's choice.
 	ack := &fakeAck{requeue: true}
 	d := amqp.Delivery{Acknowledger: ack}
 	s.handle(ctx, obs, dest, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		return fmt.Errorf("no")
 	}), &d, "q")
-	if ack.acks != 0 || ack.nacks != 1 || ack.requeue {
-		t.Errorf("error: %d acks, %d nacks, requeue %v", ack.acks, ack.nacks, ack.requeue)
+	if ack.acks != 0 || ack.nacks != 0 || ack.rejects != 1 || ack.requeue {
+		t.Errorf("error: %d acks, %d nacks, %d rejects, requeue %v", ack.acks, ack.nacks, ack.rejects, ack.requeue)
 	}
 }
 

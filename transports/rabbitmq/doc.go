@@ -58,7 +58,8 @@
 // "ack orders"); the routing key, delivery tag and message ID of each
 // delivery are attributes. The broker pushes deliveries, so there is no
 // receive span: the process span is the consumer's first. Handler success
-// is an "ack", an error or panic a "nack".
+// is an "ack", an error or panic a "nack" (sent as basic.reject, which
+// RabbitMQ 4.3 and later count in x-delivery-count, and a basic.nack not).
 //
 // # Reconnecting
 //

@@ -15,8 +15,9 @@ import (
 )
 
 // Subscriber consumes a queue with manual acknowledgements: a handler's nil
-// acks the message, an error or panic nacks it (requeued, or dead-lettered
-// with WithRequeue(false)).
+// acks the message, an error or panic rejects it (basic.reject: requeued,
+// or dead-lettered with WithRequeue(false)), which RabbitMQ 4.3 and later
+// count as a failed delivery.
 type Subscriber struct {
 	conn Dialer
 	cfg  config
@@ -242,8 +243,13 @@ func (s *Subscriber) handle(ctx context.Context, obs middleware.Observer, dest m
 	if err == nil {
 		err = in.d.Ack(false)
 	} else {
+		// basic.reject, not basic.nack: from RabbitMQ 4.3 only a reject
+		// counts as a failed delivery (x-delivery-count, and a quorum
+		// queue's delivery-limit); a nack is a return that counts nothing,
+		// so a failing message would be redelivered forever. Before 4.3
+		// the two are the same for one delivery.
 		op = propagation.OpNack
-		err = in.d.Nack(false, s.cfg.requeue)
+		err = in.d.Reject(s.cfg.requeue)
 	}
 	if obs != nil {
 		obs.Settled(hctx, dest, op, start, msgs, err)
