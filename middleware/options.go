@@ -219,7 +219,9 @@ func defaultLinkLimit() int {
 // and ID in the kgo hooks), and the attributes every span starts with
 // (destination, partition, batch count), so a sampler sees them redacted
 // too. Return the attribute unchanged, with a masked value, or
-// attribute.KeyValue{} to drop it. Metrics' attributes go through it too.
+// attribute.KeyValue{} to drop it. Metrics' attributes go through it too,
+// and so does the text of the error a span ends with, as
+// StatusDescriptionKey (Tracing.End).
 // Span names are not attributes: WithDestinationTemplate names spans by a
 // template instead of the destination. The default records attributes as they are; bodies and
 // non-allow-listed headers are never recorded either way.

@@ -134,7 +134,7 @@ func (cfg *retryConfig) retryInPlace(ctx context.Context, next Handler, msg *Mes
 		msg.attempts = base + n
 		actx, span := tracer.Start(ctx, "attempt "+strconv.Itoa(n), trace.WithAttributes(AttemptKey.Int(n)))
 		err = Call(actx, next, msg)
-		End(span, err)
+		endIn(ctx, span, err)
 		if err == nil {
 			return nil
 		}

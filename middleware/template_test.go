@@ -2,10 +2,13 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
@@ -114,4 +117,57 @@ func attributeSets(data metricdata.Aggregation) []attribute.Set {
 		}
 	}
 	return sets
+}
+
+// TestRedactorSeesStatusDescriptions: an error's text, which can hold
+// message data, reaches span status descriptions only through the
+// redactor (as StatusDescriptionKey), on the process span and on Retry's
+// attempt spans alike; error.type stays.
+func TestRedactorSeesStatusDescriptions(t *testing.T) {
+	const secret = "alice@example.com"
+	for _, tc := range []struct {
+		name string
+		to   attribute.KeyValue // what the redactor returns for the description
+		want string
+	}{
+		{"masked", middleware.StatusDescriptionKey.String("invalid address"), "invalid address"},
+		{"dropped", attribute.KeyValue{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+				if kv.Key == middleware.StatusDescriptionKey {
+					return tc.to
+				}
+				return kv
+			}))
+			if err := h.pub.Publish(context.Background(), "signups", middleware.NewMessage(nil)); err != nil {
+				t.Fatal(err)
+			}
+			failing := errors.New("invalid address " + secret)
+			calls := 0
+			retry := middleware.Retry(middleware.WithAttempts(2), middleware.WithBackoff(func(int) time.Duration { return 0 }))
+			h.consume("signups", 1, retry(middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+				if calls++; calls <= 4 {
+					return failing
+				}
+				return nil
+			})).Handle)
+			checked := 0
+			for _, s := range h.rec.Ended() {
+				if s.Status().Code != codes.Error {
+					continue
+				}
+				checked++
+				if s.Status().Description != tc.want || strings.Contains(s.Status().Description, secret) {
+					t.Errorf("%s: status description %q, want %q", s.Name(), s.Status().Description, tc.want)
+				}
+				if v, _ := attr(s, "error.type"); v.AsString() != "_OTHER" {
+					t.Errorf("%s: error.type %q", s.Name(), v.AsString())
+				}
+			}
+			if checked < 2 || len(h.spans("attempt 2")) == 0 {
+				t.Fatalf("%d failed spans, attempt spans %d: want process and attempt spans with errors", checked, len(h.spans("attempt 2")))
+			}
+		})
+	}
 }

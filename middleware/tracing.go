@@ -129,7 +129,7 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 		// Brokers assign IDs on send; record it once known.
 		p.t.RecordAttributes(span, propagation.MessageID(msgs[0].ID))
 	}
-	End(span, err)
+	p.t.End(span, err)
 	return err
 }
 
@@ -160,8 +160,12 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 	sh := newShape(templated(s.t.cfg.template, d), propagation.Process, "process")
 	return s.next.Subscribe(WithObserver(ctx, s.t), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		ctx, span := s.t.startProcess(ctx, d, sh, msg)
+		if s.t.cfg.redact != nil {
+			// For the spans handler middleware ends (Retry's attempts).
+			ctx = context.WithValue(ctx, redactorKey{}, s.t.cfg.redact)
+		}
 		err := Call(ctx, h, msg)
-		End(span, err)
+		s.t.End(span, err)
 		return err
 	}))
 }
@@ -205,7 +209,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 		links = t.creationLinks(nil, msgs)
 	}
 	_, span := t.startSettle(ctx, d, op, start, len(msgs), links, attrs)
-	End(span, err)
+	t.End(span, err)
 }
 
 // PollFailed implements PollFailedObserver: a receive span (CLIENT) from
@@ -221,7 +225,7 @@ func (t *Tracing) PollFailed(ctx context.Context, d Destination, start time.Time
 	sh := t.shapes.get(d, propagation.Receive, "receive")
 	attrOpt, _, _ := t.start(sh, false, 0, nil)
 	_, span := t.tracer.Start(ctx, sh.name, sh.kind, trace.WithTimestamp(start), attrOpt)
-	End(span, err)
+	t.End(span, err)
 }
 
 // SettledEach implements SettledEachObserver with the spans of the
@@ -865,13 +869,51 @@ var (
 // End ends span, recording err when not nil: the error status with the
 // error's text as its description, and error.type. The text is recorded
 // there only (README: "What we never record"), not again as an exception
-// event, whose attributes no redactor would see either.
-func End(span trace.Span, err error) {
+// event. Spans of a Tracing with WithRedactor are better ended with
+// Tracing.End, which puts the description through the redactor.
+func End(span trace.Span, err error) { endWith(span, err, nil) }
+
+// StatusDescriptionKey is how Tracing.End shows WithRedactor a span's
+// status description, the text of the error the span ended with (error
+// texts can hold message data: "invalid address alice@example.com"). The
+// redactor's value becomes the description; dropping it leaves the
+// description empty, the status still an error. The name is the one
+// OpenTelemetry's non-OTLP exporters give the description.
+const StatusDescriptionKey = attribute.Key("otel.status_description")
+
+// End is the package's End for spans of t: the status description and
+// error.type go through t's redactor (see StatusDescriptionKey). The
+// middleware ends its own spans with it; native instrumentation should too.
+func (t *Tracing) End(span trace.Span, err error) { endWith(span, err, t.cfg.redact) }
+
+// endWith is End with redact (nil: none).
+func endWith(span trace.Span, err error, redact func(attribute.KeyValue) attribute.KeyValue) {
 	if err != nil && span.IsRecording() {
-		span.SetStatus(codes.Error, err.Error())
-		span.SetAttributes(propagation.ErrorTypeKey.String(ErrorType(err)))
+		description := err.Error()
+		errorType := propagation.ErrorTypeKey.String(ErrorType(err))
+		if redact != nil {
+			description = ""
+			if kv := redact(StatusDescriptionKey.String(err.Error())); kv.Key != "" {
+				description = kv.Value.Emit()
+			}
+			errorType = redact(errorType)
+		}
+		span.SetStatus(codes.Error, description)
+		if errorType.Key != "" {
+			span.SetAttributes(errorType)
+		}
 	}
 	span.End()
+}
+
+// redactorKey carries a Tracing's redactor in the contexts its process
+// spans give handlers, for the spans handler middleware ends (endIn).
+type redactorKey struct{}
+
+// endIn ends span as the Tracing whose handler context ctx is would.
+func endIn(ctx context.Context, span trace.Span, err error) {
+	redact, _ := ctx.Value(redactorKey{}).(func(attribute.KeyValue) attribute.KeyValue)
+	endWith(span, err, redact)
 }
 
 // ErrorType is the low-cardinality error.type of err: "panic" for a

@@ -321,7 +321,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*report, error) {
 			time.Sleep(2 * time.Millisecond)
 			if o.ID == cfg.fail {
 				err := fraudRejected{id: o.ID}
-				middleware.End(span, err)
+				tel.Tracing.End(span, err)
 				log.WarnContext(ctx, "order rejected", "order", o.ID, "attempt", msg.Attempts())
 				return err
 			}

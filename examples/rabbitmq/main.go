@@ -107,7 +107,7 @@ func run(ctx context.Context, w io.Writer) error {
 		case d := <-deliveries:
 			pctx, span := ch.StartProcess(ctx, d)
 			err := ch.Ack(pctx, d, false)
-			middleware.End(span, err)
+			ch.Tracing().End(span, err)
 			return err
 		case <-time.After(20 * time.Second):
 			return fmt.Errorf("no delivery on %s", queue)

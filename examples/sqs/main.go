@@ -96,7 +96,7 @@ func run(ctx context.Context, w io.Writer) error {
 		// delete inside it.
 		cctx, span := inst.StartProcess(ctx, queue, m)
 		_, err = inst.DeleteMessage(cctx, traced, queue, m)
-		middleware.End(span, err)
+		inst.Tracing().End(span, err)
 		return err
 	}); err != nil {
 		return err

@@ -111,7 +111,7 @@ func (i *Instrumentation) sendMessage(ctx context.Context, in smithymiddleware.I
 	if res, ok := out.Result.(*sqs.SendMessageOutput); ok && res != nil && res.MessageId != nil {
 		i.tracing.RecordAttributes(span, propagation.MessageID(*res.MessageId))
 	}
-	middleware.End(span, err)
+	i.tracing.End(span, err)
 	return out, md, err
 }
 
@@ -133,7 +133,7 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d entries failed", len(res.Failed), len(cp.Entries)))
 		span.SetAttributes(propagation.ErrorTypeKey.String(aws.ToString(res.Failed[0].Code)))
 	}
-	middleware.End(span, err)
+	i.tracing.End(span, err)
 	return out, md, err
 }
 
@@ -285,7 +285,8 @@ func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
 // queueURL, parented on the producer's creation context per
 // middleware.WithProcessParent; a W3C traceparent wins over the
 // AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) as ctx
-// (see ReceiveContext). End the span with middleware.End.
+// (see ReceiveContext). End the span with
+// i.Tracing().End, which puts its error text through the redactor.
 func (i *Instrumentation) StartProcess(ctx context.Context, queueURL string, m types.Message) (context.Context, trace.Span) {
 	return i.tracing.StartProcess(ctx, describe(queueURL), messageCarrier{&m}, i.messageAttributes(&m, queueURL)...)
 }
@@ -302,7 +303,7 @@ func (i *Instrumentation) DeleteMessage(ctx context.Context, api MessageDeleter,
 	ctx, span := i.tracing.StartSettle(ctx, describe(queueURL), propagation.OpDelete,
 		[]trace.SpanContext{i.creation(&m)}, i.messageAttributes(&m, queueURL)...)
 	out, err := api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}, optFns...)
-	middleware.End(span, err)
+	i.tracing.End(span, err)
 	return out, err
 }
 

@@ -222,7 +222,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		}
 		h.tracing.RecordAttributes(st.span, attrs...)
 	}
-	middleware.End(st.span, named(err))
+	h.tracing.End(st.span, named(err))
 }
 
 // fetched is what OnFetchRecordBuffered leaves in r.Context: a context
@@ -364,7 +364,8 @@ func (h *Hooks) ReceiveContext(ctx context.Context, fetches kgo.Fetches) context
 // creation context per middleware.WithProcessParent, with r's partition,
 // offset, key, message ID and body size, and the consumer group when known.
 // The returned ctx carries the span and the producer's baggage (filtered by
-// middleware.WithInboundBaggage). End the span with middleware.End.
+// middleware.WithInboundBaggage). End the span with
+// h.Tracing().End, which puts its error text through the redactor.
 //
 // Pass the poll's context, ideally from ReceiveContext, not r.Context: the
 // process span would take the creation context in r.Context for the

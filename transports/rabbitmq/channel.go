@@ -35,7 +35,7 @@ func WrapChannel(ch *amqp.Channel, opts ...middleware.Option) *Channel {
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) error {
 	ctx, span := c.startPublish(ctx, exchange, key, &msg)
 	err := c.Channel.PublishWithContext(ctx, exchange, key, mandatory, immediate, msg)
-	middleware.End(span, err)
+	c.tracing.End(span, err)
 	return err
 }
 
@@ -45,7 +45,7 @@ func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, 
 func (c *Channel) PublishWithDeferredConfirmWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) (*amqp.DeferredConfirmation, error) {
 	ctx, span := c.startPublish(ctx, exchange, key, &msg)
 	dc, err := c.Channel.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, immediate, msg)
-	middleware.End(span, err)
+	c.tracing.End(span, err)
 	return dc, err
 }
 
@@ -75,8 +75,12 @@ func (c *Channel) Consume(queue, consumer string, autoAck, exclusive, noLocal, n
 	return c.Channel.Consume(queue, consumer, autoAck, exclusive, noLocal, noWait, args)
 }
 
+// Tracing returns the Tracing the channel records through.
+func (c *Channel) Tracing() *middleware.Tracing { return c.tracing }
+
 // StartProcess starts the process span of d, parented on its creation
-// context per middleware.WithProcessParent. End it with middleware.End.
+// context per middleware.WithProcessParent. End it with c.Tracing().End,
+// which puts its error text through the redactor.
 func (c *Channel) StartProcess(ctx context.Context, d amqp.Delivery) (context.Context, trace.Span) {
 	return c.tracing.StartProcess(ctx, c.destination(&d), NewCarrier(&d.Headers), deliveryAttributes(&d)...)
 }
@@ -95,7 +99,7 @@ func (c *Channel) settle(ctx context.Context, d *amqp.Delivery, op string, settl
 	creation := trace.SpanContextFromContext(c.tracing.Extract(context.Background(), NewCarrier(&d.Headers)))
 	_, span := c.tracing.StartSettle(ctx, c.destination(d), op, []trace.SpanContext{creation}, deliveryAttributes(d)...)
 	err := settle()
-	middleware.End(span, err)
+	c.tracing.End(span, err)
 	return err
 }
 
