@@ -170,9 +170,16 @@ func FuzzMessage(f *testing.F) {
 				KeyHeader:          hostileValue(kind+1, n, s, b),
 				"x-death":          hostileValue(kind+2, n, s, b),
 				"x-delivery-count": hostileValue(kind+3, n, s, b),
+				TimestampHeader:    hostileValue(kind+4, n, s, b),
 			},
+			Timestamp: time.Unix(1700000000, 0),
 		}
 		msg := message(d, "q")
+		// Time is the header's milliseconds only when plausible, else the
+		// property's seconds.
+		if !msg.Time.Equal(d.Timestamp) && (msg.Time.Before(time.UnixMilli(minStamp)) || msg.Time.After(time.UnixMilli(maxStamp))) {
+			t.Fatalf("Time %v from %s %#v", msg.Time, TimestampHeader, d.Headers[TimestampHeader])
+		}
 		if msg.DeliveryCount < 1 || msg.ID != id || !bytes.Equal(msg.Body, body) {
 			t.Fatalf("message = %+v", msg)
 		}
@@ -189,7 +196,7 @@ func FuzzMessage(f *testing.F) {
 			}
 		}
 		// And back: whatever came in must make a publishable table.
-		p := publishing(msg, time.Now(), nil, false)
+		p := publishing(msg, time.Now(), nil, kind%2 == 0)
 		if err := p.Headers.Validate(); err != nil {
 			t.Fatalf("publishing headers invalid: %v", err)
 		}
