@@ -223,29 +223,31 @@ func TestSQSXRayInject(t *testing.T) {
 }
 
 // TestSQSRawW3CProducer: a producer that uses the AWS SDK directly and writes
-// traceparent itself, as a String or a Binary attribute, is joined by an
-// otelmq Subscriber.
+// traceparent itself, as a String or a Binary attribute, or under another
+// casing (Go's http.Header makes "Traceparent" of it; SQS attribute names
+// are case-sensitive), is joined by an otelmq Subscriber.
 func TestSQSRawW3CProducer(t *testing.T) {
 	client := brokers.SQS(t)
 	url := brokers.SQSQueue(t, client, "raw-w3c", nil)
-	send := func(body string, tp types.MessageAttributeValue) {
+	send := func(body, name string, tp types.MessageAttributeValue) {
 		_, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{
 			QueueUrl: aws.String(url), MessageBody: aws.String(body),
-			MessageAttributes: map[string]types.MessageAttributeValue{"traceparent": tp},
+			MessageAttributes: map[string]types.MessageAttributeValue{name: tp},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	send("string", stringAttr(w3cTraceparent))
-	send("binary", types.MessageAttributeValue{DataType: aws.String("Binary"), BinaryValue: []byte(w3cTraceparent)})
+	send("string", "traceparent", stringAttr(w3cTraceparent))
+	send("binary", "traceparent", types.MessageAttributeValue{DataType: aws.String("Binary"), BinaryValue: []byte(w3cTraceparent)})
+	send("capitalized", "Traceparent", stringAttr(w3cTraceparent))
 
 	rec, tp := newRecorder()
 	r := tracedRig(t, rec, tp, Env{Subscriber: awssqs.NewSubscriber(client, awssqs.WithWaitTime(time.Second)), Source: url})
 	c := r.consume(r.sub, nil)
-	c.waitFor(15*time.Second, "string", "binary")
+	c.waitFor(15*time.Second, "string", "binary", "capitalized")
 	c.stop()
-	for _, body := range []string{"string", "binary"} {
+	for _, body := range []string{"string", "binary", "capitalized"} {
 		p := r.span(c.byBody(body)[0].span.SpanID())
 		if p == nil || p.SpanContext().TraceID().String() != w3cTraceID || p.Parent().SpanID().String() != w3cSpanID {
 			t.Errorf("%s: the process span is not a child of the producer's span", body)

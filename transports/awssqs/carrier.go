@@ -60,22 +60,12 @@ func (c Carrier) Get(key string) string {
 		return ""
 	}
 	attrs := *c.attrs
-	if v, ok := attrs[key]; ok {
-		return attributeText(v)
-	}
-	for k, v := range attrs {
-		if k != PackedAttribute && strings.EqualFold(k, key) {
-			return attributeText(v)
-		}
+	if k, ok := foldKey(attrs, key); ok {
+		return attributeText(attrs[k])
 	}
 	packed := Unpack(c.packed())
-	if v, ok := packed[key]; ok {
-		return v
-	}
-	for k, v := range packed {
-		if strings.EqualFold(k, key) {
-			return v
-		}
+	if k, ok := foldKey(packed, key); ok {
+		return packed[k]
 	}
 	return ""
 }
@@ -280,5 +270,34 @@ func decodeHeaders(attrs map[string]types.MessageAttributeValue) map[string]stri
 			headers[k] = v
 		}
 	}
+	// The propagation fields under the names the propagator reads: other
+	// producers spell them as they like (Go's http.Header makes
+	// "Traceparent"), and the middleware reads Headers by exact name.
+	for _, field := range w3cFields {
+		if k, ok := foldKey(headers, field); ok && k != field {
+			headers[field] = headers[k]
+			delete(headers, k)
+		}
+	}
 	return headers
+}
+
+// w3cFields are the W3C propagation fields, as the W3C propagators name them.
+var w3cFields = [...]string{"traceparent", "tracestate", "baggage"}
+
+// foldKey returns the key of m that is key, or else equal to key under
+// case folding; among several of those the least in byte order, so that
+// which one wins does not depend on map order. The packed attribute's name
+// is never one.
+func foldKey[V any](m map[string]V, key string) (string, bool) {
+	if _, ok := m[key]; ok {
+		return key, true
+	}
+	found, ok := "", false
+	for k := range m {
+		if k != PackedAttribute && strings.EqualFold(k, key) && (!ok || k < found) {
+			found, ok = k, true
+		}
+	}
+	return found, ok
 }

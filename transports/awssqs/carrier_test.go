@@ -290,3 +290,24 @@ func FuzzUnpack(f *testing.F) {
 		}
 	})
 }
+
+// TestCaseVariantsDeterministic: where a message holds a field under
+// several casings and none exactly, the carrier and the decoded headers
+// take the same one (the least name) every time, not whichever map order
+// gives; and the decoded headers hold the W3C fields under their own names.
+func TestCaseVariantsDeterministic(t *testing.T) {
+	attrs := map[string]types.MessageAttributeValue{
+		"TraceParent": {DataType: aws.String("String"), StringValue: aws.String("second")},
+		"TRACEPARENT": {DataType: aws.String("String"), StringValue: aws.String("first")},
+		"Baggage":     {DataType: aws.String("String"), StringValue: aws.String("k=v")},
+	}
+	for range 100 {
+		if got := NewCarrier(&attrs).Get("traceparent"); got != "first" {
+			t.Fatalf("Get = %q, want the value of the least name, TRACEPARENT", got)
+		}
+		h := decodeHeaders(attrs)
+		if h["traceparent"] != "first" || h["baggage"] != "k=v" || h["TRACEPARENT"] != "" || h["Baggage"] != "" {
+			t.Fatalf("decoded headers %v", h)
+		}
+	}
+}
