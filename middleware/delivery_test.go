@@ -316,3 +316,29 @@ func TestSaturatedDeliveryCount(t *testing.T) {
 		})
 	}
 }
+
+// TestDualPublishOneCreationContext: with a traced Publisher on each side
+// (as a migration wires them), both copies carry the creation context the
+// primary's send made, even with no span in ctx: the secondary keeps it
+// instead of starting a second trace.
+func TestDualPublishOneCreationContext(t *testing.T) {
+	primary, secondary := memory.New(), memory.New()
+	h := newHarnessOn(t, primary)
+	tr := middleware.NewTracing(middleware.WithTracerProvider(h.tp))
+	dual := middleware.DualPublish(tr.Publisher(primary), "a", tr.Publisher(secondary), "b")
+	if err := dual.Publish(context.Background(), "", middleware.NewMessage([]byte("order-1"))); err != nil {
+		t.Fatal(err)
+	}
+	var got [2]string
+	for i, b := range []*memory.Broker{primary, secondary} {
+		dest := [...]string{"a", "b"}[i]
+		side := &harness{t: t, rec: h.rec, tp: h.tp, sub: b}
+		side.consume(dest, 1, func(_ context.Context, m *middleware.Message) error {
+			got[i] = m.Headers["traceparent"]
+			return nil
+		})
+	}
+	if got[0] == "" || got[0] != got[1] {
+		t.Fatalf("primary's copy traceparent %q, secondary's %q: want one creation context", got[0], got[1])
+	}
+}

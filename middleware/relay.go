@@ -52,14 +52,18 @@ func (d *dualPublisher) Describe(string) Destination { return Describe(d.primary
 // Publish ignores its destination argument: the destinations were fixed by
 // DualPublish, since the two brokers name them differently.
 func (d *dualPublisher) Publish(ctx context.Context, _ string, msgs ...*Message) error {
+	if err := d.primary.Publish(ctx, d.pd, msgs...); err != nil {
+		return err
+	}
+	// Copied after the primary's publish: a traced primary has written the
+	// message's creation context into its headers, which the copy then
+	// carries, so a traced secondary keeps it rather than making another
+	// (a second trace, when ctx held no span).
 	copies := make([]*Message, len(msgs))
 	for i, m := range msgs {
 		if m != nil {
 			copies[i] = &Message{Key: m.Key, Body: m.Body, Headers: maps.Clone(m.Headers), Time: m.Time}
 		}
-	}
-	if err := d.primary.Publish(ctx, d.pd, msgs...); err != nil {
-		return err
 	}
 	if err := d.secondary.Publish(ctx, d.sd, copies...); err != nil {
 		return fmt.Errorf("otelmq: dual publish to %s: %w", d.sd, err)
