@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
 	"github.com/otelmq/otelmq/transports/memory"
 )
 
@@ -340,5 +343,44 @@ func TestDualPublishOneCreationContext(t *testing.T) {
 	}
 	if got[0] == "" || got[0] != got[1] {
 		t.Fatalf("primary's copy traceparent %q, secondary's %q: want one creation context", got[0], got[1])
+	}
+}
+
+// TestRepublishKeepsXRayAndDropsStaleTraceState: a message whose creation
+// context came as X-Ray alone (an AWS producer) keeps it when published
+// again (a relay, a dead-letter), written as the traceparent too so the
+// W3C reader, which wins, agrees; and a message whose traceparent is
+// invalid gets a new one without the old tracestate, which belonged to
+// the context replaced.
+func TestRepublishKeepsXRayAndDropsStaleTraceState(t *testing.T) {
+	h := newHarness(t)
+	tr := middleware.NewTracing(middleware.WithTracerProvider(h.tp))
+	b := memory.New()
+	pub := tr.Publisher(b)
+
+	xray := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x5f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+		SpanID:  trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	fromAWS := middleware.NewMessage([]byte("from-aws"))
+	fromAWS.Headers[propagation.XRayKey] = propagation.FormatXRay(xray)
+	stale := middleware.NewMessage([]byte("stale"))
+	stale.Headers["traceparent"] = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01" // upper case: invalid
+	stale.Headers["tracestate"] = "ot=th:fffff,vendor=abc"
+	if err := pub.Publish(context.Background(), "q", fromAWS, stale); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := fromAWS.CreationContext(); got.TraceID() != xray.TraceID() || got.SpanID() != xray.SpanID() {
+		t.Errorf("X-Ray message's creation context %v, want the X-Ray one %v", got, xray)
+	}
+	if tp := fromAWS.Headers["traceparent"]; !strings.Contains(tp, xray.TraceID().String()) || !strings.Contains(tp, xray.SpanID().String()) {
+		t.Errorf("X-Ray message's traceparent %q does not carry the X-Ray context", tp)
+	}
+	if ts, ok := stale.Headers["tracestate"]; ok {
+		t.Errorf("the replaced context's tracestate %q rides on the new traceparent %q", ts, stale.Headers["traceparent"])
+	}
+	if sc := stale.CreationContext(); !sc.IsValid() || strings.Contains(stale.Headers["traceparent"], "4BF92F35") {
+		t.Errorf("the invalid traceparent was not replaced: %q", stale.Headers["traceparent"])
 	}
 }

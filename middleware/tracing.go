@@ -105,7 +105,7 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 			if msg == nil {
 				continue
 			}
-			if msg.Headers[propagation.TraceParentKey] == "" {
+			if _, kept := p.t.keep(ctx, (*headerCarrier)(msg)); !kept {
 				p.t.prop.Inject(ctx, (*headerCarrier)(msg))
 			}
 		}
@@ -283,13 +283,11 @@ func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...
 // create span is started and ended for the message and its context is the
 // one injected; otherwise the span in ctx is.
 func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation.TextMapCarrier, batch bool, attrs ...attribute.KeyValue) trace.SpanContext {
-	if tp := c.Get(propagation.TraceParentKey); tp != "" {
+	if sc, ok := t.keep(ctx, c); ok {
 		// A creation context already on the message (a relay, a retry, a
 		// dead-letter publish) is the message's identity: keep it and link it.
-		if sc, _, _ := t.prop.ExtractSpanContext(c); sc.IsValid() {
-			trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: sc})
-			return sc
-		}
+		trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: sc})
+		return sc
 	}
 	if batch && t.cfg.createSpans && !t.sampledOut(ctx) {
 		sh := t.shapes.get(d, propagation.Create, "create")
@@ -305,6 +303,33 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 	}
 	t.prop.Inject(ctx, c)
 	return trace.SpanContextFromContext(ctx)
+}
+
+// keep reports the creation context c already carries, if it is valid:
+// W3C, or X-Ray (an AWS producer's AWSTraceHeader, when the X-Ray fallback
+// is on). A context carried as X-Ray alone, or beside an invalid
+// traceparent, is also written as the traceparent, so that W3C readers,
+// which win, find the same one. When c carries none and has a traceparent
+// (an invalid one, about to be replaced), its tracestate is emptied: it
+// belongs to that context and must not ride along with the new one.
+func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace.SpanContext, bool) {
+	tp := c.Get(propagation.TraceParentKey)
+	if tp == "" && c.Get(propagation.XRayKey) == "" {
+		return trace.SpanContext{}, false
+	}
+	sc, _, _ := t.prop.ExtractSpanContext(c)
+	fromW3C := tp != "" && sc.IsValid() && strings.Contains(tp, sc.TraceID().String()) && strings.Contains(tp, sc.SpanID().String())
+	if tp != "" && !fromW3C && c.Get(propagation.TraceStateKey) != "" {
+		c.Set(propagation.TraceStateKey, "")
+	}
+	if !sc.IsValid() {
+		return sc, false
+	}
+	if !fromW3C {
+		// Without ctx's baggage: the message's own stays as it is.
+		t.prop.Inject(trace.ContextWithRemoteSpanContext(baggage.ContextWithoutBaggage(ctx), sc), c)
+	}
+	return sc, true
 }
 
 // Extract returns ctx with the remote span context and baggage in c, the
@@ -1013,6 +1038,12 @@ type headerCarrier Message
 func (c *headerCarrier) Get(key string) string { return c.Headers[key] }
 
 func (c *headerCarrier) Set(key, value string) {
+	if value == "" {
+		// Emptying a field (a stale tracestate) removes it: no broker
+		// needs an empty header, and SQS refuses an empty attribute.
+		delete(c.Headers, key)
+		return
+	}
 	if c.Headers == nil {
 		c.Headers = make(map[string]string, 3)
 	}

@@ -162,10 +162,14 @@ func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, 
 		return attrs, sys
 	}
 	// What the propagator writes replaces stale fields of the same name
-	// (an invalid traceparent, a tracestate without one) and a stale pack.
+	// (an invalid traceparent, a tracestate without one) and a stale pack;
+	// a field emptied is only removed.
 	written := make(map[string]bool, len(fields))
-	for k := range fields {
+	for k, v := range fields {
 		written[strings.ToLower(k)] = true
+		if v == "" {
+			delete(fields, k)
+		}
 	}
 	out := make(map[string]types.MessageAttributeValue, len(attrs)+len(fields))
 	for k, v := range attrs {
@@ -205,11 +209,9 @@ func (c injectCarrier) Get(key string) string {
 	return c.read.Get(key)
 }
 
-func (c injectCarrier) Set(key, value string) {
-	if value != "" {
-		c.fields[key] = value
-	}
-}
+// Set records value for key; an empty value marks a stale field of the
+// message (a tracestate whose traceparent is replaced) to leave out.
+func (c injectCarrier) Set(key, value string) { c.fields[key] = value }
 
 func (c injectCarrier) Keys() []string { return c.read.Keys() }
 
