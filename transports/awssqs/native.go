@@ -139,7 +139,8 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 
 // inject returns copies of attrs and sys with the creation context of one
 // message added within the attribute budget (see EncodeHeaders): a valid
-// traceparent already there is kept and nothing is written; the fields go one
+// traceparent already there is kept and nothing is written, and a valid
+// AWSTraceHeader alone is kept and written as the traceparent too; the fields go one
 // attribute each when they fit beside the message's own attributes, else
 // packed into PackedAttribute, else they are dropped and recorded. An X-Ray
 // header the propagator writes becomes the AWSTraceHeader system attribute
@@ -147,6 +148,10 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, attrs map[string]types.MessageAttributeValue, sys map[string]types.MessageSystemAttributeValue, batch bool) (map[string]types.MessageAttributeValue, map[string]types.MessageSystemAttributeValue) {
 	fields := map[string]string{}
 	c := injectCarrier{read: NewCarrier(&attrs), fields: fields}
+	if v, ok := sys[attrTraceHeader]; ok {
+		// An AWS producer's creation context, kept as the message's own.
+		c.xray = aws.ToString(v.StringValue)
+	}
 	i.tracing.InjectCreate(ctx, d, c, batch)
 	if xray := fields[propagation.XRayKey]; xray != "" {
 		delete(fields, propagation.XRayKey)
@@ -200,11 +205,15 @@ func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, 
 type injectCarrier struct {
 	read   Carrier
 	fields map[string]string
+	xray   string // the message's AWSTraceHeader system attribute
 }
 
 func (c injectCarrier) Get(key string) string {
 	if v, ok := c.fields[key]; ok {
 		return v
+	}
+	if key == propagation.XRayKey && c.xray != "" {
+		return c.xray
 	}
 	return c.read.Get(key)
 }

@@ -232,6 +232,36 @@ func TestNativeKeepsExistingTraceparent(t *testing.T) {
 	}
 }
 
+// TestNativeKeepsXRayCreationContext: a message an AWS producer sent with
+// only its AWSTraceHeader, sent on (a relay), keeps that creation context:
+// the send span links it and it is written as the traceparent too, so a
+// W3C reader, which wins, finds the same trace.
+func TestNativeKeepsXRayCreationContext(t *testing.T) {
+	r := newNativeRig(t, "native-xray")
+	xray := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x5f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+		SpanID:  trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	_, err := r.client.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl:    aws.String(r.url),
+		MessageBody: aws.String("from-aws"),
+		MessageSystemAttributes: map[string]types.MessageSystemAttributeValue{
+			"AWSTraceHeader": {DataType: aws.String("String"), StringValue: aws.String(propagation.FormatXRay(xray))},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := receiveAll(t, r.raw, r.url, "from-aws")["from-aws"].m
+	tp := aws.ToString(m.MessageAttributes["traceparent"].StringValue)
+	if !strings.Contains(tp, xray.TraceID().String()) || !strings.Contains(tp, xray.SpanID().String()) {
+		t.Errorf("traceparent %q does not carry the X-Ray creation context %s/%s", tp, xray.TraceID(), xray.SpanID())
+	}
+	if !linksTo(r.spans("send ")[0], xray) {
+		t.Error("the send span does not link the X-Ray creation context")
+	}
+}
+
 // stringAttrs returns n application String attributes.
 func stringAttrs(n int) map[string]types.MessageAttributeValue {
 	attrs := make(map[string]types.MessageAttributeValue, n)
