@@ -72,8 +72,8 @@ func ChainHandler(h Handler, mws ...HandlerMiddleware) Handler {
 type Destination struct {
 	// System is messaging.system (propagation.SystemKafka, ...).
 	System string
-	// Name is messaging.destination.name, formatted per system (RabbitMQ:
-	// "{exchange}:{routing key}[:{queue}]").
+	// Name is messaging.destination.name, formatted per system (RabbitMQ
+	// sends: "{exchange}:{routing key}"; RabbitMQ consumers: the queue).
 	Name string
 	// Attributes are per-destination attributes: server.address/port,
 	// consumer group, queue URL, client ID.

@@ -76,9 +76,13 @@ const AttemptKey = attribute.Key("otelmq.retry.attempt")
 // Retry is handler middleware that retries a failing message. In place (the
 // default), each attempt after the first is a child span "attempt {n}" of the
 // process span, so failed attempts are visible in the message's trace; the
-// wait between attempts ends early when ctx ends. With WithBrokerRedelivery
+// wait between attempts ends early when the handler's ctx ends (which the
+// transports do not end when Subscribe's does: they let running handlers,
+// and so their retries, finish). With WithBrokerRedelivery
 // the broker redelivers instead. Either way the message's attempt count is
-// what DeadLetter reports.
+// what DeadLetter reports. Put Retry inside DeadLetter, so DeadLetter sees
+// only the last failure: ChainHandler(h, DeadLetter(...), Retry(...)); the
+// other way round the first failure is dead-lettered and Retry never runs.
 func Retry(opts ...RetryOption) HandlerMiddleware {
 	cfg := retryConfig{attempts: 3, backoff: ExponentialBackoff(100*time.Millisecond, 5*time.Second), inPlace: true}
 	for _, o := range opts {

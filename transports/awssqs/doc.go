@@ -104,9 +104,8 @@
 // On receive, AWSTraceHeader becomes Headers["AWSTraceHeader"], which the
 // propagation package falls back to when a message carries no W3C context.
 // On publish, Headers["AWSTraceHeader"] is sent as that system attribute;
-// middleware.NewTracing has no X-Ray-inject option, so a propagator given
-// with middleware.WithPropagator that writes propagation.FormatXRay under
-// propagation.XRayKey is the way to have the middleware set it.
+// middleware.WithPropagation(propagation.WithXRayInject(true)) makes the
+// tracing middleware write it beside traceparent.
 //
 // # goaws
 //

@@ -48,7 +48,7 @@ func ExampleInstrumentation() {
 		if err == nil {
 			_, err = inst.DeleteMessage(pctx, client, queueURL, m)
 		}
-		middleware.End(span, err)
+		inst.Tracing().End(span, err)
 	}
 }
 

@@ -105,7 +105,11 @@ func WithPropagator(p *propagation.Propagator) Option {
 // WithDeduplicationID sets how the Publisher derives the
 // MessageDeduplicationId of a message sent to a FIFO queue; an empty result
 // sends none, which a queue without ContentBasedDeduplication rejects. The
-// default is the message's ID. It is not used for standard queues.
+// default is the message's ID, which a new message does not have (SQS
+// assigns IDs on send): for a FIFO queue without ContentBasedDeduplication,
+// set Message.ID (an ID of your own, kept when you publish again, makes
+// SQS drop the duplicate) or give this option. A FIFO message also needs
+// its Key, the MessageGroupId. It is not used for standard queues.
 func WithDeduplicationID(f func(*middleware.Message) string) Option {
 	return optionFunc(func(c *config) {
 		if f != nil {
@@ -128,9 +132,14 @@ func WithWaitTime(d time.Duration) Option {
 }
 
 // WithVisibilityTimeout sets the visibility timeout of the messages a
-// Subscriber receives, in whole seconds up to 12 h: how long a handler has
-// before another consumer may receive the message. By default the queue's
-// own applies.
+// Subscriber receives, in whole seconds up to 12 h: how long a message has,
+// from its receive, before another consumer may receive it. By default the
+// queue's own applies. A receive takes up to WithMaxMessages messages and
+// WithConcurrency of them run at once, so the last of a receive starts
+// after about maxMessages/concurrency handler times: the timeout must cover
+// those as well as its own handling, or it is delivered again meanwhile
+// (ten 500 ms handlers, one at a time, under a 2 s timeout: 17 handlings).
+// Lower WithMaxMessages, or raise the timeout, when handlers are slow.
 func WithVisibilityTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		d = min(max(d, 0), maxVisibility)

@@ -76,7 +76,7 @@
 //		fetches.EachRecord(func(r *kgo.Record) {
 //			pctx, span := hooks.StartProcess(rctx, r) // child of the send span
 //			err := handle(pctx, r)
-//			middleware.End(span, err)
+//			hooks.Tracing().End(span, err) // error text through the redactor
 //		})
 //	}
 //

@@ -89,7 +89,7 @@ func ExampleHooks() {
 			// A child of the producer's send span, linking the poll.
 			pctx, span := hooks.StartProcess(rctx, r)
 			err := process(pctx, r)
-			middleware.End(span, err)
+			hooks.Tracing().End(span, err)
 		})
 	}
 }
