@@ -2,9 +2,12 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/otelmq/otelmq/middleware"
 )
@@ -86,8 +89,14 @@ func TestPublishConfirmRequiredReopens(t *testing.T) {
 	pub := NewPublisher(conn, WithExchange("otelmq-no-such-exchange"))
 	defer pub.Close()
 	marked := middleware.RequireConfirm(t.Context())
-	if err := pub.Publish(marked, q, &middleware.Message{ID: "lost"}); err == nil {
+	err := pub.Publish(marked, q, &middleware.Message{ID: "lost"})
+	if err == nil {
 		t.Fatal("marked publish to a missing exchange succeeded")
+	}
+	// The broker's reason, not only that the channel closed.
+	var reason *amqp.Error
+	if !errors.As(err, &reason) || reason.Code != amqp.NotFound {
+		t.Errorf("error %q does not carry the broker's 404 NOT_FOUND", err)
 	}
 	old := pub.confirmed.returns
 	eventually(t, 10*time.Second, "the returns reader of the closed confirm channel to end", func() bool {

@@ -49,6 +49,10 @@ type pubChannel struct {
 
 	mu sync.Mutex
 	ch *amqp.Channel // nil until the first Publish and after it closed
+	// closed hears why the broker closed ch (amqp091 sends the reason,
+	// then closes it); reason keeps what it said. Guarded by mu.
+	closed chan *amqp.Error
+	reason *amqp.Error
 	// returns reads the messages the broker could not route (basic.return)
 	// on ch, in confirm mode, when Publish sets mandatory; nil otherwise.
 	returns *returnReader
@@ -195,9 +199,11 @@ func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey strin
 			fail(i, msgs[i], fmt.Errorf("waiting for the confirm: %w", err))
 		case !ok && ch.IsClosed():
 			// amqp091 resolves outstanding confirms as nacks when the
-			// channel closes; say so, because the broker may well have the
-			// message (publish again and expect a duplicate).
-			fail(i, msgs[i], errors.New("channel closed before the broker confirmed"))
+			// channel closes; say so, and why the broker closed it (a
+			// missing exchange: 404 NOT_FOUND), because otherwise the
+			// broker may well have the message (publish again and expect
+			// a duplicate).
+			fail(i, msgs[i], closedError(c.closeReason()))
 		case !ok:
 			fail(i, msgs[i], errors.New("nacked by the broker"))
 		default:
@@ -386,6 +392,7 @@ func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, e
 	if err != nil {
 		return nil, err
 	}
+	c.closed, c.reason = ch.NotifyClose(make(chan *amqp.Error, 1)), nil
 	if c.confirms {
 		if err := ch.Confirm(false); err != nil {
 			_ = ch.Close()
@@ -395,6 +402,28 @@ func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, e
 	}
 	c.ch = ch
 	return ch, nil
+}
+
+// closeReason is why the broker closed c's channel, nil when it did not
+// say (or has not). c.mu is held.
+func (c *pubChannel) closeReason() *amqp.Error {
+	if c.reason == nil && c.closed != nil {
+		select {
+		case e := <-c.closed:
+			c.reason = e
+		default:
+		}
+	}
+	return c.reason
+}
+
+// closedError is the error of a message whose confirm the channel's close
+// cut short, with the broker's reason when it gave one.
+func closedError(reason *amqp.Error) error {
+	if reason == nil {
+		return errors.New("channel closed before the broker confirmed")
+	}
+	return fmt.Errorf("channel closed before the broker confirmed: %w", reason)
 }
 
 // dropReturns stops the returns reader of a channel the Publisher no longer
