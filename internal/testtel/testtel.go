@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -38,4 +39,29 @@ func New(t testing.TB, opts ...middleware.Option) *Recorded {
 	})
 	opts = append([]middleware.Option{middleware.WithMeterProvider(mp), middleware.WithTracerProvider(tp)}, opts...)
 	return &Recorded{Telemetry: middleware.NewTelemetry(opts...), Metrics: reader, Spans: rec, TracerProvider: tp}
+}
+
+// OperationPoints returns the messaging.client.operation.duration points
+// of operation op (messaging.operation.name) recorded so far.
+func (r *Recorded) OperationPoints(t testing.TB, op string) []metricdata.HistogramDataPoint[float64] {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Metrics.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var out []metricdata.HistogramDataPoint[float64]
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok || m.Name != middleware.MetricOperationDuration {
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				if v, _ := dp.Attributes.Value("messaging.operation.name"); v.AsString() == op {
+					out = append(out, dp)
+				}
+			}
+		}
+	}
+	return out
 }

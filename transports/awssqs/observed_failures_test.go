@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -34,25 +33,10 @@ func newTelemetry(t *testing.T) *telemetry { return &telemetry{testtel.New(t)} }
 // error.type of each ("" without error) with its count.
 func (tel *telemetry) durations(t *testing.T, op string) map[string]uint64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := tel.Metrics.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]uint64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			h, ok := m.Data.(metricdata.Histogram[float64])
-			if !ok || m.Name != middleware.MetricOperationDuration {
-				continue
-			}
-			for _, dp := range h.DataPoints {
-				if v, _ := dp.Attributes.Value("messaging.operation.name"); v.AsString() != op {
-					continue
-				}
-				errType, _ := dp.Attributes.Value("error.type")
-				out[errType.AsString()] += dp.Count
-			}
-		}
+	for _, dp := range tel.OperationPoints(t, op) {
+		errType, _ := dp.Attributes.Value("error.type")
+		out[errType.AsString()] += dp.Count
 	}
 	return out
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/internal/testtel"
@@ -72,7 +71,7 @@ func TestFailedPollObserved(t *testing.T) {
 	msgs := publishN(t, seeds, topic, 20, 8)
 
 	tel := testtel.New(t)
-	reader, rec := tel.Metrics, tel.Spans
+	rec := tel.Spans
 
 	const refusals = 2
 	refused := refuseFetches(c, refusals)
@@ -103,31 +102,16 @@ func TestFailedPollObserved(t *testing.T) {
 		t.Fatalf("%d Fetch requests refused, want %d", n, refusals)
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	failedPoints := map[string]uint64{}
 	var okPoints uint64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			h, ok := m.Data.(metricdata.Histogram[float64])
-			if !ok || m.Name != middleware.MetricOperationDuration {
-				continue
+	for _, dp := range tel.OperationPoints(t, "receive") {
+		if et, ok := dp.Attributes.Value("error.type"); ok {
+			failedPoints[et.AsString()] += dp.Count
+			if g, _ := dp.Attributes.Value("messaging.consumer.group.name"); g.AsString() != "pollfail-group" {
+				t.Errorf("failed receive point without the consumer group: %v", dp.Attributes.ToSlice())
 			}
-			for _, dp := range h.DataPoints {
-				if op, _ := dp.Attributes.Value("messaging.operation.name"); op.AsString() != "receive" {
-					continue
-				}
-				if et, ok := dp.Attributes.Value("error.type"); ok {
-					failedPoints[et.AsString()] += dp.Count
-					if g, _ := dp.Attributes.Value("messaging.consumer.group.name"); g.AsString() != "pollfail-group" {
-						t.Errorf("failed receive point without the consumer group: %v", dp.Attributes.ToSlice())
-					}
-				} else {
-					okPoints += dp.Count
-				}
-			}
+		} else {
+			okPoints += dp.Count
 		}
 	}
 	// The client may hand one refused fetch to a poll and the other to the
