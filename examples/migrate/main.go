@@ -22,6 +22,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -42,6 +43,7 @@ import (
 )
 
 func main() {
+	flag.Parse() // takes no flags; -h says so instead of running
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := run(ctx, os.Stdout)
