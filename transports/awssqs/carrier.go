@@ -273,6 +273,9 @@ func decodeHeaders(attrs map[string]types.MessageAttributeValue) map[string]stri
 	// The propagation fields under the names the propagator reads: other
 	// producers spell them as they like (Go's http.Header makes
 	// "Traceparent"), and the middleware reads Headers by exact name.
+	if !hasFieldVariant(headers) {
+		return headers // the common case: one pass, no lookups
+	}
 	for _, field := range w3cFields {
 		if k, ok := foldKey(headers, field); ok && k != field {
 			headers[field] = headers[k]
@@ -280,6 +283,19 @@ func decodeHeaders(attrs map[string]types.MessageAttributeValue) map[string]stri
 		}
 	}
 	return headers
+}
+
+// hasFieldVariant reports whether a key of headers spells a W3C field in
+// another casing.
+func hasFieldVariant(headers map[string]string) bool {
+	for k := range headers {
+		for _, field := range w3cFields {
+			if len(k) == len(field) && k != field && strings.EqualFold(k, field) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // w3cFields are the W3C propagation fields, as the W3C propagators name them.

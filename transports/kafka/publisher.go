@@ -118,14 +118,12 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 	return publishError(topic, errs)
 }
 
-// indexedError is the failure of the message at index.
+// indexedError is the failure of the message at index, kept with its
+// index to be sorted; publishError joins the errors alone.
 type indexedError struct {
 	index int
 	err   error
 }
-
-func (e indexedError) Error() string { return e.err.Error() }
-func (e indexedError) Unwrap() error { return e.err }
 
 func publishError(topic string, errs []indexedError) error {
 	if len(errs) == 0 {
@@ -133,7 +131,7 @@ func publishError(topic string, errs []indexedError) error {
 	}
 	joined := make([]error, len(errs))
 	for i, e := range errs {
-		joined[i] = e.err // not e: its type would be every failure's error.type
+		joined[i] = e.err
 	}
 	return fmt.Errorf("kafka: publish to %s: %d message(s) failed: %w", topic, len(errs), errors.Join(joined...))
 }
