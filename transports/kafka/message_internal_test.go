@@ -546,3 +546,86 @@ func TestBinaryKeyNotRecorded(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMessages converts fuzzed records, several to a block and past a
+// block's end, and checks each Message against its record: messages packs
+// IDs, keys and header values of a block into one string and slices it by
+// lengths, so an off-by-one would hand a record another's bytes.
+func FuzzMessages(f *testing.F) {
+	f.Add("orders", int32(3), int64(42), []byte("k"), []byte("v"), []byte("traceparent\x00a\x01traceparent\x00b"), uint8(2))
+	f.Add("", int32(-1), int64(math.MinInt64), []byte(nil), []byte(nil), []byte("\x00\x00\x01k\x00\x02"), uint8(40))
+	f.Add("t\xff", int32(math.MaxInt32), int64(math.MaxInt64), []byte{}, []byte{}, []byte(""), uint8(33))
+	f.Fuzz(func(t *testing.T, topic string, partition int32, offset int64, key, value, headerData []byte, count uint8) {
+		n := int(count%70) + 1 // up to two blocks and a bit
+		records := make([]*kgo.Record, n)
+		for i := range records {
+			r := &kgo.Record{Topic: topic, Partition: partition, Offset: offset + int64(i), Value: value}
+			if i%3 != 1 { // some records without key or headers
+				r.Key = key
+				r.Headers = fuzzHeaders(headerData)
+			}
+			records[i] = r
+		}
+		group := ""
+		if n%2 == 0 {
+			group = "g"
+		}
+		msgs := messages(records, group)
+		if len(msgs) != n {
+			t.Fatalf("%d messages from %d records", len(msgs), n)
+		}
+		for i, m := range msgs {
+			r := records[i]
+			if want := recordID(r.Topic, r.Partition, r.Offset); m.ID != want {
+				t.Fatalf("record %d: ID %q, want %q", i, m.ID, want)
+			}
+			if string(m.Key) != string(r.Key) || (m.Key == nil) != (r.Key == nil) || string(m.Body) != string(r.Value) {
+				t.Fatalf("record %d: key %q body %q, want %q %q", i, m.Key, m.Body, r.Key, r.Value)
+			}
+			want := map[string]string{}
+			for _, h := range r.Headers {
+				want[h.Key] = string(h.Value) // the last duplicate wins
+			}
+			if len(m.Headers) != len(want) {
+				t.Fatalf("record %d: headers %q, want %q", i, m.Headers, want)
+			}
+			for k, v := range want {
+				if got, ok := m.Headers[k]; !ok || got != v {
+					t.Fatalf("record %d: header %q = %q, want %q", i, k, got, v)
+				}
+			}
+			if m.DeliveryCount != 1 || m.Destination != topic {
+				t.Fatalf("record %d: delivery count %d, destination %q", i, m.DeliveryCount, m.Destination)
+			}
+			attrs := attribute.NewSet(m.Attributes()...)
+			if v, ok := attrs.Value(propagation.KafkaOffset(0).Key); !ok || v.AsInt64() != r.Offset {
+				t.Fatalf("record %d: offset attribute %v, want %d", i, v.Emit(), r.Offset)
+			}
+			if v, _ := attrs.Value(propagation.MessageID("").Key); v.AsString() != m.ID {
+				t.Fatalf("record %d: message id attribute %q, want %q", i, v.AsString(), m.ID)
+			}
+			var back *kgo.Record
+			if !m.As(&back) || back != r {
+				t.Fatalf("record %d: As does not reach the record", i)
+			}
+		}
+	})
+}
+
+// fuzzHeaders decodes data into record headers: key and value separated by
+// a 0 byte, headers by a 1 byte, a 2 byte for a nil value.
+func fuzzHeaders(data []byte) []kgo.RecordHeader {
+	if len(data) == 0 {
+		return nil
+	}
+	var hs []kgo.RecordHeader
+	for part := range strings.SplitSeq(string(data), "\x01") {
+		k, v, _ := strings.Cut(part, "\x00")
+		h := kgo.RecordHeader{Key: k, Value: []byte(v)}
+		if v == "\x02" {
+			h.Value = nil
+		}
+		hs = append(hs, h)
+	}
+	return hs
+}
