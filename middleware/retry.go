@@ -126,9 +126,15 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 func (cfg *retryConfig) retryInPlace(ctx context.Context, next Handler, msg *Message, base, attempt int, err error) error {
 	process := trace.SpanFromContext(ctx)
 	tracer := process.TracerProvider().Tracer(propagation.ScopeName)
+	redact := redactorIn(ctx)
 	for ; attempt < cfg.attempts; attempt++ {
-		process.AddEvent("otelmq.retry", trace.WithAttributes(
-			AttemptKey.Int(attempt), propagation.ErrorTypeKey.String(ErrorType(err))))
+		if process.IsRecording() {
+			errorType := propagation.ErrorTypeKey.String(ErrorType(err))
+			if redact != nil {
+				errorType = redact(errorType)
+			}
+			process.AddEvent("otelmq.retry", trace.WithAttributes(AttemptKey.Int(attempt), errorType))
+		}
 		select {
 		case <-time.After(cfg.backoff(attempt)):
 		case <-ctx.Done():

@@ -124,7 +124,20 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 		}
 		msg.setCreation(p.t.InjectCreate(ctx, d, (*headerCarrier)(msg), batch, attrs...))
 	}
+	published := false
+	defer func() {
+		if !published {
+			// The Publisher below panicked (a user PublisherFunc, a
+			// wrapper): the span still ends, and the panic goes on.
+			r := recover()
+			p.t.End(span, &publishPanic{value: r})
+			if r != nil {
+				panic(r)
+			}
+		}
+	}()
 	err := p.next.Publish(ctx, dest, msgs...)
+	published = true
 	if !batch && len(msgs) == 1 && msgs[0] != nil && msgs[0].ID != "" && span.IsRecording() {
 		// Brokers assign IDs on send; record it once known.
 		p.t.RecordAttributes(span, propagation.MessageID(msgs[0].ID))
@@ -132,6 +145,13 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 	p.t.End(span, err)
 	return err
 }
+
+// publishPanic is the error a send span ends with when the Publisher it
+// wraps panics; its error.type is "panic", as a handler's.
+type publishPanic struct{ value any }
+
+func (e *publishPanic) Error() string     { return fmt.Sprintf("otelmq: publish panicked: %v", e.value) }
+func (e *publishPanic) ErrorType() string { return "panic" }
 
 // Subscriber wraps next: it installs t as an Observer (receive and settle
 // spans) and wraps the handler with a process span per message.
@@ -160,10 +180,6 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 	sh := newShape(templated(s.t.cfg.template, d), propagation.Process, "process")
 	return s.next.Subscribe(WithObserver(ctx, s.t), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		ctx, span := s.t.startProcess(ctx, d, sh, msg)
-		if s.t.cfg.redact != nil {
-			// For the spans handler middleware ends (Retry's attempts).
-			ctx = context.WithValue(ctx, redactorKey{}, s.t.cfg.redact)
-		}
 		err := Call(ctx, h, msg)
 		s.t.End(span, err)
 		return err
@@ -505,8 +521,18 @@ func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, ms
 
 // process starts a process span: of msg, whose attributes it asks for only
 // when it starts the span, or, when msg is nil, of a message described by
-// attrs.
+// attrs. With a redactor, the context it returns carries it for the spans
+// handler middleware ends there (Retry's attempts, endIn), whichever way
+// the process span was started.
 func (t *Tracing) process(ctx context.Context, d Destination, sh *shape, creation trace.SpanContext, bg baggage.Baggage, dropped []propagation.Dropped, attrs []attribute.KeyValue, msg *Message) (context.Context, trace.Span) {
+	ctx, span := t.startProcessSpan(ctx, d, sh, creation, bg, dropped, attrs, msg)
+	if t.cfg.redact != nil {
+		ctx = context.WithValue(ctx, redactorKey{}, t.cfg.redact)
+	}
+	return ctx, span
+}
+
+func (t *Tracing) startProcessSpan(ctx context.Context, d Destination, sh *shape, creation trace.SpanContext, bg baggage.Baggage, dropped []propagation.Dropped, attrs []attribute.KeyValue, msg *Message) (context.Context, trace.Span) {
 	if bg.Len() > 0 {
 		ctx = baggage.ContextWithBaggage(ctx, bg)
 	}
@@ -937,8 +963,14 @@ type redactorKey struct{}
 
 // endIn ends span as the Tracing whose handler context ctx is would.
 func endIn(ctx context.Context, span trace.Span, err error) {
+	endWith(span, err, redactorIn(ctx))
+}
+
+// redactorIn is the redactor of the Tracing whose handler context ctx is,
+// or nil.
+func redactorIn(ctx context.Context) func(attribute.KeyValue) attribute.KeyValue {
 	redact, _ := ctx.Value(redactorKey{}).(func(attribute.KeyValue) attribute.KeyValue)
-	endWith(span, err, redact)
+	return redact
 }
 
 // ErrorType is the low-cardinality error.type of err: "panic" for a
