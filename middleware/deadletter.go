@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"time"
 )
 
 // Headers DeadLetter adds to a dead-lettered message.
@@ -22,9 +23,14 @@ const (
 type DeadLetterOption func(*deadLetterConfig)
 
 type deadLetterConfig struct {
-	maxDeliveries int
-	errorText     bool
+	maxDeliveries  int
+	errorText      bool
+	publishTimeout time.Duration
 }
+
+// DefaultDeadLetterTimeout bounds a dead-letter publish unless
+// WithPublishTimeout says otherwise.
+const DefaultDeadLetterTimeout = 30 * time.Second
 
 // WithMaxDeliveries dead-letters a failing message only once the broker has
 // delivered it n times (its DeliveryCount), leaving earlier failures
@@ -38,6 +44,19 @@ func WithMaxDeliveries(n int) DeadLetterOption {
 	return func(c *deadLetterConfig) {
 		if n > 0 {
 			c.maxDeliveries = n
+		}
+	}
+}
+
+// WithPublishTimeout bounds each dead-letter publish to d (default
+// DefaultDeadLetterTimeout; d <= 0 keeps it). The publish does not inherit
+// the handler context's deadline or cancellation, which may have ended
+// while the handler failed (a deadline around Retry's attempts): it would
+// then fail every time, and the message would come back for ever.
+func WithPublishTimeout(d time.Duration) DeadLetterOption {
+	return func(c *deadLetterConfig) {
+		if d > 0 {
+			c.publishTimeout = d
 		}
 	}
 }
@@ -58,9 +77,12 @@ func WithErrorText() DeadLetterOption {
 // destination), HeaderDLQAttempts and HeaderDLQErrorType. If the publish
 // fails the message is not settled and both errors are returned, so nothing
 // is lost; the publish's context is marked with RequireConfirm, so that pub
-// returns nil only once its broker took the dead-lettered message.
+// returns nil only once its broker took the dead-lettered message. The
+// publish runs on the handler context's values (its span, so a traced pub
+// joins the trace) but not its deadline or cancellation, bounded by
+// WithPublishTimeout instead.
 func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) HandlerMiddleware {
-	cfg := deadLetterConfig{maxDeliveries: 1}
+	cfg := deadLetterConfig{maxDeliveries: 1, publishTimeout: DefaultDeadLetterTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -77,7 +99,9 @@ func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) Han
 				return err // the broker redelivers it
 			}
 			dead := deadLetterMessage(msg, err, cfg.errorText)
-			if perr := pub.Publish(RequireConfirm(ctx), destination, dead); perr != nil {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.publishTimeout)
+			defer cancel()
+			if perr := pub.Publish(RequireConfirm(pctx), destination, dead); perr != nil {
 				return errors.Join(err, fmt.Errorf("otelmq: dead-lettering to %s: %w", destination, perr))
 			}
 			return nil

@@ -22,8 +22,11 @@ const (
 	// link the receive span, which links the message already: semconv's
 	// "parent" choice, and a link less per message for the SDK to copy
 	// twice (at start and in the span's snapshot). A message without a
-	// creation context gets the receive span (or the caller's span) as
-	// its parent.
+	// creation context gets the receive span as its parent (with
+	// StartProcess on a pull destination, whatever span ctx holds); on a
+	// push destination (Destination.Push), which has no receive span, it
+	// starts a new root: the span in the Subscribe context is the
+	// caller's, not the message's.
 	ParentMessage ProcessParent = iota
 	// ParentReceive parents the process span on the receive span (the poll)
 	// and links the message's creation context: batch-poll-as-parent. A push
