@@ -188,6 +188,10 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 			select {
 			case jobs <- delivery{ctx: hctx, env: envs[i], msg: msg}:
 			case <-ctx.Done():
+				// Taken but never delivered: they go back uncounted.
+				for _, env := range envs[i:] {
+					env.deliveries--
+				}
 				b.requeue(name, envs[i:]...)
 				return nil
 			}
