@@ -125,14 +125,17 @@ func WithMaxMessages(n int) Option {
 }
 
 // WithWaitTime sets the long-poll wait of ReceiveMessage, up to 20 s (the
-// default), in whole seconds. 0 is short polling, which costs a request
-// per empty poll.
+// default), rounded up to whole seconds. 0 sends none, so the queue's
+// ReceiveMessageWaitTimeSeconds applies: short polling when that is 0 too,
+// which costs a request per empty poll (the Subscriber then pauses 100 ms
+// after each).
 func WithWaitTime(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.waitTime = min(max(d, 0), maxWait) })
 }
 
 // WithVisibilityTimeout sets the visibility timeout of the messages a
-// Subscriber receives, in whole seconds up to 12 h: how long a message has,
+// Subscriber receives, rounded up to whole seconds, up to 12 h (0 leaves
+// the queue's own, as SQS takes a 0 in the request): how long a message has,
 // from its receive, before another consumer may receive it. By default the
 // queue's own applies. A receive takes up to WithMaxMessages messages and
 // WithConcurrency of them run at once, so the last of a receive starts
@@ -148,8 +151,8 @@ func WithVisibilityTimeout(d time.Duration) Option {
 }
 
 // WithRetryVisibility makes a Subscriber set the visibility timeout of a
-// message whose handler failed to d (whole seconds; 0 makes it visible at
-// once), so its redelivery does not wait for the rest of the receive's
+// message whose handler failed to d (rounded up to whole seconds; 0 makes
+// it visible at once), so its redelivery does not wait for the rest of the receive's
 // visibility timeout. By default the message stays invisible until that
 // timeout ends.
 func WithRetryVisibility(d time.Duration) Option {
@@ -161,7 +164,9 @@ func WithRetryVisibility(d time.Duration) Option {
 
 // WithConcurrency sets how many handlers a Subscriber runs at once; the
 // default is 10. Values below 1 are ignored. Messages of one FIFO group
-// are handled in order only with 1.
+// are handled in order only with 1; then, when a handler fails, the later
+// messages of its group from the same receive are not handled but made
+// visible again, to come after its redelivery.
 func WithConcurrency(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
@@ -183,4 +188,4 @@ func WithDeleteLinger(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.deleteLinger = max(d, 0) })
 }
 
-func seconds(d time.Duration) int32 { return int32(d / time.Second) }
+func seconds(d time.Duration) int32 { return int32((d + time.Second - 1) / time.Second) }

@@ -103,6 +103,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, queueURL string, h middlewar
 	p := &poller{
 		s:        s,
 		queueURL: queueURL,
+		fifo:     isFIFO(queueURL),
 		h:        h,
 		obs:      middleware.ObserverFrom(ctx),
 		dest:     s.Describe(queueURL),
@@ -120,6 +121,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, queueURL string, h middlewar
 type poller struct {
 	s        *Subscriber
 	queueURL string
+	fifo     bool
 	h        middleware.Handler
 	obs      middleware.Observer
 	dest     middleware.Destination
@@ -211,6 +213,16 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 				b.skip(len(raw) - i)
 				return
 			}
+			if b.groupFailed(i) {
+				// An earlier message of its FIFO group failed in this
+				// receive: handled now, it would come before that one's
+				// redelivery. Visible again, it waits behind it (SQS holds
+				// back a group while one of its messages is in flight).
+				<-p.running
+				p.abandon(hctx, raw[i:i+1])
+				b.skip(1)
+				continue
+			}
 			p.wg.Add(1)
 			go p.handle(b, i, msg)
 		}
@@ -223,6 +235,9 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 func (p *poller) handle(b *deleteBatch, i int, msg *middleware.Message) {
 	defer p.wg.Done()
 	err := middleware.Call(b.hctx, p.h, msg)
+	if err != nil {
+		b.failGroup(i) // before the slot frees: the next message checks it
+	}
 	<-p.running
 	if err != nil {
 		p.retry(b.hctx, &b.raw[i])
@@ -278,7 +293,8 @@ type deleteBatch struct {
 	msgs []*middleware.Message
 
 	mu      sync.Mutex
-	left    int // messages of the poll whose handler has not finished
+	failed  []string // FIFO groups of the poll with a failed message
+	left    int      // messages of the poll whose handler has not finished
 	pending [maxBatch]int
 	n       int         // pending[:n] are the succeeded messages not yet sent
 	timer   *time.Timer // the linger of pending[:n], nil when none runs
@@ -318,8 +334,33 @@ func (b *deleteBatch) done(i int, ok bool) {
 	b.mu.Unlock()
 }
 
+// failGroup records that message i failed, when the queue is FIFO: the
+// messages of its group after it in the poll are then not handled.
+func (b *deleteBatch) failGroup(i int) {
+	g := b.raw[i].Attributes[attrGroupID]
+	if !b.p.fifo || g == "" {
+		return
+	}
+	b.mu.Lock()
+	b.failed = append(b.failed, g)
+	b.mu.Unlock()
+}
+
+// groupFailed reports whether a message of message i's FIFO group failed
+// earlier in the poll.
+func (b *deleteBatch) groupFailed(i int) bool {
+	if !b.p.fifo {
+		return false
+	}
+	g := b.raw[i].Attributes[attrGroupID]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return g != "" && slices.Contains(b.failed, g)
+}
+
 // skip records that n messages of the poll will not be handled (shutdown
-// abandoned them); their held slots were released by abandon.
+// abandoned them, or an earlier message of their FIFO group failed);
+// their held slots were released by abandon.
 func (b *deleteBatch) skip(n int) {
 	b.mu.Lock()
 	b.left -= n
