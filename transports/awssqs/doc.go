@@ -15,7 +15,9 @@
 //	                  which does not count against the attribute limit
 //	Key           <-> MessageGroupId, for FIFO queues (URL ending in ".fifo")
 //	                  only; WithDeduplicationID gives MessageDeduplicationId
-//	ID            <-> MessageId, set by Publish from SQS's answer
+//	ID            <-> MessageId, set by Publish from SQS's answer; on a FIFO
+//	                  queue Publish keeps the caller's ID, the default
+//	                  MessageDeduplicationId
 //	Time          <-  SentTimestamp (SQS stamps it; Publish does not send Time)
 //	DeliveryCount <-  ApproximateReceiveCount
 //	Destination   <-  the queue URL passed to Subscribe

@@ -41,34 +41,60 @@ func (p *Publisher) Describe(queueURL string) middleware.Destination { return de
 
 // Publish sends msgs to the queue at queueURL: one message with
 // SendMessage, more with SendMessageBatch, up to ten and 256 KiB of bodies
-// and attributes per request. It sets each
-// sent message's ID to the MessageId SQS assigned. The error names every
-// message that was not sent, by index, ID, error code and message; the
-// others were sent.
+// and attributes per request. It sets each sent message's ID to the
+// MessageId SQS assigned, except on a FIFO queue (see below). The error
+// names every message that was not sent, by index, ID, error code and
+// message; the others were sent.
 //
 // Headers become message attributes within the budget EncodeHeaders
 // describes; propagation fields it drops are recorded with
 // the RecordDropped of the Propagator WithPropagator sets and the message is
 // still sent.
 // Headers[propagation.XRayKey] becomes the AWSTraceHeader system attribute.
+// Time is not sent: SQS stamps SentTimestamp.
+//
 // For a FIFO queue, Key is the MessageGroupId and WithDeduplicationID gives
-// the MessageDeduplicationId. Time is not sent: SQS stamps SentTimestamp.
+// the MessageDeduplicationId (by default the message's ID). Publish leaves
+// ID as the caller set it, so that publishing again what failed sends the
+// same deduplication IDs (or none, with ContentBasedDeduplication) and SQS
+// drops what was already sent. Once a message of a group fails, the later
+// messages of that group in msgs are not sent either (they fail with
+// ErrFIFOGroupFailed), so that sending the failed ones again keeps the
+// group's order.
 func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middleware.Message) error {
-	var errs []error
+	fifo := isFIFO(queueURL)
+	var (
+		errs   []error
+		failed []string // FIFO groups with a message not sent
+	)
 	fail := func(i int, msg *middleware.Message, err error) {
 		id := ""
 		if msg != nil {
 			id = msg.ID
+			if fifo && len(msg.Key) > 0 && !slices.Contains(failed, string(msg.Key)) {
+				failed = append(failed, string(msg.Key))
+			}
 		}
 		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, id, err))
+	}
+	// held fails msg, and reports so, when an earlier message of its FIFO
+	// group failed.
+	held := func(i int, msg *middleware.Message) bool {
+		if len(failed) == 0 || msg == nil || !slices.Contains(failed, string(msg.Key)) {
+			return false
+		}
+		fail(i, msg, ErrFIFOGroupFailed)
+		return true
 	}
 
 	entries := make([]types.SendMessageBatchRequestEntry, 0, len(msgs))
 	// The entries' Id and MessageBody point into strs: one allocation for
 	// all of them instead of two per message.
 	strs := make([]entryStrings, len(msgs))
-	fifo := isFIFO(queueURL)
 	for i, msg := range msgs {
+		if held(i, msg) {
+			continue
+		}
 		entry, err := p.entry(ctx, fifo, i, msg, &strs[i])
 		if err != nil {
 			fail(i, msg, err)
@@ -87,21 +113,37 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 			MessageGroupId:          e.MessageGroupId,
 			MessageDeduplicationId:  e.MessageDeduplicationId,
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			fail(0, msgs[0], err)
-		} else {
+		case !fifo:
 			msgs[0].ID = aws.ToString(out.MessageId)
 		}
 		return publishError(queueURL, errs)
 	}
 
 	for len(entries) > 0 {
+		if len(failed) > 0 {
+			// Entries of a group that failed in an earlier batch stay
+			// unsent.
+			entries = slices.DeleteFunc(entries, func(e types.SendMessageBatchRequestEntry) bool {
+				i := entryIndex(e)
+				return held(i, msgs[i])
+			})
+			if len(entries) == 0 {
+				break
+			}
+		}
 		n := batchLen(entries)
-		errs = append(errs, p.sendBatch(ctx, queueURL, entries[:n:n], msgs)...)
+		p.sendBatch(ctx, queueURL, fifo, entries[:n:n], msgs, fail)
 		entries = entries[n:]
 	}
 	return publishError(queueURL, errs)
 }
+
+// ErrFIFOGroupFailed is why Publish did not send a message to a FIFO queue:
+// an earlier message of its group (its Key) in the same call failed.
+var ErrFIFOGroupFailed = errors.New("not sent: an earlier message of its FIFO group failed")
 
 // maxBatchBytes bounds the payload of one SendMessageBatch (bodies and
 // attributes of all its entries): SQS refuses a whole batch past its limit
@@ -171,28 +213,27 @@ func (p *Publisher) entry(ctx context.Context, fifo bool, i int, msg *middleware
 	return e, nil
 }
 
-// sendBatch sends up to ten entries and returns an error for each entry
-// that was not sent. SQS accounts for every entry in Successful or Failed;
-// an entry in neither is an error, so a broken endpoint or proxy answering
-// "{}" can never make messages vanish silently.
-func (p *Publisher) sendBatch(ctx context.Context, queueURL string, chunk []types.SendMessageBatchRequestEntry, msgs []*middleware.Message) []error {
-	var errs []error
-	fail := func(id string, err error) {
-		i, _ := strconv.Atoi(id)
-		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, msgs[i].ID, err))
-	}
+// sendBatch sends up to ten entries of msgs to a queue (FIFO when fifo is
+// true) and calls fail for each entry that was not sent. SQS accounts for
+// every entry in Successful or Failed; an entry in neither is an error, so
+// a broken endpoint or proxy answering "{}" can never make messages vanish
+// silently.
+func (p *Publisher) sendBatch(ctx context.Context, queueURL string, fifo bool, chunk []types.SendMessageBatchRequestEntry, msgs []*middleware.Message, fail func(int, *middleware.Message, error)) {
 	out, err := p.api.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: chunk})
 	if err != nil {
 		for _, e := range chunk {
-			fail(*e.Id, err)
+			i := entryIndex(e)
+			fail(i, msgs[i], err)
 		}
-		return errs
+		return
 	}
 	answered := make(map[string]bool, len(chunk))
 	for _, ok := range out.Successful {
 		id := aws.ToString(ok.Id)
 		if i, err := strconv.Atoi(id); err == nil && inChunk(chunk, id) {
-			msgs[i].ID = aws.ToString(ok.MessageId)
+			if !fifo {
+				msgs[i].ID = aws.ToString(ok.MessageId)
+			}
 			answered[id] = true
 		}
 	}
@@ -202,14 +243,21 @@ func (p *Publisher) sendBatch(ctx context.Context, queueURL string, chunk []type
 			continue
 		}
 		answered[id] = true
-		fail(id, &BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault})
+		i := entryIndex(types.SendMessageBatchRequestEntry{Id: &id})
+		fail(i, msgs[i], &BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault})
 	}
 	for _, e := range chunk {
 		if !answered[*e.Id] {
-			fail(*e.Id, errors.New("missing from the SendMessageBatch response"))
+			i := entryIndex(e)
+			fail(i, msgs[i], errors.New("missing from the SendMessageBatch response"))
 		}
 	}
-	return errs
+}
+
+// entryIndex is the index in msgs of the message e was built from: its Id.
+func entryIndex(e types.SendMessageBatchRequestEntry) int {
+	i, _ := strconv.Atoi(*e.Id)
+	return i
 }
 
 func inChunk(chunk []types.SendMessageBatchRequestEntry, id string) bool {
