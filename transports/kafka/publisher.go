@@ -78,9 +78,18 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 	}
 	records, index := records(topic, msgs)
 	if len(records) > 0 {
-		// ProduceSync returns the results in the order of records. The IDs
-		// of the call share one string.
+		// ProduceSync returns the results in the order the records
+		// finished, not in the order of records: each result finds its
+		// message through its record. The IDs of the call share one
+		// string.
 		results := p.cl.ProduceSync(ctx, records...)
+		var position map[*kgo.Record]int
+		if len(records) > 1 {
+			position = make(map[*kgo.Record]int, len(records))
+			for j, r := range records {
+				position[r] = j
+			}
+		}
 		size := 0
 		for _, res := range results {
 			if res.Err == nil {
@@ -95,10 +104,10 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 			}
 		}
 		ids, pos := sb.String(), 0
-		for j, res := range results {
-			i := j
+		for _, res := range results {
+			i := position[res.Record] // 0 for the one record of a call
 			if index != nil {
-				i = index[j]
+				i = index[i]
 			}
 			msg := msgs[i]
 			if res.Err != nil {

@@ -1,9 +1,13 @@
 package kafka_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -59,5 +63,59 @@ func TestPublisherDescribe(t *testing.T) {
 	}
 	if err := kafka.NewPublisher(nil).Publish(t.Context(), "orders", middleware.NewMessage(nil)); err == nil {
 		t.Error("Publish with a nil client = nil")
+	}
+}
+
+// ProduceSync returns results in the order records finish, not the order
+// given: each message's ID must name the record that holds that message,
+// over several partitions, and a failure must name its own message.
+func TestPublishIDsMatchMessages(t *testing.T) {
+	seeds, topic := cluster(t)
+	p := kafka.NewPublisher(newProducer(t, seeds))
+	msgs := make([]*middleware.Message, 40)
+	for i := range msgs {
+		msgs[i] = middleware.NewMessage(fmt.Appendf(nil, "v%02d", i))
+		msgs[i].Key = []byte{byte(i)}
+	}
+	if err := p.Publish(t.Context(), topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	byID := map[string]string{}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for len(byID) < len(msgs) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			byID[fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)] = string(r.Value)
+		})
+	}
+	wrong := 0
+	for i, m := range msgs {
+		if got := byID[m.ID]; got != string(m.Body) {
+			wrong++
+			t.Logf("message %d (%q) has ID %s, which holds %q", i, m.Body, m.ID, got)
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d of %d messages got another message's ID", wrong, len(msgs))
+	}
+
+	// One message too large between two good ones: the error names it
+	// alone, and the good ones have their IDs.
+	mixed := []*middleware.Message{
+		middleware.NewMessage([]byte("a")),
+		middleware.NewMessage(bytes.Repeat([]byte("x"), 2<<20)),
+		middleware.NewMessage([]byte("c")),
+	}
+	err = p.Publish(t.Context(), topic, mixed...)
+	if err == nil || !strings.Contains(err.Error(), "message 1 ") || strings.Contains(err.Error(), "message 0 ") || strings.Contains(err.Error(), "message 2 ") {
+		t.Errorf("Publish = %v, want message 1 alone failed", err)
+	}
+	if mixed[0].ID == "" || mixed[1].ID != "" || mixed[2].ID == "" {
+		t.Errorf("IDs %q %q %q, want the good messages' only", mixed[0].ID, mixed[1].ID, mixed[2].ID)
 	}
 }
