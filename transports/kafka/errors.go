@@ -28,3 +28,22 @@ type protocolError struct {
 func (e *protocolError) Error() string     { return e.err.Error() }
 func (e *protocolError) Unwrap() error     { return e.err }
 func (e *protocolError) ErrorType() string { return e.name }
+
+// refusals are the protocol errors a poll can fail with that retrying does
+// not cure and that leave the client nothing to consume: the broker denies
+// it the group or the cluster (an ACL), rejects its credentials, or the
+// group ID is invalid. TOPIC_AUTHORIZATION_FAILED is not among them: a
+// fetch gets it per partition, and kgo retries it.
+var refusals = []*kerr.Error{
+	kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.SaslAuthenticationFailed, kerr.InvalidGroupID,
+}
+
+// refused reports whether err holds one of refusals.
+func refused(err error) bool {
+	for _, r := range refusals {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -146,5 +147,45 @@ func TestFailedPollObserved(t *testing.T) {
 	}
 	if failedSpans != failed {
 		t.Errorf("%d failed receive spans for %d failed receive points", failedSpans, failed)
+	}
+}
+
+// A group the broker denies for good (an ACL) leaves the client nothing to
+// consume: Subscribe returns the refusal instead of polling until its
+// context ends, with the failed polls reported meanwhile.
+func TestGroupRefusedEndsSubscribe(t *testing.T) {
+	topic := "groupauth"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	seeds := c.ListenAddrs()
+	publishN(t, seeds, topic, 1, 1)
+	c.ControlKey(kmsg.JoinGroup.Int16(), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		resp := kreq.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil, true
+	})
+	cl := newConsumer(t, seeds, topic, "denied")
+	tel := testtel.New(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = tel.Subscriber(kafka.NewSubscriber(cl)).Subscribe(ctx, topic, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+		t.Error("a record was handled although the group is denied")
+		return nil
+	}))
+	if ctx.Err() != nil || !errors.Is(err, kerr.GroupAuthorizationFailed) {
+		t.Fatalf("Subscribe = %v (ctx %v), want GROUP_AUTHORIZATION_FAILED before the context ends", err, ctx.Err())
+	}
+	failed := 0
+	for _, dp := range tel.OperationPoints(t, "receive") {
+		if et, ok := dp.Attributes.Value("error.type"); ok && et.AsString() == "GROUP_AUTHORIZATION_FAILED" {
+			failed += int(dp.Count)
+		}
+	}
+	if failed == 0 {
+		t.Error("the refused poll was not reported as a failed receive")
 	}
 }

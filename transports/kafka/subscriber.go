@@ -112,6 +112,13 @@ func (s *Subscriber) Describe(topic string) middleware.Destination {
 // A poll whose fetches hold errors (kgo retries them) is reported to the
 // observers that implement middleware.PollFailedObserver, once, with its
 // errors joined; the end of ctx and the closing of the client are not.
+// Subscribe returns the error, after handling the records that came with
+// it, when retrying cannot cure it and nothing could be consumed: the
+// broker denies the client its group or the cluster
+// (GROUP_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED), rejects its
+// credentials, or finds the group ID invalid. The client is then done
+// with, as after ctx ends. A topic refused on fetch
+// (TOPIC_AUTHORIZATION_FAILED) is reported on every poll and retried.
 //
 // Only one Subscribe may run per client at a time, because a poll takes
 // records for every partition the client owns.
@@ -138,6 +145,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 		topic:     topic,
 		redeliver: make(map[int32]redelivery),
 	}
+	var fatal error
 	for ctx.Err() == nil {
 		start := time.Now()
 		fetches := s.cl.PollRecords(ctx, s.cfg.maxPollRecords)
@@ -150,7 +158,8 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 		// other partitions' (kgo fetches per broker in the background and
 		// a poll drains what several fetches buffered): they are still
 		// handled, and reported to Received as a receive of their own.
-		if err := pollError(fetches); err != nil {
+		err := pollError(fetches)
+		if err != nil {
 			middleware.ReportPollFailed(ctx, l.obs, l.dest, start, err)
 		}
 		failed := false
@@ -158,6 +167,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 			failed = l.handlePoll(ctx, start, records)
 		}
 		s.cl.AllowRebalance()
+		if refused(err) {
+			// kgo would retry for ever what only an operator can fix.
+			fatal = fmt.Errorf("kafka: consuming %q: %w", topic, err)
+			break
+		}
 		if failed && s.cfg.retryBackoff > 0 {
 			t := time.NewTimer(s.cfg.retryBackoff)
 			select {
@@ -170,10 +184,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 	markLeft(s.cl)
 	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
 	defer cancel()
-	if err := s.cl.LeaveGroupContext(leaveCtx); err != nil && !errors.Is(err, kgo.ErrClientClosed) {
+	if err := s.cl.LeaveGroupContext(leaveCtx); err != nil && !errors.Is(err, kgo.ErrClientClosed) && fatal == nil {
 		return fmt.Errorf("kafka: consuming %q: leaving group %q: %w", topic, s.group, err)
 	}
-	return nil
+	return fatal
 }
 
 // pollError is what failed in a poll: nil when its fetches hold no error
