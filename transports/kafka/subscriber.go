@@ -50,6 +50,35 @@ func hasLeft(cl *kgo.Client) bool {
 	return ok
 }
 
+// shutdownCommitTimeout bounds a commit once Subscribe's context has
+// ended: kgo retries a commit the coordinator keeps refusing with a
+// retriable error for half a minute, longer than shutdown grace periods
+// run. The records it did not commit are delivered again to the next owner
+// of their partitions.
+const shutdownCommitTimeout = 5 * time.Second
+
+// commitContext is the context of a commit for a poll of ctx: the commit
+// outlives ctx, so that shutdown commits what was handled, but by
+// shutdownCommitTimeout at most.
+func commitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(shutdownCommitTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel(errShutdownCommitTimeout)
+		case <-cctx.Done():
+		}
+	})
+	return cctx, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+var errShutdownCommitTimeout = fmt.Errorf("kafka: the commit outlived Subscribe's context by %v", shutdownCommitTimeout)
+
 // leaveTimeout bounds how long Subscribe waits to leave the group: a leave
 // that does not finish leaves the partitions stuck until the session timeout,
 // which is no worse than not leaving.
@@ -98,7 +127,8 @@ func (s *Subscriber) Describe(topic string) middleware.Destination {
 // again.
 //
 // When ctx ends, running handlers finish (their context does not end with
-// ctx), no further record is started, the handled records are committed,
+// ctx), no further record is started, the handled records are committed
+// (within 5 s: what a coordinator refuses longer is delivered again),
 // the client leaves the consumer group, so the other members take over its
 // partitions at once instead of after a rebalance it would never finish
 // polling for, and Subscribe returns nil. A kgo client cannot rejoin a group
@@ -356,7 +386,9 @@ func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*k
 	}
 	if len(commitRecords) > 0 {
 		st := time.Now()
-		err := l.s.cl.CommitRecords(context.WithoutCancel(ctx), commitRecords...)
+		cctx, cancel := commitContext(ctx)
+		err := l.s.cl.CommitRecords(cctx, commitRecords...)
+		cancel()
 		if err != nil {
 			err = fmt.Errorf("kafka: committing %d record(s) of %q: %w", len(commitRecords), l.topic, named(err))
 		}

@@ -8,10 +8,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelmq/otelmq/middleware"
@@ -546,5 +550,75 @@ func TestNilHeaderAndTombstone(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no message")
+	}
+}
+
+// A coordinator that keeps refusing commits with a retriable error made
+// shutdown wait out kgo's whole retry budget (27 s measured), past the
+// grace period of a pod: after ctx ends, the commit gets 5 s, and its
+// failure is reported to Settled.
+func TestShutdownCommitBounded(t *testing.T) {
+	topic := "commitfail"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	seeds := c.ListenAddrs()
+	publishN(t, seeds, topic, 1, 1)
+	var refusing atomic.Bool
+	c.ControlKey(kmsg.OffsetCommit.Int16(), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refusing.Load() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	cl := newConsumer(t, seeds, topic, "g")
+	var log settleLog
+	ctx, cancel := context.WithCancel(middleware.WithObserver(t.Context(), &log))
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- kafka.NewSubscriber(cl).Subscribe(ctx, topic, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+			refusing.Store(true)
+			close(started)
+			time.Sleep(100 * time.Millisecond) // ctx ends meanwhile
+			return nil
+		}))
+	}()
+	<-started
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Subscribe = %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Subscribe still running 60 s after its ctx ended")
+	}
+	// 5 s of commit and a leave; kgo alone retried for 27 s.
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Subscribe returned %v after its ctx ended", d)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.errs) == 0 || log.errs[len(log.errs)-1] == nil {
+		t.Errorf("the refused commit was not reported as failed: %v", log.errs)
 	}
 }
