@@ -203,8 +203,12 @@ func (c config) deliveryMode() uint8 {
 // error. The default is true when the Dialer is a *Connection, which redials,
 // and false otherwise, because a closed *amqp.Connection never comes back.
 //
-// Errors that a new channel cannot cure (the queue does not exist, access
-// refused, an exclusive consumer holds the queue) end Subscribe either way.
+// A refusal that a new channel cannot cure (the queue does not exist,
+// access refused, an exclusive consumer holds the queue, a precondition)
+// ends Subscribe either way when basic.consume gets it. A channel the
+// broker closes while consuming is opened again first: a 406 for a
+// delivery acked twice or a handler past consumer_timeout passes, a
+// deleted queue is refused again and ends Subscribe.
 func WithReconnect(on bool) Option {
 	return optionFunc(func(c *config) { c.reconnect = &on })
 }

@@ -263,3 +263,48 @@ func (s *settleCounter) Settled(_ context.Context, _ middleware.Destination, _ s
 		s.mu.Unlock()
 	}
 }
+
+// A channel the broker closes with 406 PRECONDITION_FAILED while consuming
+// (an unknown delivery tag, as here where the handler acks the delivery
+// itself and the Subscriber acks it again; also RabbitMQ's answer to a
+// handler that overruns consumer_timeout) is cured by a new channel: one
+// such message must not end Subscribe.
+func TestPreconditionFailedWhileConsumingReconnects(t *testing.T) {
+	conn := dialNamed(t, "otelmq-test-406-"+t.Name())
+	q := brokers.RabbitMQQueue(t, brokers.RabbitMQ(t), nil)
+	got := make(chan *middleware.Message, 16)
+	r := subscribe(t, t.Context(), NewSubscriber(conn, WithConcurrency(2)), q,
+		func(_ context.Context, m *middleware.Message) error {
+			if string(m.Body) == "settle-myself" && m.DeliveryCount == 1 {
+				var d *amqp.Delivery
+				if m.As(&d) {
+					_ = d.Ack(false)
+				}
+			}
+			got <- m
+			return nil
+		})
+	pub := NewPublisher(conn, WithConfirms(true))
+	defer pub.Close()
+	if err := pub.Publish(t.Context(), q, middleware.NewMessage([]byte("settle-myself"))); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, 1, 5*time.Second)
+	// The second ack closes the channel with 406; the Subscriber opens a
+	// new one and goes on.
+	if err := pub.Publish(t.Context(), q, middleware.NewMessage([]byte("next"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if string(m.Body) != "next" {
+			t.Fatalf("handled %q, want next", m.Body)
+		}
+	case <-time.After(10 * time.Second):
+		done, err := r.returned()
+		t.Fatalf("consumer stopped after one bad ack: Subscribe returned=%v err=%v", done, err)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

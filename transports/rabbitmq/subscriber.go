@@ -88,7 +88,13 @@ func (s *Subscriber) Subscribe(ctx context.Context, queue string, h middleware.H
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !reconnect || permanent(err) || !canReconnect(s.conn) && connectionClosed(s.conn) {
+		// A refusal of the queue is final only when basic.consume failed:
+		// a channel the broker closes while consuming (406 for an unknown
+		// delivery tag or an overrun consumer_timeout, 404 for a deleted
+		// queue) is opened again, and basic.consume says whether the
+		// refusal stands.
+		if !reconnect || permanent(err) && (!consumed || errors.Is(err, errConnectionClosed)) ||
+			!canReconnect(s.conn) && connectionClosed(s.conn) {
 			return err
 		}
 		if consumed {
@@ -166,7 +172,8 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 // permanent reports whether err is one a new channel cannot cure: the
 // *Connection was closed by its owner, or the broker
 // refused the queue itself (404 not found, 403 access refused, 405 resource
-// locked by an exclusive consumer, 406 precondition failed).
+// locked by an exclusive consumer, 406 precondition failed) when asked to
+// consume from it.
 func permanent(err error) bool {
 	if errors.Is(err, errConnectionClosed) {
 		return true
