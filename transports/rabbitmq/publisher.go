@@ -394,8 +394,8 @@ func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, e
 	}
 	c.closed, c.reason = ch.NotifyClose(make(chan *amqp.Error, 1)), nil
 	if c.confirms {
-		if err := ch.Confirm(false); err != nil {
-			_ = ch.Close()
+		if _, err := rpc(ctx, func() (struct{}, error) { return struct{}{}, ch.Confirm(false) }, nil); err != nil {
+			go discardChannel(ch) // it may wait for the broker as long as Confirm
 			return nil, fmt.Errorf("enabling confirms: %w", err)
 		}
 		c.returns = newReturnReader(ch)

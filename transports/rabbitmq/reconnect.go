@@ -21,9 +21,11 @@ import (
 // Publisher already reopens its channel when it finds it closed, and
 // Subscriber reopens its channel and resumes consuming when its Dialer is a
 // *Connection (see WithReconnect), so both carry on after a broker restart
-// or a forced close. Messages in flight at that moment are not lost but may
-// be handled twice: unconfirmed publishes fail and should be retried, and
-// unacknowledged deliveries are redelivered by the broker.
+// or a forced close. With publisher confirms, messages in flight at that
+// moment are not lost but may be handled twice: unconfirmed publishes fail
+// and should be retried, and unacknowledged deliveries are redelivered by
+// the broker. Without confirms a publish the close cut off may be lost
+// unreported (see the package doc).
 //
 // A Connection is safe for concurrent use.
 type Connection struct {
@@ -74,7 +76,7 @@ func WithBackoff(initial, maximum time.Duration) DialOption {
 
 // WithRedialTimeout bounds how long Channel keeps redialing before it
 // returns an error; the default is 30s. ChannelContext is bounded by its
-// context as well.
+// context as well, the channel.open included.
 func WithRedialTimeout(d time.Duration) DialOption {
 	return func(c *Connection) {
 		if d > 0 {
@@ -132,7 +134,7 @@ func (c *Connection) ChannelContext(ctx context.Context) (*amqp.Channel, error) 
 	for attempt := 0; ; attempt++ {
 		conn, err := c.connection(ctx)
 		if err == nil {
-			ch, cerr := conn.Channel()
+			ch, cerr := rpc(ctx, conn.Channel, discardChannel)
 			if cerr == nil {
 				return ch, nil
 			}
@@ -143,6 +145,9 @@ func (c *Connection) ChannelContext(ctx context.Context) (*amqp.Channel, error) 
 		}
 		if errors.Is(err, errConnectionClosed) {
 			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("rabbitmq: no channel: %w (last error: %w)", ctx.Err(), err)
 		}
 		last = err
 		select {
@@ -240,15 +245,20 @@ func (c *Connection) canReconnect() bool { return true }
 // close too.
 func (c *Connection) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
 	c.closed = true
-	if c.conn == nil {
+	conn := c.conn
+	// Unlocked: closing waits for the broker's close-ok, for the heartbeat
+	// timeout over a silent network, and Publish reads the frame size
+	// under mu meanwhile.
+	c.mu.Unlock()
+	if conn == nil {
 		return nil
 	}
-	err := c.conn.Close()
+	err := conn.Close()
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}

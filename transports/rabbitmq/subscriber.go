@@ -118,12 +118,16 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	if err != nil {
 		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
 	}
-	defer ch.Close()
+	// The close returns the prefetched, unhandled messages to the queue;
+	// Subscribe does not wait past closeWait for the broker to confirm it.
+	defer closeChannel(ch)
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if err := ch.Qos(s.cfg.prefetch, 0, false); err != nil {
+	if _, err := rpc(ctx, func() (struct{}, error) { return struct{}{}, ch.Qos(s.cfg.prefetch, 0, false) }, nil); err != nil {
 		return false, fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
 	}
-	deliveries, err := ch.Consume(queue, s.cfg.consumerTag, false, false, false, false, nil)
+	deliveries, err := rpc(ctx, func() (<-chan amqp.Delivery, error) {
+		return ch.Consume(queue, s.cfg.consumerTag, false, false, false, false, nil)
+	}, nil)
 	if err != nil {
 		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
 	}

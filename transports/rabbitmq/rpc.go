@@ -1,0 +1,67 @@
+package rabbitmq
+
+import (
+	"context"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// rpc runs f, an amqp091 call that waits for the broker's reply and takes
+// no context (channel.open, confirm.select, basic.qos, basic.consume), and
+// returns when f does or ctx ends. Over a silent network (a partition, a
+// dead host: no RST) such a call waits for the heartbeat timeout, three
+// heartbeats, 15 s by default; a caller whose context ends first gets its
+// error at once, and f goes on in the background until the connection
+// answers or dies, its result handed to discard.
+func rpc[T any](ctx context.Context, f func() (T, error), discard func(T)) (T, error) {
+	if ctx.Done() == nil {
+		return f() // nothing to give up on: no goroutine
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.err == nil && discard != nil {
+				discard(r.v)
+			}
+		}()
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// discardChannel closes a channel its opener no longer wants.
+func discardChannel(ch *amqp.Channel) { _ = ch.Close() }
+
+// closeWait bounds how long closing a channel waits for the broker's
+// close-ok when it can stop waiting (Subscribe's end): a healthy broker
+// answers in milliseconds, a silent network only at the heartbeat timeout.
+// The close itself is sent either way.
+const closeWait = time.Second
+
+// closeChannel closes ch, waiting at most closeWait for the broker to
+// confirm it.
+func closeChannel(ch *amqp.Channel) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = ch.Close()
+	}()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
