@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"sync"
@@ -39,13 +40,20 @@ func newSilentProxy(t *testing.T, target string) *silentProxy {
 	t.Cleanup(func() {
 		_ = ln.Close()
 		close(p.done)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
+		p.cut()
 	})
 	return p
+}
+
+// cut closes the proxied connections: the client then sees its connection
+// die at once.
+func (p *silentProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
 }
 
 func (p *silentProxy) serve() {
@@ -102,7 +110,10 @@ func dialSilenceable(t *testing.T) (*Connection, *silentProxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() {
+		p.cut() // a silent broker would hold Close for its 5 s
+		_ = c.Close()
+	})
 	return c, p
 }
 
@@ -174,6 +185,31 @@ func TestSilentOutageHonoursContexts(t *testing.T) {
 		}()
 		time.Sleep(100 * time.Millisecond)
 		within(t, "Publish during Close", func() { _ = pub.Publish(short(), q, middleware.NewMessage([]byte("x"))) })
-		<-closed
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Error("Connection.Close over a silent network did not return within 10 s")
+		}
 	})
+}
+
+// A Publish after Close used to open a channel (and, with confirms, a
+// returns reader) that nothing would close.
+func TestPublishAfterClose(t *testing.T) {
+	conn, _ := dialSilenceable(t)
+	q := brokers.RabbitMQQueue(t, brokers.RabbitMQ(t), nil)
+	pub := NewPublisher(conn, WithConfirms(true))
+	if err := pub.Publish(t.Context(), q, middleware.NewMessage([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := pub.Publish(t.Context(), q, middleware.NewMessage([]byte("after close")))
+	if !errors.Is(err, ErrPublisherClosed) || pub.ch != nil {
+		t.Errorf("Publish after Close = %v (channel reopened: %v), want ErrPublisherClosed", err, pub.ch != nil)
+	}
+	if err := pub.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
 }

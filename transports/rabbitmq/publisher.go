@@ -61,7 +61,12 @@ type pubChannel struct {
 	headers amqp.Table
 	// ids makes the IDs of messages published without one; guarded by mu.
 	ids idSource
+	// shut is set by Close: no channel is opened again. Guarded by mu.
+	shut bool
 }
+
+// ErrPublisherClosed is why a Publish after Close fails.
+var ErrPublisherClosed = errors.New("rabbitmq: publisher closed")
 
 // maxReusedHeaders bounds the header table a Publisher keeps for the next
 // message: a table that held more entries is left to the garbage collector.
@@ -383,6 +388,9 @@ func (p *Publisher) publishError(routingKey string, errs []error) error {
 // channel returns the open channel, opening one on conn (in confirm mode
 // when c confirms) if there is none. c.mu is held.
 func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, error) {
+	if c.shut {
+		return nil, ErrPublisherClosed
+	}
 	if c.ch != nil && !c.ch.IsClosed() {
 		return c.ch, nil
 	}
@@ -435,7 +443,9 @@ func (c *pubChannel) dropReturns() {
 	}
 }
 
-// Close closes the Publisher's channels, not the connection.
+// Close closes the Publisher's channels, not the connection; a Publish
+// after it fails with ErrPublisherClosed rather than open a channel that
+// nothing would close.
 func (p *Publisher) Close() error {
 	return errors.Join(p.pubChannel.close(), p.confirmed.close())
 }
@@ -444,6 +454,7 @@ func (p *Publisher) Close() error {
 func (c *pubChannel) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.shut = true
 	var err error
 	if c.ch != nil {
 		err = c.ch.Close()

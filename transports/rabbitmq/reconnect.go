@@ -241,8 +241,13 @@ func (c *Connection) RemoteAddr() net.Addr {
 // Subscriber resumes consuming by default on them.
 func (c *Connection) canReconnect() bool { return true }
 
+// closeTimeout bounds how long Close waits for the broker to answer: over a
+// silent network amqp091 may never notice the broker is gone (it resets its
+// read deadline on a best-effort basis), and Close would wait for ever.
+const closeTimeout = 5 * time.Second
+
 // Close closes the connection and stops redialing; channels opened on it
-// close too.
+// close too. It waits up to 5 s for the broker to confirm the close.
 func (c *Connection) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -258,7 +263,7 @@ func (c *Connection) Close() error {
 	if conn == nil {
 		return nil
 	}
-	err := conn.Close()
+	err := conn.CloseDeadline(time.Now().Add(closeTimeout))
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}
