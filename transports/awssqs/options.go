@@ -49,6 +49,7 @@ type config struct {
 	maxMessages       int32
 	waitTime          time.Duration
 	visibilityTimeout *time.Duration
+	extendVisibility  time.Duration // 0: off
 	retryVisibility   *time.Duration
 	concurrency       int
 	deleteLinger      time.Duration
@@ -142,11 +143,31 @@ func WithWaitTime(d time.Duration) Option {
 // after about maxMessages/concurrency handler times: the timeout must cover
 // those as well as its own handling, or it is delivered again meanwhile
 // (ten 500 ms handlers, one at a time, under a 2 s timeout: 17 handlings).
-// Lower WithMaxMessages, or raise the timeout, when handlers are slow.
+// Lower WithMaxMessages, or raise the timeout, when handlers are slow, or
+// let WithVisibilityExtension extend it while they run.
 func WithVisibilityTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		d = min(max(d, 0), maxVisibility)
 		c.visibilityTimeout = &d
+	})
+}
+
+// WithVisibilityExtension makes a Subscriber extend the visibility timeout
+// of the messages it holds, waiting for a handler or being handled, to d
+// every d/2 (ChangeMessageVisibility, a request per message) until their
+// handlers return: a handler slower than the visibility timeout then does
+// not see its message delivered again meanwhile, to itself or to another
+// consumer. The receive asks for d as the visibility timeout as well,
+// unless WithVisibilityTimeout sets one. d is rounded up to whole seconds,
+// 2 s at least; 0, the default, extends nothing. SQS ends extensions 12 h
+// after a message's receive.
+func WithVisibilityExtension(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.extendVisibility = 0
+			return
+		}
+		c.extendVisibility = min(max(time.Duration(seconds(d))*time.Second, 2*time.Second), maxVisibility)
 	})
 }
 

@@ -646,6 +646,8 @@ type faultAPI struct {
 	receive     func(context.Context, *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error)
 	delete      func(context.Context, *sqs.DeleteMessageInput) (*sqs.DeleteMessageOutput, error)
 	deleteBatch func(context.Context, *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error)
+	// changeVisibility, like the others, replaces the call when set.
+	changeVisibility func(context.Context, *sqs.ChangeMessageVisibilityInput) (*sqs.ChangeMessageVisibilityOutput, error)
 
 	mu    sync.Mutex
 	sizes []int
@@ -689,6 +691,13 @@ func (f *faultAPI) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessage
 		return f.deleteBatch(ctx, in)
 	}
 	return f.Client.DeleteMessageBatch(ctx, in, opts...)
+}
+
+func (f *faultAPI) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
+	if f.changeVisibility != nil {
+		return f.changeVisibility(ctx, in)
+	}
+	return f.Client.ChangeMessageVisibility(ctx, in, opts...)
 }
 
 func (f *faultAPI) batchSizes() []int {

@@ -89,6 +89,11 @@ const (
 // middleware.PollFailedObserver, the one that ends Subscribe included; a
 // poll that the end of ctx interrupts is not.
 //
+// A message stays invisible to other receives for the visibility timeout
+// (the queue's, or WithVisibilityTimeout's) from its receive, whether or
+// not its handler has finished; WithVisibilityExtension extends it while
+// the message waits for a handler and while its handler runs.
+//
 // When ctx ends Subscribe stops polling, waits for the running handlers,
 // deletes the messages they succeeded on (without waiting for the linger),
 // makes the received messages no handler started visible again at once,
@@ -147,8 +152,11 @@ func (p *poller) poll(ctx context.Context) error {
 			types.MessageSystemAttributeNameMessageGroupId,
 		},
 	}
-	if cfg.visibilityTimeout != nil {
+	switch {
+	case cfg.visibilityTimeout != nil:
 		in.VisibilityTimeout = seconds(*cfg.visibilityTimeout)
+	case cfg.extendVisibility > 0:
+		in.VisibilityTimeout = seconds(cfg.extendVisibility)
 	}
 	want := int(cfg.maxMessages)
 	backoff := time.Duration(0)
@@ -198,17 +206,23 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 	}
 	hctx := context.WithoutCancel(p.obs.Received(ctx, p.dest, start, msgs))
 	b := &deleteBatch{p: p, hctx: hctx, raw: raw, msgs: msgs, left: len(msgs)}
+	if d := p.s.cfg.extendVisibility; d > 0 {
+		b.extending = newExtension(len(raw))
+		p.wg.Go(func() { b.extend(d) })
+	}
 	p.wg.Go(func() {
 		for i, msg := range msgs {
 			select {
 			case p.running <- struct{}{}:
 			case <-ctx.Done():
+				b.stopExtending(i, len(raw))
 				p.abandon(hctx, raw[i:])
 				b.skip(len(raw) - i)
 				return
 			}
 			if ctx.Err() != nil { // both cases were ready
 				<-p.running
+				b.stopExtending(i, len(raw))
 				p.abandon(hctx, raw[i:])
 				b.skip(len(raw) - i)
 				return
@@ -219,6 +233,7 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 				// redelivery. Visible again, it waits behind it (SQS holds
 				// back a group while one of its messages is in flight).
 				<-p.running
+				b.stopExtending(i, i+1)
 				p.abandon(hctx, raw[i:i+1])
 				b.skip(1)
 				continue
@@ -235,6 +250,9 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 func (p *poller) handle(b *deleteBatch, i int, msg *middleware.Message) {
 	defer p.wg.Done()
 	err := middleware.Call(b.hctx, p.h, msg)
+	// Before the retry visibility or the delete: an extension must not
+	// land after either.
+	b.stopExtending(i, i+1)
 	if err != nil {
 		b.failGroup(i) // before the slot frees: the next message checks it
 	}
@@ -292,6 +310,8 @@ type deleteBatch struct {
 	raw  []types.Message
 	msgs []*middleware.Message
 
+	extending *extension // nil without WithVisibilityExtension
+
 	mu      sync.Mutex
 	failed  []string // FIFO groups of the poll with a failed message
 	left    int      // messages of the poll whose handler has not finished
@@ -332,6 +352,72 @@ func (b *deleteBatch) done(i int, ok bool) {
 		})
 	}
 	b.mu.Unlock()
+}
+
+// extension is what WithVisibilityExtension keeps of a poll: which of its
+// messages still need their visibility extended.
+type extension struct {
+	mu   sync.Mutex // held through an extension pass
+	done []bool     // done[i]: message i's handler returned, or none will run
+	left int
+	over chan struct{} // closed when left reaches 0
+}
+
+func newExtension(n int) *extension {
+	return &extension{done: make([]bool, n), left: n, over: make(chan struct{})}
+}
+
+// stopExtending ends the extensions of messages [from, to) of b's poll. A
+// pass under way finishes first, so no extension lands after what the
+// caller does next (a retry visibility, a delete, a release).
+func (b *deleteBatch) stopExtending(from, to int) {
+	x := b.extending
+	if x == nil {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for i := from; i < to; i++ {
+		if !x.done[i] {
+			x.done[i] = true
+			x.left--
+		}
+	}
+	if x.left == 0 && to > from {
+		select {
+		case <-x.over:
+		default:
+			close(x.over)
+		}
+	}
+}
+
+// extend extends the visibility of b's messages to d every d/2 until every
+// one of them has stopped (stopExtending).
+func (b *deleteBatch) extend(d time.Duration) {
+	x := b.extending
+	t := time.NewTicker(d / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.over:
+			return
+		case <-t.C:
+		}
+		x.mu.Lock()
+		ctx, cancel := context.WithTimeout(b.hctx, d/2)
+		for i := range b.raw {
+			if !x.done[i] {
+				_, _ = b.p.s.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+					QueueUrl:          aws.String(b.p.queueURL),
+					ReceiptHandle:     b.raw[i].ReceiptHandle,
+					VisibilityTimeout: seconds(d),
+				})
+			}
+		}
+		cancel()
+		x.mu.Unlock()
+	}
 }
 
 // failGroup records that message i failed, when the queue is FIFO: the
