@@ -629,3 +629,26 @@ func fuzzHeaders(data []byte) []kgo.RecordHeader {
 	}
 	return hs
 }
+
+// recordIndex finds a record of a call by its place in the call's array,
+// and any other record by search; one that is not there is -1.
+func TestRecordIndex(t *testing.T) {
+	msgs := []*middleware.Message{{Body: []byte("a")}, nil, {Body: []byte("b")}, {Body: []byte("c")}}
+	recs, _ := records("t", msgs)
+	for j, r := range recs {
+		if got := recordIndex(recs, r); got != j {
+			t.Errorf("recordIndex(record %d) = %d", j, got)
+		}
+	}
+	other := &kgo.Record{}
+	mixed := []*kgo.Record{recs[0], other, recs[2]}
+	if got := recordIndex(mixed, other); got != 1 {
+		t.Errorf("a record outside the array: %d, want 1", got)
+	}
+	if got := recordIndex(mixed, recs[1]); got != -1 {
+		t.Errorf("a record not in the list: %d, want -1", got)
+	}
+	if got := recordIndex(nil, other); got != -1 {
+		t.Errorf("no records: %d, want -1", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -83,13 +84,6 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 		// message through its record. The IDs of the call share one
 		// string.
 		results := p.cl.ProduceSync(ctx, records...)
-		var position map[*kgo.Record]int
-		if len(records) > 1 {
-			position = make(map[*kgo.Record]int, len(records))
-			for j, r := range records {
-				position[r] = j
-			}
-		}
 		size := 0
 		for _, res := range results {
 			if res.Err == nil {
@@ -105,7 +99,10 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 		}
 		ids, pos := sb.String(), 0
 		for _, res := range results {
-			i := position[res.Record] // 0 for the one record of a call
+			i := recordIndex(records, res.Record)
+			if i < 0 {
+				continue // not one of ours: cannot happen
+			}
 			if index != nil {
 				i = index[i]
 			}
@@ -143,4 +140,19 @@ func publishError(topic string, errs []indexedError) error {
 		joined[i] = e.err
 	}
 	return fmt.Errorf("kafka: publish to %s: %d message(s) failed: %w", topic, len(errs), errors.Join(joined...))
+}
+
+// recordIndex is the position of r in recs, or -1. The records of a call
+// are one array (see records), so r's offset from the first is its
+// position, with no map to build per call. The pointers are only compared and subtracted as integers, and the
+// result is checked, so a record from elsewhere is found by a search.
+func recordIndex(recs []*kgo.Record, r *kgo.Record) int {
+	if len(recs) == 0 {
+		return -1
+	}
+	j := int((uintptr(unsafe.Pointer(r)) - uintptr(unsafe.Pointer(recs[0]))) / unsafe.Sizeof(kgo.Record{}))
+	if j >= 0 && j < len(recs) && recs[j] == r {
+		return j
+	}
+	return slices.Index(recs, r)
 }
