@@ -213,3 +213,34 @@ func TestPublishAfterClose(t *testing.T) {
 		t.Errorf("second Close = %v", err)
 	}
 }
+
+// A connection that goes silent right after its handshake, before the
+// broker sent any frame, had no read deadline at all (amqp091 sets one
+// only after reading a frame): it was read from for ever and never closed,
+// so a Subscriber on it waited for ever too. Every read now has one.
+func TestSilentRightAfterHandshakeCloses(t *testing.T) {
+	u, err := url.Parse(brokers.RabbitMQURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newSilentProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	c, err := Dial(u.String(), WithAMQPConfig(amqp.Config{Heartbeat: time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cut()
+		_ = c.Close()
+	})
+	p.silent.Store(true)
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second): // 3 heartbeats of 1 s, with room
+		t.Fatal("a connection silent since its handshake was still open after 10 s")
+	}
+}

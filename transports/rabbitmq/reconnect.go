@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -110,11 +111,62 @@ func Dial(url string, opts ...DialOption) (*Connection, error) {
 }
 
 func (c *Connection) dial() (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(c.url, c.cfg)
+	cfg := c.cfg
+	dial := cfg.Dial
+	if dial == nil {
+		dial = amqp.DefaultDial(dialTimeout)
+	}
+	var dc *deadlineConn
+	cfg.Dial = func(network, addr string) (net.Conn, error) {
+		conn, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		dc = &deadlineConn{Conn: conn}
+		return dc, nil
+	}
+	conn, err := amqp.DialConfig(c.url, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: dial: %w", err)
 	}
+	if hb := conn.Config.Heartbeat; dc != nil && hb > 0 {
+		dc.arm(missedHeartbeats * hb)
+	}
 	return conn, nil
+}
+
+// dialTimeout is amqp091's own default for the TCP connect and handshake.
+const dialTimeout = 30 * time.Second
+
+// missedHeartbeats is how many heartbeat intervals without a frame from
+// the broker make a read fail, as amqp091 counts them.
+const missedHeartbeats = 3
+
+// deadlineConn gives every read of an AMQP connection a deadline once
+// armed. amqp091 sets one only after it reads a frame, through a send that
+// its heartbeat goroutine may miss, and clears the handshake's: a
+// connection that goes silent right after its handshake (a partition, a
+// dead host, no RST) was read from for ever, Subscribe waiting on it with
+// it. The broker sends a heartbeat every interval when it has nothing else
+// to send, so a healthy connection never waits that long.
+type deadlineConn struct {
+	net.Conn
+	timeout atomic.Int64 // nanoseconds; 0 until armed
+}
+
+// arm starts the deadlines, the one of the read already waiting included.
+func (c *deadlineConn) arm(timeout time.Duration) {
+	c.timeout.Store(int64(timeout))
+	_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if t := time.Duration(c.timeout.Load()); t > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(t)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(b)
 }
 
 // Channel opens a channel, redialing first when the connection is closed;
