@@ -73,7 +73,9 @@ func WithErrorText() DeadLetterOption {
 // The dead-lettered message keeps its body, key and headers, so its trace
 // context is unchanged: a traced pub links the publish and keeps the
 // original creation context, and the dead-letter consumer's process span
-// joins the original trace. It also carries HeaderDLQSource (the original
+// joins the original trace. A failure marked with Permanent is
+// dead-lettered at once, whatever WithMaxDeliveries says. It also carries
+// HeaderDLQSource (the original
 // destination), HeaderDLQAttempts and HeaderDLQErrorType. If the publish
 // fails the message is not settled and both errors are returned, so nothing
 // is lost; the publish's context is marked with RequireConfirm, so that pub
@@ -95,7 +97,8 @@ func DeadLetter(pub Publisher, destination string, opts ...DeadLetterOption) Han
 				return nil
 			}
 			var retry *retryableError
-			if errors.As(err, &retry) || (cfg.maxDeliveries > 1 && msg.DeliveryCount < cfg.maxDeliveries && !msg.DeliveryCountSaturated()) {
+			if !IsPermanent(err) && (errors.As(err, &retry) ||
+				cfg.maxDeliveries > 1 && msg.DeliveryCount < cfg.maxDeliveries && !msg.DeliveryCountSaturated()) {
 				return err // the broker redelivers it
 			}
 			dead := deadLetterMessage(msg, err, cfg.errorText)
@@ -120,5 +123,8 @@ func deadLetterMessage(msg *Message, err error, errorText bool) *Message {
 	if errorText {
 		headers[HeaderDLQError] = err.Error()
 	}
-	return &Message{Key: msg.Key, Body: msg.Body, Headers: headers, Time: msg.Time}
+	// The source's ID goes along: a destination that deduplicates by ID
+	// (an SQS FIFO queue, by default) then drops the copy a redelivery
+	// dead-letters again.
+	return &Message{ID: msg.ID, Key: msg.Key, Body: msg.Body, Headers: headers, Time: msg.Time}
 }

@@ -7,11 +7,16 @@ import (
 )
 
 // Relay consumes source on src and publishes every message to destination
-// on dst (any transport to any other), keeping body, key, headers, time and
-// trace context. It settles a message on the source only after dst accepted
+// on dst (any transport to any other), keeping ID, body, key, headers, time
+// and trace context. It settles a message on the source only after dst accepted
 // it, so a failure anywhere means a redelivery, never a loss (at least once):
 // the Publish's context is marked with RequireConfirm, so that dst returns
-// nil only once its broker took the message.
+// nil only once its broker took the message. A message dst refuses for
+// good (a header its broker cannot carry, a body it does not take; the
+// transports mark those errors with Permanent) would come back for ever,
+// holding up what follows it on an ordered source: compose RelayHandler
+// with DeadLetter, which dead-letters such a failure at once, to a
+// destination that can take it.
 // With traced src and dst, the relay's own process and send spans sit in the
 // message's trace. Relay blocks like Subscribe.
 func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, destination string) error {
@@ -22,7 +27,10 @@ func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, de
 // middleware (Retry, DeadLetter).
 func RelayHandler(dst Publisher, destination string) Handler {
 	return HandlerFunc(func(ctx context.Context, msg *Message) error {
-		out := &Message{Key: msg.Key, Body: msg.Body, Headers: maps.Clone(msg.Headers), Time: msg.Time}
+		// The source's ID goes along: a destination that deduplicates by
+		// ID (an SQS FIFO queue, by default) drops the copy a redelivery
+		// relays again; brokers that assign IDs replace it.
+		out := &Message{ID: msg.ID, Key: msg.Key, Body: msg.Body, Headers: maps.Clone(msg.Headers), Time: msg.Time}
 		if err := dst.Publish(RequireConfirm(ctx), destination, out); err != nil {
 			return fmt.Errorf("otelmq: relaying %s to %s: %w", msg.ID, destination, err)
 		}

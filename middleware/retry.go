@@ -83,6 +83,7 @@ const AttemptKey = attribute.Key("otelmq.retry.attempt")
 // what DeadLetter reports. Put Retry inside DeadLetter, so DeadLetter sees
 // only the last failure: ChainHandler(h, DeadLetter(...), Retry(...)); the
 // other way round the first failure is dead-lettered and Retry never runs.
+// A failure marked with Permanent is not retried.
 func Retry(opts ...RetryOption) HandlerMiddleware {
 	cfg := retryConfig{attempts: 3, backoff: ExponentialBackoff(100*time.Millisecond, 5*time.Second), inPlace: true}
 	for _, o := range opts {
@@ -95,7 +96,7 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 			if !cfg.inPlace {
 				msg.attempts = max(msg.DeliveryCount, 1)
 				err := Call(ctx, next, msg)
-				if err == nil || msg.attempts >= cfg.attempts {
+				if err == nil || msg.attempts >= cfg.attempts || IsPermanent(err) {
 					return err
 				}
 				if !msg.DeliveryCountSaturated() {
@@ -111,8 +112,8 @@ func Retry(opts ...RetryOption) HandlerMiddleware {
 			base := max(msg.DeliveryCount-1, 0) * cfg.attempts
 			msg.attempts = base + 1
 			err := Call(ctx, next, msg)
-			if err == nil {
-				return nil
+			if err == nil || IsPermanent(err) {
+				return err
 			}
 			return cfg.retryInPlace(ctx, next, msg, base, 1, err)
 		})
@@ -145,8 +146,8 @@ func (cfg *retryConfig) retryInPlace(ctx context.Context, next Handler, msg *Mes
 		actx, span := tracer.Start(ctx, "attempt "+strconv.Itoa(n), trace.WithAttributes(AttemptKey.Int(n)))
 		err = Call(actx, next, msg)
 		endIn(ctx, span, err)
-		if err == nil {
-			return nil
+		if err == nil || IsPermanent(err) {
+			return err
 		}
 	}
 	return err

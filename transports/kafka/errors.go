@@ -31,11 +31,13 @@ func (e *protocolError) ErrorType() string { return e.name }
 
 // refusals are the protocol errors a poll can fail with that retrying does
 // not cure and that leave the client nothing to consume: the broker denies
-// it the group or the cluster (an ACL), rejects its credentials, or the
-// group ID is invalid. TOPIC_AUTHORIZATION_FAILED is not among them: a
-// fetch gets it per partition, and kgo retries it.
+// it the group or the cluster (an ACL), or the group ID is invalid.
+// TOPIC_AUTHORIZATION_FAILED is not among them: a fetch gets it per
+// partition, and kgo retries it. Nor is SASL_AUTHENTICATION_FAILED:
+// refreshed credentials (MSK IAM, OAUTHBEARER tokens) can fail for a
+// moment.
 var refusals = []*kerr.Error{
-	kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.SaslAuthenticationFailed, kerr.InvalidGroupID,
+	kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.InvalidGroupID,
 }
 
 // refused reports whether err holds one of refusals.
@@ -46,4 +48,11 @@ func refused(err error) bool {
 		}
 	}
 	return false
+}
+
+// tooLarge reports whether a produce failed because the record is larger
+// than the broker (or the client's limit) takes: producing it again fails
+// again, so Publish marks it middleware.Permanent.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidRecord)
 }

@@ -74,7 +74,7 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 
 	for i, msg := range msgs {
 		if msg == nil {
-			fail(i, msg, errors.New("nil message"))
+			fail(i, msg, middleware.Permanent(errors.New("nil message")))
 		}
 	}
 	records, index := records(topic, msgs)
@@ -108,7 +108,11 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 			}
 			msg := msgs[i]
 			if res.Err != nil {
-				fail(i, msg, named(res.Err))
+				err := named(res.Err)
+				if tooLarge(res.Err) {
+					err = middleware.Permanent(err)
+				}
+				fail(i, msg, err)
 				continue
 			}
 			r := res.Record

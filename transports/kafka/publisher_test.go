@@ -115,6 +115,9 @@ func TestPublishIDsMatchMessages(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "message 1 ") || strings.Contains(err.Error(), "message 0 ") || strings.Contains(err.Error(), "message 2 ") {
 		t.Errorf("Publish = %v, want message 1 alone failed", err)
 	}
+	if !middleware.IsPermanent(err) {
+		t.Errorf("a record too large for the broker: %v, not marked permanent", err)
+	}
 	if mixed[0].ID == "" || mixed[1].ID != "" || mixed[2].ID == "" {
 		t.Errorf("IDs %q %q %q, want the good messages' only", mixed[0].ID, mixed[1].ID, mixed[2].ID)
 	}

@@ -145,10 +145,11 @@ func (s *Subscriber) Describe(topic string) middleware.Destination {
 // Subscribe returns the error, after handling the records that came with
 // it, when retrying cannot cure it and nothing could be consumed: the
 // broker denies the client its group or the cluster
-// (GROUP_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED), rejects its
-// credentials, or finds the group ID invalid. The client is then done
-// with, as after ctx ends. A topic refused on fetch
-// (TOPIC_AUTHORIZATION_FAILED) is reported on every poll and retried.
+// (GROUP_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED) or finds the
+// group ID invalid. The client is then done with, as after ctx ends. A
+// topic refused on fetch (TOPIC_AUTHORIZATION_FAILED) and refused
+// credentials (SASL_AUTHENTICATION_FAILED, which refreshed tokens can
+// give for a moment) are reported on every poll and retried.
 //
 // Only one Subscribe may run per client at a time, because a poll takes
 // records for every partition the client owns.

@@ -153,11 +153,11 @@ func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey strin
 	frameSize := frameSizeOf(p.conn)
 	for i, msg := range msgs {
 		if msg == nil {
-			fail(i, msg, errors.New("nil message"))
+			fail(i, msg, middleware.Permanent(errors.New("nil message")))
 			continue
 		}
 		if err := checkPublishing(msg, frameSize); err != nil {
-			fail(i, msg, err)
+			fail(i, msg, middleware.Permanent(err))
 			continue
 		}
 		if msg.ID == "" {

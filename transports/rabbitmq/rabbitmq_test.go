@@ -573,6 +573,11 @@ func TestPublishUnencodableMessages(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+	// Publishing them again fails again: DeadLetter takes such a failure
+	// at once (a relay from a broker that allowed them must not loop).
+	if perr := pub.Publish(t.Context(), queue, longName); !middleware.IsPermanent(perr) {
+		t.Errorf("a header name AMQP cannot carry: %v, not marked permanent", perr)
+	}
 	if conn.IsClosed() {
 		t.Fatal("the connection was closed")
 	}
