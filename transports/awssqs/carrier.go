@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -170,41 +171,66 @@ var stringDataType = aws.String("String")
 var ErrTooManyAttributes = errors.New("awssqs: more than 10 message attributes")
 
 // EncodeHeaders turns headers into message attributes within SQS's budget of
-// MaxAttributes per message. The names in propagationFields (matched without
-// regard to case) are propagation fields; every other header is the
-// application's own and gets one attribute.
+// MaxAttributes per message and its rules. The names in propagationFields
+// (matched without regard to case) are propagation fields; every other
+// header is the application's own and gets one attribute.
 //
-//   - More than MaxAttributes application headers: MaxAttributes-1 of them
-//     get an attribute each, the application's before the library's own
-//     ("otelmq-" headers, such as DeadLetter's), each in name order, and the
-//     others are packed into PackedAttribute with the propagation fields.
-//     Receivers that use this package read them all as headers again; a
-//     message brought past SQS's budget (a Kafka record relayed here, a
-//     message SQS accepted plus DeadLetter's headers) is sent, not refused.
-//   - The propagation fields fit beside them: one String attribute each.
-//   - Otherwise, if one slot is free: all of them packed into PackedAttribute.
-//   - Otherwise they are left out and returned in dropped (sorted); the
-//     message can still be sent, without its trace context.
+//   - A header whose name SQS refuses as an attribute name (characters
+//     other than letters, digits, '_', '-' and '.'; more than 256 of them;
+//     an "AWS." or "Amazon." prefix; a leading, trailing or doubled '.')
+//     travels packed into PackedAttribute, URL-encoded, as Kafka and AMQP
+//     headers may be named anything.
+//   - The propagation fields get one attribute each when they fit beside
+//     the application's headers and nothing needs packing; otherwise they
+//     are packed, with the application's headers that do not fit beside the
+//     packed attribute: MaxAttributes-1 of those keep an attribute each,
+//     the application's before the library's own ("otelmq-" headers, such
+//     as DeadLetter's), each in name order. So the trace context always
+//     travels, and a message brought past SQS's budget (a Kafka record
+//     relayed here, a message SQS accepted plus DeadLetter's headers) is
+//     sent, not refused. Receivers that use this package read all of them
+//     as headers again; others see the packed ones as one attribute.
+//   - A value SQS would not take as a String (not UTF-8, or characters
+//     outside the XML set SQS accepts: control characters, U+FFFE, U+FFFF)
+//     goes as a Binary attribute, which receivers read back as the same
+//     bytes; the SDK would otherwise replace the bytes it cannot encode.
 //
 // Empty values are skipped (SQS rejects them), and so is
 // propagation.XRayKey, which travels as a message system attribute. A header
-// named PackedAttribute is an error: the name is reserved.
+// named PackedAttribute is an error: the name is reserved. dropped is
+// always empty: nothing is left out any more; it stays for compatibility.
 func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs map[string]types.MessageAttributeValue, dropped []string, err error) {
 	own := make(map[string]string, len(headers))
-	fields := make(map[string]string, len(propagationFields))
+	packed := make(map[string]string, len(propagationFields))
+	mustPack := false // a name SQS refuses
 	for k, v := range headers {
 		switch {
 		case v == "" || k == propagation.XRayKey:
 		case strings.EqualFold(k, PackedAttribute):
 			return nil, nil, fmt.Errorf("awssqs: header %q: the name is reserved for packed propagation fields", k)
 		case slices.ContainsFunc(propagationFields, func(f string) bool { return strings.EqualFold(f, k) }):
-			fields[k] = v
+			packed[k] = v
+		case !attributeName(k):
+			packed[k] = v
+			mustPack = true
 		default:
 			own[k] = v
 		}
 	}
-	if len(own) > MaxAttributes {
-		// The overflow travels packed with the propagation fields.
+	if len(packed) > 0 && !mustPack && len(own)+len(packed) <= MaxAttributes {
+		// The propagation fields fit beside: an attribute each.
+		attrs = make(map[string]types.MessageAttributeValue, len(own)+len(packed))
+		for k, v := range packed {
+			attrs[k] = attributeValue(v)
+		}
+		clear(packed)
+	}
+	// What must travel packed leaves one slot fewer for the others.
+	room := MaxAttributes
+	if len(packed) > 0 {
+		room--
+	}
+	if len(own) > room {
 		names := slices.SortedFunc(maps.Keys(own), func(a, b string) int {
 			if oa, ob := isLibraryHeader(a), isLibraryHeader(b); oa != ob {
 				if oa {
@@ -214,34 +240,80 @@ func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs
 			}
 			return strings.Compare(a, b)
 		})
-		for _, k := range names[MaxAttributes-1:] {
-			fields[k] = own[k]
+		if len(packed) == 0 {
+			room-- // the overflow opens the packed attribute
+		}
+		for _, k := range names[room:] {
+			packed[k] = own[k]
 			delete(own, k)
 		}
 	}
-	attrs = make(map[string]types.MessageAttributeValue, min(len(own)+len(fields), MaxAttributes))
-	for k, v := range own {
-		attrs[k] = stringAttribute(v)
+	if attrs == nil {
+		attrs = make(map[string]types.MessageAttributeValue, min(len(own)+1, MaxAttributes))
 	}
-	switch {
-	case len(fields) == 0:
-	case len(own)+len(fields) <= MaxAttributes:
-		for k, v := range fields {
-			attrs[k] = stringAttribute(v)
-		}
-	case len(own) < MaxAttributes:
-		attrs[PackedAttribute] = stringAttribute(Pack(fields))
-	default:
-		for k := range fields {
-			dropped = append(dropped, k)
-		}
-		slices.Sort(dropped)
+	for k, v := range own {
+		attrs[k] = attributeValue(v)
+	}
+	if len(packed) > 0 {
+		attrs[PackedAttribute] = stringAttribute(Pack(packed))
 	}
 	if len(attrs) == 0 {
 		attrs = nil
 	}
-	return attrs, dropped, nil
+	return attrs, nil, nil
 }
+
+// attributeName reports whether SQS takes name as a message attribute name.
+func attributeName(name string) bool {
+	if name == "" || len(name) > 256 || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return !hasPrefixFold(name, "aws.") && !hasPrefixFold(name, "amazon.")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// sqsText reports whether SQS takes s as text (a message body, a String
+// attribute value): valid UTF-8 of the characters #x9, #xA, #xD,
+// #x20-#xD7FF, #xE000-#xFFFD and #x10000-#x10FFFF.
+func sqsText(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+// attributeValue is v as a String attribute, or a Binary one when SQS
+// would not take it as text.
+func attributeValue(v string) types.MessageAttributeValue {
+	if sqsText(v) {
+		return stringAttribute(v)
+	}
+	return types.MessageAttributeValue{DataType: binaryDataType, BinaryValue: []byte(v)}
+}
+
+// binaryDataType is shared like stringDataType.
+var binaryDataType = aws.String("Binary")
 
 // isLibraryHeader reports whether a header is one this library adds
 // (DeadLetter's), which gives way to the application's own for an

@@ -28,17 +28,23 @@
 // # The attribute budget
 //
 // SQS accepts at most 10 message attributes per message. Application headers
-// come first, one attribute each; past 10 of them, 9 keep an attribute (the
-// application's before the library's "otelmq-" headers) and the rest travel
-// packed, as below, so a message another broker or DeadLetter's headers
-// brought past the budget is still sent. The propagation fields (traceparent, tracestate, baggage; see
-// WithPropagationFields) get one attribute each when they fit beside them,
-// else they are packed together into the single String attribute "otelmq"
-// (PackedAttribute, URL query encoding), else, when no slot is left, they are
-// dropped, recorded (reason "sqs_attribute_budget") with the Propagator given
-// with WithPropagator, propagation.Default() unless set, and the message is
-// still sent. Carrier reads both forms. Empty header values are not sent: SQS
-// rejects them.
+// come first, one attribute each. The propagation fields (traceparent,
+// tracestate, baggage; see WithPropagationFields) get one attribute each when
+// they fit beside them, else they are packed together into the single String
+// attribute "otelmq" (PackedAttribute, URL query encoding) with the
+// application headers that do not fit beside it: 9 keep an attribute (the
+// application's before the library's "otelmq-" headers). So the trace
+// context always travels, and a message another broker or DeadLetter's
+// headers brought past the budget is still sent. Headers whose names SQS
+// refuses as attribute names travel packed as well, and values that are not
+// SQS text go as Binary attributes (see EncodeHeaders). Carrier reads every
+// form. Empty header values are not sent: SQS rejects them.
+//
+// A body that is not SQS text (not UTF-8, or control characters) is refused
+// with ErrBodyNotText before anything is sent; refusals that sending again
+// cannot cure (this one, a reserved header name, SQS's InvalidParameterValue,
+// InvalidMessageContents, MissingParameter and the like) are marked
+// middleware.Permanent, so DeadLetter dead-letters them at once.
 //
 // # Destinations and spans
 //

@@ -82,19 +82,20 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 // WithPropagationFields sets the header names the Publisher spends the
-// attribute budget on last, packs together or drops (see EncodeHeaders).
+// attribute budget on last and packs together when they do not fit (see
+// EncodeHeaders).
 // The default is DefaultPropagationFields; pass the Fields of the
 // propagator in use when it writes others.
 func WithPropagationFields(fields ...string) Option {
 	return optionFunc(func(c *config) { c.propagationFields = fields })
 }
 
-// WithPropagator sets the Propagator the Publisher records dropped
-// propagation fields with (RecordDropped: a span event and the
-// otelmq.propagation.dropped counter of the Propagator's MeterProvider).
-// Pass the tracing middleware's, Tracing.Propagator(), so the counter goes
-// where the rest of its telemetry does. The default is propagation.Default(),
-// which counts on the global MeterProvider. A nil p is ignored.
+// WithPropagator set the Propagator the Publisher recorded dropped
+// propagation fields with.
+//
+// Deprecated: the Publisher packs propagation fields that do not fit and
+// drops none any more, so it records nothing; the option is kept so that
+// code using it still builds, and does nothing.
 func WithPropagator(p *propagation.Propagator) Option {
 	return optionFunc(func(c *config) {
 		if p != nil {

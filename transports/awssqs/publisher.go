@@ -115,7 +115,7 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 		})
 		switch {
 		case err != nil:
-			fail(0, msgs[0], err)
+			fail(0, msgs[0], refused(err))
 		case !fifo:
 			msgs[0].ID = aws.ToString(out.MessageId)
 		}
@@ -140,6 +140,15 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 	}
 	return publishError(queueURL, errs)
 }
+
+// ErrBodyNotText is why Publish refuses a message whose body SQS would not
+// take as text (not UTF-8, or control characters other than tab, CR and
+// LF): the SDK would replace the bytes it cannot encode, SQS would keep
+// the altered body, and the SDK would then fail the send on the checksum,
+// so a relay sending it again would put one altered copy on the queue per
+// attempt. It is marked middleware.Permanent; encode binary bodies
+// (base64) before publishing them to SQS.
+var ErrBodyNotText = errors.New("the body is not text SQS takes (valid UTF-8 without control characters but tab, CR, LF)")
 
 // ErrFIFOGroupFailed is why Publish did not send a message to a FIFO queue:
 // an earlier message of its group (its Key) in the same call failed.
@@ -182,14 +191,14 @@ type entryStrings struct{ id, body string }
 // queue when fifo is true; the entry's strings are kept in strs.
 func (p *Publisher) entry(ctx context.Context, fifo bool, i int, msg *middleware.Message, strs *entryStrings) (types.SendMessageBatchRequestEntry, error) {
 	if msg == nil {
-		return types.SendMessageBatchRequestEntry{}, errors.New("nil message")
+		return types.SendMessageBatchRequestEntry{}, middleware.Permanent(errors.New("nil message"))
 	}
-	attrs, dropped, err := EncodeHeaders(msg.Headers, p.cfg.propagationFields)
+	if !sqsText(string(msg.Body)) {
+		return types.SendMessageBatchRequestEntry{}, middleware.Permanent(ErrBodyNotText)
+	}
+	attrs, _, err := EncodeHeaders(msg.Headers, p.cfg.propagationFields)
 	if err != nil {
-		return types.SendMessageBatchRequestEntry{}, err
-	}
-	for _, field := range dropped {
-		p.cfg.propagator.RecordDropped(ctx, field, DroppedReason, 1)
+		return types.SendMessageBatchRequestEntry{}, middleware.Permanent(err)
 	}
 	strs.id, strs.body = strconv.Itoa(i), string(msg.Body)
 	e := types.SendMessageBatchRequestEntry{
@@ -223,7 +232,7 @@ func (p *Publisher) sendBatch(ctx context.Context, queueURL string, fifo bool, c
 	if err != nil {
 		for _, e := range chunk {
 			i := entryIndex(e)
-			fail(i, msgs[i], err)
+			fail(i, msgs[i], refused(err))
 		}
 		return
 	}
@@ -244,7 +253,7 @@ func (p *Publisher) sendBatch(ctx context.Context, queueURL string, fifo bool, c
 		}
 		answered[id] = true
 		i := entryIndex(types.SendMessageBatchRequestEntry{Id: &id})
-		fail(i, msgs[i], &BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault})
+		fail(i, msgs[i], refused(&BatchEntryError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault}))
 	}
 	for _, e := range chunk {
 		if !answered[*e.Id] {
@@ -252,6 +261,22 @@ func (p *Publisher) sendBatch(ctx context.Context, queueURL string, fifo bool, c
 			fail(i, msgs[i], errors.New("missing from the SendMessageBatch response"))
 		}
 	}
+}
+
+// refused marks err middleware.Permanent when SQS refused the message for
+// good: its contents, an attribute, a parameter it lacks (a FIFO message
+// without a group ID). Sending it again fails again; DeadLetter then
+// dead-letters it at once instead of letting it come back for ever.
+func refused(err error) error {
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) {
+		switch coded.ErrorCode() {
+		case "InvalidMessageContents", "InvalidParameterValue", "InvalidAttributeName",
+			"InvalidAttributeValue", "MissingParameter", "UnsupportedOperation":
+			return middleware.Permanent(err)
+		}
+	}
+	return err
 }
 
 // entryIndex is the index in msgs of the message e was built from: its Id.

@@ -15,13 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelmq/otelmq/integration"
 	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
-	"github.com/otelmq/otelmq/propagation"
 	"github.com/otelmq/otelmq/transports/awssqs"
 )
 
@@ -763,43 +760,57 @@ func cancelWhileRunning(t *testing.T, cancel func(), release chan struct{}, done
 	}
 }
 
-// TestPublisherRecordsDropsWithItsPropagator: fields the attribute budget
-// drops are counted by the Propagator WithPropagator gives, on its own
-// MeterProvider, and the message is still sent.
-func TestPublisherRecordsDropsWithItsPropagator(t *testing.T) {
+// What SQS would refuse or alter travels anyway, over goaws and back:
+// with 10 headers of the message's own the trace context is packed with
+// one of them (it used to be dropped); header names SQS refuses as
+// attribute names (Kafka and AMQP headers may be named anything) travel
+// packed; values that are not SQS text go as Binary attributes, which the
+// SDK does not alter. A body that is not SQS text is refused, marked
+// permanent, before anything is sent.
+func TestPublishCarriesWhatSQSRefuses(t *testing.T) {
 	client := brokers.SQS(t)
-	url := brokers.SQSQueue(t, client, "budget-propagator", nil)
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	pub := awssqs.NewPublisher(client, awssqs.WithPropagator(propagation.New(propagation.WithMeterProvider(mp))))
+	url := brokers.SQSQueue(t, client, "rules", nil)
+	pub := awssqs.NewPublisher(client)
 
-	msg := middleware.NewMessage([]byte("full"))
+	msg := middleware.NewMessage([]byte("text"))
 	for i := range 10 {
 		msg.Headers[fmt.Sprintf("user-%d", i)] = "v"
 	}
 	msg.Headers["traceparent"] = traceparent
+	msg.Headers["content type"] = "a space"
+	msg.Headers["AWS.trace"] = "reserved prefix"
+	msg.Headers["a..b"] = "double period"
+	msg.Headers["bytes"] = "\xc3\x28\x00\xff"
+	want := maps.Clone(msg.Headers)
 	if err := pub.Publish(context.Background(), url, msg); err != nil {
-		t.Fatalf("a message whose propagation fields do not fit was not sent: %v", err)
-	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	var dropped int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "otelmq.propagation.dropped" {
-				for _, dp := range sum.DataPoints {
-					if v, _ := dp.Attributes.Value(propagation.FieldKey); v.AsString() == "traceparent" {
-						dropped += dp.Value
-					}
-				}
+	out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(url), MessageAttributeNames: []string{"All"}, WaitTimeSeconds: 1,
+	})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("receive: %v, %d messages", err, len(out.Messages))
+	}
+	if n := len(out.Messages[0].MessageAttributes); n > awssqs.MaxAttributes {
+		t.Errorf("%d attributes sent", n)
+	}
+	for name := range out.Messages[0].MessageAttributes {
+		for _, bad := range []string{"content type", "AWS.trace", "a..b"} {
+			if name == bad {
+				t.Errorf("attribute %q sent under a name SQS refuses", name)
 			}
 		}
 	}
-	if dropped != 1 {
-		t.Errorf("otelmq.propagation.dropped{field=traceparent} on the given MeterProvider = %d, want 1", dropped)
+	c := awssqs.NewCarrier(&out.Messages[0].MessageAttributes)
+	for k, v := range want {
+		if got := c.Get(k); got != v {
+			t.Errorf("header %q = %q after the round trip, want %q", k, got, v)
+		}
+	}
+
+	err = pub.Publish(context.Background(), url, middleware.NewMessage([]byte{0x89, 'P', 'N', 'G', 0xff}))
+	if !errors.Is(err, awssqs.ErrBodyNotText) || !middleware.IsPermanent(err) {
+		t.Errorf("binary body: %v, want a permanent ErrBodyNotText", err)
 	}
 }
 
