@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/slogtest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -238,6 +239,43 @@ func TestRetryAttemptSpansRedactedUnderStartProcess(t *testing.T) {
 	for _, s := range rec.Ended() {
 		if strings.Contains(s.Status().Description, "alice@example.com") {
 			t.Errorf("span %q status description not redacted: %q", s.Name(), s.Status().Description)
+		}
+	}
+}
+
+// NewLogHandler passes the standard library's handler conformance tests
+// (groups, attributes added after them, empty groups, ...), wrapping a
+// JSON handler, and adds the IDs at the top level under any groups.
+func TestLogHandlerConformance(t *testing.T) {
+	var buf bytes.Buffer
+	h := middleware.NewLogHandler(slog.NewJSONHandler(&buf, nil))
+	results := func() []map[string]any {
+		var ms []map[string]any
+		for line := range bytes.SplitSeq(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+			if len(line) == 0 {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, m)
+		}
+		return ms
+	}
+	if err := slogtest.TestHandler(h, results); err != nil {
+		t.Error(err)
+	}
+
+	buf.Reset()
+	hr := newHarness(t)
+	ctx, span := hr.tp.Tracer("test").Start(context.Background(), "work")
+	slog.New(h).With("p", 0).WithGroup("a").With("x", 1).WithGroup("b").InfoContext(ctx, "hi", "y", 2)
+	span.End()
+	got := strings.TrimSpace(buf.String())
+	for _, want := range []string{`"p":0`, `"a":{"x":1,"b":{"y":2}}`, `"trace_id":"` + span.SpanContext().TraceID().String() + `"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %s", got, want)
 		}
 	}
 }

@@ -55,8 +55,10 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 		return true
 	})
 	for i := len(h.groups) - 1; i >= 0; i-- {
+		// A group holds the attributes added after it opened, then the
+		// groups opened inside it (or the record's).
 		g := h.groups[i]
-		inner = append(slices.Clip(g.attrs), slog.Attr{Key: g.name, Value: slog.GroupValue(inner...)})
+		inner = []slog.Attr{{Key: g.name, Value: slog.GroupValue(append(slices.Clip(g.attrs), inner...)...)}}
 	}
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	if sc.IsValid() {
