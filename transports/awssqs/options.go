@@ -159,7 +159,8 @@ func WithVisibilityTimeout(d time.Duration) Option {
 // handlers return: a handler slower than the visibility timeout then does
 // not see its message delivered again meanwhile, to itself or to another
 // consumer. The receive asks for d as the visibility timeout as well,
-// unless WithVisibilityTimeout sets one. d is rounded up to whole seconds,
+// unless WithVisibilityTimeout sets one (the extensions then come every
+// half of the shorter of the two). d is rounded up to whole seconds,
 // 2 s at least; 0, the default, extends nothing. SQS ends extensions 12 h
 // after a message's receive.
 func WithVisibilityExtension(d time.Duration) Option {
@@ -188,7 +189,10 @@ func WithRetryVisibility(d time.Duration) Option {
 // default is 10. Values below 1 are ignored. Messages of one FIFO group
 // are handled in order only with 1; then, when a handler fails, the later
 // messages of its group from the same receive are not handled but made
-// visible again, to come after its redelivery.
+// visible again, to come after its redelivery. Those were received all
+// the same: their ApproximateReceiveCount (DeliveryCount) grows with the
+// failed one's, and a redrive policy may move them to the dead-letter
+// queue with it, as with Lambda's handling of FIFO batches.
 func WithConcurrency(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {

@@ -57,7 +57,8 @@ func (p *Publisher) Describe(queueURL string) middleware.Destination { return de
 // the MessageDeduplicationId (by default the message's ID). Publish leaves
 // ID as the caller set it, so that publishing again what failed sends the
 // same deduplication IDs (or none, with ContentBasedDeduplication) and SQS
-// drops what was already sent. Once a message of a group fails, the later
+// drops what was already sent; the send span then records that ID (or
+// none), not the MessageId consumers see. Once a message of a group fails, the later
 // messages of that group in msgs are not sent either (they fail with
 // ErrFIFOGroupFailed), so that sending the failed ones again keeps the
 // group's order.

@@ -153,7 +153,7 @@ func (p *poller) poll(ctx context.Context) error {
 		},
 	}
 	switch {
-	case cfg.visibilityTimeout != nil:
+	case cfg.visibilityTimeout != nil && *cfg.visibilityTimeout > 0:
 		in.VisibilityTimeout = seconds(*cfg.visibilityTimeout)
 	case cfg.extendVisibility > 0:
 		in.VisibilityTimeout = seconds(cfg.extendVisibility)
@@ -207,8 +207,14 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 	hctx := context.WithoutCancel(p.obs.Received(ctx, p.dest, start, msgs))
 	b := &deleteBatch{p: p, hctx: hctx, raw: raw, msgs: msgs, left: len(msgs)}
 	if d := p.s.cfg.extendVisibility; d > 0 {
+		// The first extension must come before the receive's own timeout
+		// ends: every half of the shorter of the two.
+		every := d / 2
+		if vt := p.s.cfg.visibilityTimeout; vt != nil && *vt > 0 {
+			every = min(every, time.Duration(seconds(*vt))*time.Second/2)
+		}
 		b.extending = newExtension(len(raw))
-		p.wg.Go(func() { b.extend(d) })
+		p.wg.Go(func() { b.extend(d, every) })
 	}
 	p.wg.Go(func() {
 		for i, msg := range msgs {
@@ -392,11 +398,11 @@ func (b *deleteBatch) stopExtending(from, to int) {
 	}
 }
 
-// extend extends the visibility of b's messages to d every d/2 until every
-// one of them has stopped (stopExtending).
-func (b *deleteBatch) extend(d time.Duration) {
+// extend extends the visibility of b's messages to d at every tick of
+// every until every one of them has stopped (stopExtending).
+func (b *deleteBatch) extend(d, every time.Duration) {
 	x := b.extending
-	t := time.NewTicker(d / 2)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -405,17 +411,17 @@ func (b *deleteBatch) extend(d time.Duration) {
 		case <-t.C:
 		}
 		x.mu.Lock()
-		ctx, cancel := context.WithTimeout(b.hctx, d/2)
 		for i := range b.raw {
 			if !x.done[i] {
+				ctx, cancel := context.WithTimeout(b.hctx, every)
 				_, _ = b.p.s.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 					QueueUrl:          aws.String(b.p.queueURL),
 					ReceiptHandle:     b.raw[i].ReceiptHandle,
 					VisibilityTimeout: seconds(d),
 				})
+				cancel()
 			}
 		}
-		cancel()
 		x.mu.Unlock()
 	}
 }

@@ -56,3 +56,28 @@ func TestVisibilityExtensionCoversSlowHandler(t *testing.T) {
 		})
 	}
 }
+
+// With a receive timeout (WithVisibilityTimeout, 1 s) shorter than half the
+// extension (4 s), the first extension came at 2 s, after the message was
+// visible again; they now come every half of the shorter.
+func TestVisibilityExtensionBeforeShortTimeout(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "slowshort", nil)
+	publishBodies(t, client, url, "slow")
+	var handlings atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	err := awssqs.NewSubscriber(client, awssqs.WithWaitTime(time.Second), awssqs.WithConcurrency(2),
+		awssqs.WithVisibilityTimeout(time.Second), awssqs.WithVisibilityExtension(4*time.Second)).
+		Subscribe(ctx, url, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+			handlings.Add(1)
+			time.Sleep(3 * time.Second)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := handlings.Load(); n != 1 {
+		t.Errorf("handled %d times with WithVisibilityExtension on", n)
+	}
+}
