@@ -195,9 +195,10 @@ var ErrTooManyAttributes = errors.New("awssqs: more than 10 message attributes")
 //     goes as a Binary attribute, which receivers read back as the same
 //     bytes; the SDK would otherwise replace the bytes it cannot encode.
 //
-// Empty values are skipped (SQS rejects them), and so is
-// propagation.XRayKey, which travels as a message system attribute. A header
-// named PackedAttribute is an error: the name is reserved. dropped is
+// Empty values and names are skipped (SQS rejects them, and the packed form
+// has no empty names), and so is propagation.XRayKey, which travels as a
+// message system attribute. A header named PackedAttribute is an error: the
+// name is reserved. dropped is
 // always empty: nothing is left out any more; it stays for compatibility.
 func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs map[string]types.MessageAttributeValue, dropped []string, err error) {
 	own := make(map[string]string, len(headers))
@@ -205,7 +206,7 @@ func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs
 	mustPack := false // a name SQS refuses
 	for k, v := range headers {
 		switch {
-		case v == "" || k == propagation.XRayKey:
+		case k == "" || v == "" || k == propagation.XRayKey:
 		case strings.EqualFold(k, PackedAttribute):
 			return nil, nil, fmt.Errorf("awssqs: header %q: the name is reserved for packed propagation fields", k)
 		case slices.ContainsFunc(propagationFields, func(f string) bool { return strings.EqualFold(f, k) }):

@@ -68,8 +68,8 @@ func FuzzMessage(f *testing.F) {
 		headers := map[string]string{}
 		reserved := false
 		for k, v := range msg.Headers {
-			if k != propagation.XRayKey && v != "" {
-				headers[k] = v
+			if k != propagation.XRayKey && k != "" && v != "" {
+				headers[k] = v // what EncodeHeaders sends
 			}
 			reserved = reserved || strings.EqualFold(k, PackedAttribute)
 		}
