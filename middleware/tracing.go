@@ -493,7 +493,9 @@ func (t *Tracing) StartProcess(ctx context.Context, d Destination, c propagation
 		creation = sc
 	}
 	sh := t.shapes.get(d, propagation.Process, "process")
-	return t.process(ctx, d, sh, creation, t.cfg.filterBaggage(bg), dropped, attrs, nil)
+	ctx, span := t.process(ctx, d, sh, creation, t.cfg.filterBaggage(bg), dropped, attrs, nil)
+	t.RecordHeaders(span, c)
+	return ctx, span
 }
 
 // StartProcessFrom is StartProcess for a message whose headers the caller
@@ -769,6 +771,39 @@ func (t *Tracing) RecordAttributes(span trace.Span, attrs ...attribute.KeyValue)
 		}
 	}
 	span.SetAttributes(attrs...)
+}
+
+// RecordHeaders sets on span, when it records, the WithHeaderAllowList
+// headers present in c as messaging.header.<name>, as the Subscriber's
+// process spans have them: made valid UTF-8 and put through the redactor
+// (WithRedactor) when there is one. A header is present when c.Get returns
+// a value that is not empty. StartProcess calls it; instrumentation that
+// starts a process span with StartProcessFrom calls it with the message's
+// headers. Without an allow-list it does nothing and costs nothing.
+func (t *Tracing) RecordHeaders(span trace.Span, c propagation.TextMapCarrier) {
+	if len(t.headers) == 0 || c == nil || !span.IsRecording() {
+		return
+	}
+	var attrs []attribute.KeyValue
+	for _, h := range t.headers {
+		v := c.Get(h.name)
+		if v == "" {
+			continue
+		}
+		if attrs == nil {
+			attrs = make([]attribute.KeyValue, 0, len(t.headers))
+		}
+		// As in messageAttributes: a value that is not UTF-8 would make
+		// the OTLP exporter refuse the whole batch of spans.
+		kv := h.key.String(strings.ToValidUTF8(v, "\uFFFD"))
+		if t.cfg.redact != nil {
+			kv = t.cfg.redact(kv)
+		}
+		attrs = append(attrs, kv)
+	}
+	if len(attrs) > 0 {
+		span.SetAttributes(attrs...)
+	}
 }
 
 // RecordsBodySize reports whether WithBodySize is on, for instrumentation

@@ -26,6 +26,11 @@ import (
 // with ClientOption (or on an aws.Config with AppendMiddlewares); use
 // StartProcess and DeleteMessage in the receive loop.
 //
+// A ReceiveMessage that returns messages gets a receive span; one that
+// fails gets a receive span ended with the error (error status and
+// error.type), as a failed poll of the Subscriber does, unless the end of
+// its ctx interrupted it; an empty one gets none.
+//
 // Do not also wrap a Publisher or Subscriber on the same client with
 // middleware tracing: both would record send and receive spans. The trace
 // context itself is never injected twice, because an existing traceparent is
@@ -248,8 +253,14 @@ func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddlewar
 	in.Parameters = &cp
 	start := time.Now()
 	out, md, err := next.HandleInitialize(ctx, in)
+	if err != nil {
+		// Like the Subscriber: a failed receive span, with the error
+		// status and error.type, unless ctx ended the call.
+		middleware.ReportPollFailed(ctx, i.tracing, describe(aws.ToString(p.QueueUrl)), start, err)
+		return out, md, err
+	}
 	res, ok := out.Result.(*sqs.ReceiveMessageOutput)
-	if err != nil || !ok || res == nil || len(res.Messages) == 0 {
+	if !ok || res == nil || len(res.Messages) == 0 {
 		// Like the Subscriber: an empty poll is not a receive.
 		return out, md, err
 	}

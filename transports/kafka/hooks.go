@@ -367,9 +367,22 @@ func (h *Hooks) ReceiveContext(ctx context.Context, fetches kgo.Fetches) context
 // middleware.WithInboundBaggage). End the span with
 // h.Tracing().End, which puts its error text through the redactor.
 //
+// The allow-listed headers (middleware.WithHeaderAllowList) are recorded
+// as messaging.header.<name>, as on the Subscriber's process spans. There
+// is no otelmq.message.delivery_count: Kafka does not count deliveries, and
+// only the Subscriber counts a record's failed attempts.
+//
 // Pass the poll's context, ideally from ReceiveContext, not r.Context: the
 // process span would take the creation context in r.Context for the
 // receive and link it twice.
+//
+// Producing r itself again from inside its process span (forwarding the
+// fetched record) parents the new send span on r.Context, which the fetch
+// hook set to r's creation context, not on the process span: set
+// r.Context = nil (or to the ctx returned here) before producing it, or
+// produce a new record, for a send span that is a child of the process
+// span. r's old traceparent is kept in its headers either way (see
+// Hooks), so the consumer of the forward continues r's creation context.
 func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Context, trace.Span) {
 	// The span starts with the attributes a sampler may use: the
 	// destination's (the group is one, as on the Subscriber's spans) and
@@ -390,6 +403,9 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 		ctx, span = h.tracing.StartProcessFrom(ctx, d, f.creation, bg, partition)
 		propagation.AddDroppedEvents(span, f.dropped)
 		propagation.AddDroppedEvents(span, dropped)
+		// StartProcess records the allow-listed headers itself; this
+		// path has no carrier of its own.
+		h.tracing.RecordHeaders(span, NewCarrier(r))
 	} else {
 		ctx, span = h.tracing.StartProcess(ctx, d, NewCarrier(r), partition)
 	}

@@ -25,6 +25,10 @@ type Channel struct {
 }
 
 // WrapChannel returns ch with tracing configured by opts.
+//
+// The Channel's spans carry no server.address or server.port, unlike those
+// of Publisher and Subscriber, which hold the connection: an *amqp.Channel
+// does not expose the connection it was opened on.
 func WrapChannel(ch *amqp.Channel, opts ...middleware.Option) *Channel {
 	return &Channel{Channel: ch, tracing: middleware.NewTracing(opts...)}
 }
@@ -35,7 +39,7 @@ func WrapChannel(ch *amqp.Channel, opts ...middleware.Option) *Channel {
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) error {
 	ctx, span := c.startPublish(ctx, exchange, key, &msg)
 	err := c.Channel.PublishWithContext(ctx, exchange, key, mandatory, immediate, msg)
-	c.tracing.End(span, err)
+	c.endPublish(span, &msg, err)
 	return err
 }
 
@@ -45,8 +49,17 @@ func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, 
 func (c *Channel) PublishWithDeferredConfirmWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) (*amqp.DeferredConfirmation, error) {
 	ctx, span := c.startPublish(ctx, exchange, key, &msg)
 	dc, err := c.Channel.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, immediate, msg)
-	c.tracing.End(span, err)
+	c.endPublish(span, &msg, err)
 	return dc, err
+}
+
+// endPublish ends the send span of msg with err, recording msg's
+// MessageId, as the Publisher records a message's ID.
+func (c *Channel) endPublish(span trace.Span, msg *amqp.Publishing, err error) {
+	if msg.MessageId != "" && span.IsRecording() {
+		c.tracing.RecordAttributes(span, propagation.MessageID(msg.MessageId))
+	}
+	c.tracing.End(span, err)
 }
 
 func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *amqp.Publishing) (context.Context, trace.Span) {
@@ -65,14 +78,35 @@ func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *a
 var consumerTags atomic.Uint64
 
 // Consume is the channel's Consume; it remembers which queue consumer tag
-// reads, so StartProcess, Ack and Nack name the queue. An empty consumer tag
-// is replaced by a unique one.
+// reads, so StartProcess, Ack and Nack name the queue, until Cancel is
+// called with that tag. An empty consumer tag is replaced by a unique one.
 func (c *Channel) Consume(queue, consumer string, autoAck, exclusive, noLocal, noWait bool, args amqp.Table) (<-chan amqp.Delivery, error) {
 	if consumer == "" {
 		consumer = "ctag-otelmq-" + strconv.FormatUint(consumerTags.Add(1), 10)
 	}
-	c.queues.Store(consumer, queue)
-	return c.Channel.Consume(queue, consumer, autoAck, exclusive, noLocal, noWait, args)
+	prev, had := c.queues.Swap(consumer, queue)
+	ds, err := c.Channel.Consume(queue, consumer, autoAck, exclusive, noLocal, noWait, args)
+	if err != nil {
+		// No new consumer to name: forget the tag, or give it back to
+		// the consumer that had it (a tag reused by mistake).
+		if had {
+			c.queues.Store(consumer, prev)
+		} else {
+			c.queues.Delete(consumer)
+		}
+	}
+	return ds, err
+}
+
+// Cancel is the channel's Cancel; it also forgets the queue that Consume
+// remembered for consumer, so that the consumer tags of a long-lived
+// channel do not pile up. Deliveries of consumer still to process after
+// Cancel are named "{exchange}:{routing key}", as those of a consumer
+// started without c.
+func (c *Channel) Cancel(consumer string, noWait bool) error {
+	err := c.Channel.Cancel(consumer, noWait)
+	c.queues.Delete(consumer)
+	return err
 }
 
 // Tracing returns the Tracing the channel records through.
@@ -82,7 +116,9 @@ func (c *Channel) Tracing() *middleware.Tracing { return c.tracing }
 // context per middleware.WithProcessParent. End it with c.Tracing().End,
 // which puts its error text through the redactor.
 func (c *Channel) StartProcess(ctx context.Context, d amqp.Delivery) (context.Context, trace.Span) {
-	return c.tracing.StartProcess(ctx, c.destination(&d), NewCarrier(&d.Headers), deliveryAttributes(&d)...)
+	attrs := appendDeliveryAttributes(make([]attribute.KeyValue, 0, maxDeliveryAttributes+1), &d)
+	attrs = append(attrs, middleware.DeliveryCountKey.Int(deliveryCount(&d)))
+	return c.tracing.StartProcess(ctx, c.destination(&d), NewCarrier(&d.Headers), attrs...)
 }
 
 // Ack acknowledges d inside an "ack" settle span.
