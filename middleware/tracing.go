@@ -150,7 +150,12 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 // wraps panics; its error.type is "panic", as a handler's.
 type publishPanic struct{ value any }
 
-func (e *publishPanic) Error() string     { return fmt.Sprintf("otelmq: publish panicked: %v", e.value) }
+func (e *publishPanic) Error() string {
+	if e.value == nil { // runtime.Goexit, which is no panic
+		return "otelmq: publish did not return (runtime.Goexit)"
+	}
+	return fmt.Sprintf("otelmq: publish panicked: %v", e.value)
+}
 func (e *publishPanic) ErrorType() string { return "panic" }
 
 // Subscriber wraps next: it installs t as an Observer (receive and settle
