@@ -18,9 +18,11 @@ import (
 // MaxAttributes is how many message attributes SQS accepts on one message.
 const MaxAttributes = 10
 
-// PackedAttribute is the String message attribute that carries all the
+// PackedAttribute is the String message attribute that carries the
 // propagation fields of a message when they do not fit beside its other
-// attributes. Its value is URL query encoding (net/url), keys sorted:
+// attributes, with the headers that do not fit either and those whose
+// names SQS refuses (see EncodeHeaders). Its value is URL query encoding
+// (net/url), keys sorted:
 //
 //	baggage=k%3Dv&traceparent=00-4bf9...-01&tracestate=vendor%3Dx
 //
@@ -323,8 +325,8 @@ func isLibraryHeader(name string) bool {
 	return len(name) >= len("otelmq-") && strings.EqualFold(name[:len("otelmq-")], "otelmq-")
 }
 
-// decodeHeaders returns the headers carried by attrs: every attribute, then the packed propagation fields where no attribute of that name
-// exists.
+// decodeHeaders returns the headers carried by attrs: every attribute, then
+// what the packed attribute holds where no attribute of that name exists.
 func decodeHeaders(attrs map[string]types.MessageAttributeValue) map[string]string {
 	if len(attrs) == 0 {
 		return nil

@@ -187,13 +187,32 @@ func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, 
 			out[k] = v
 		}
 	}
+	// A pack holds more than propagation fields (headers whose names SQS
+	// refuses, the overflow of the budget: see EncodeHeaders): what the
+	// propagator does not replace is packed again with what it wrote.
+	var carried map[string]string
+	if p, ok := attrs[PackedAttribute]; ok {
+		for k, v := range Unpack(attributeText(p)) {
+			if !written[strings.ToLower(k)] {
+				if carried == nil {
+					carried = map[string]string{}
+				}
+				carried[k] = v
+			}
+		}
+	}
 	switch own := len(out); {
-	case own+len(fields) <= MaxAttributes:
+	case len(carried) == 0 && own+len(fields) <= MaxAttributes:
 		for k, v := range fields {
 			out[k] = stringAttribute(v)
 		}
 	case own < MaxAttributes:
-		out[PackedAttribute] = stringAttribute(Pack(fields))
+		if carried == nil {
+			carried = fields
+		} else {
+			maps.Copy(carried, fields)
+		}
+		out[PackedAttribute] = stringAttribute(Pack(carried))
 	default:
 		// No slot left: the message is still sent, without its context.
 		for _, k := range slices.Sorted(maps.Keys(fields)) {

@@ -418,3 +418,30 @@ func TestNativeRedactor(t *testing.T) {
 		t.Errorf("send span %s = %q, want it redacted", id, v)
 	}
 }
+
+// A message the Publisher sent with a header SQS refuses as a name carries
+// it in the packed attribute; forwarding its attributes through a client
+// with Instrumentation replaced the pack with the trace context and lost
+// the header. The pack's other entries are packed again.
+func TestNativeForwardKeepsPackedHeaders(t *testing.T) {
+	r := newNativeRig(t, "native-pack")
+	msg := middleware.NewMessage([]byte("fwd"))
+	msg.Headers["content type"] = "application/json"
+	if err := awssqs.NewPublisher(r.raw).Publish(context.Background(), r.url, msg); err != nil {
+		t.Fatal(err)
+	}
+	first := receiveAll(t, r.raw, r.url, "fwd")["fwd"].m
+	if _, err := r.client.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl: aws.String(r.url), MessageBody: aws.String("fwd2"), MessageAttributes: first.MessageAttributes,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	second := receiveAll(t, r.raw, r.url, "fwd2")["fwd2"].m
+	c := awssqs.NewCarrier(&second.MessageAttributes)
+	if got := c.Get("content type"); got != "application/json" {
+		t.Errorf("header %q = %q after the native forward, want %q", "content type", got, "application/json")
+	}
+	if c.Get("traceparent") == "" {
+		t.Error("the forward carries no trace context")
+	}
+}

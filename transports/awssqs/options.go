@@ -2,6 +2,8 @@ package awssqs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -59,7 +61,7 @@ func newConfig(opts []Option) config {
 	c := config{
 		propagationFields: DefaultPropagationFields,
 		propagator:        propagation.Default(),
-		deduplicationID:   func(m *middleware.Message) string { return m.ID },
+		deduplicationID:   func(m *middleware.Message) string { return deduplicationID(m.ID) },
 		maxMessages:       maxBatch,
 		waitTime:          maxWait,
 		concurrency:       defaultWorkers,
@@ -110,8 +112,12 @@ func WithPropagator(p *propagation.Propagator) Option {
 // default is the message's ID, which a new message does not have (SQS
 // assigns IDs on send): for a FIFO queue without ContentBasedDeduplication,
 // set Message.ID (an ID of your own, kept when you publish again, makes
-// SQS drop the duplicate) or give this option. A FIFO message also needs
-// its Key, the MessageGroupId. It is not used for standard queues.
+// SQS drop the duplicate) or give this option. Relay and DeadLetter carry
+// the source message's ID. An ID SQS would not take as a deduplication ID
+// (over 128 characters, or characters other than ASCII letters, digits and
+// punctuation: another broker's ID) is sent as its SHA-256, in hex. A FIFO
+// message also needs its Key, the MessageGroupId. It is not used for
+// standard queues.
 func WithDeduplicationID(f func(*middleware.Message) string) Option {
 	return optionFunc(func(c *config) {
 		if f != nil {
@@ -215,3 +221,21 @@ func WithDeleteLinger(d time.Duration) Option {
 }
 
 func seconds(d time.Duration) int32 { return int32((d + time.Second - 1) / time.Second) }
+
+// deduplicationID is id as a MessageDeduplicationId: id itself when SQS
+// takes it (1 to 128 ASCII letters, digits and punctuation), else its
+// SHA-256 in hex, which it takes and which stays the same for the same id.
+func deduplicationID(id string) string {
+	if id == "" {
+		return ""
+	}
+	valid := len(id) <= 128
+	for i := 0; valid && i < len(id); i++ {
+		valid = '!' <= id[i] && id[i] <= '~' // letters, digits, punctuation
+	}
+	if valid {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}

@@ -231,9 +231,11 @@ func (p *Publisher) entry(ctx context.Context, fifo bool, i int, msg *middleware
 func (p *Publisher) sendBatch(ctx context.Context, queueURL string, fifo bool, chunk []types.SendMessageBatchRequestEntry, msgs []*middleware.Message, fail func(int, *middleware.Message, error)) {
 	out, err := p.api.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: chunk})
 	if err != nil {
+		// Not marked permanent: a refusal of the request may be one
+		// entry's fault, and the others would go through alone.
 		for _, e := range chunk {
 			i := entryIndex(e)
-			fail(i, msgs[i], refused(err))
+			fail(i, msgs[i], err)
 		}
 		return
 	}

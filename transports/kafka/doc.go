@@ -27,6 +27,12 @@
 // arrays and strings (IDs, header values), so a handler that keeps a
 // Message keeps its block's memory (some KiB) alive.
 //
+// Publish marks middleware.Permanent (so DeadLetter dead-letters at once)
+// a nil message, and a record the broker refuses as too large
+// (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_RECORD) when it was
+// the call's only one: the broker judges whole batches, so records that
+// failed together may each fit alone.
+//
 // # Client options
 //
 // The Subscriber consumes with a *kgo.Client built for it:

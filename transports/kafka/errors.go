@@ -50,9 +50,12 @@ func refused(err error) bool {
 	return false
 }
 
-// tooLarge reports whether a produce failed because the record is larger
-// than the broker (or the client's limit) takes: producing it again fails
-// again, so Publish marks it middleware.Permanent.
+// tooLarge reports whether a produce failed because what was sent is
+// larger than the broker (or the client's limit) takes. The broker judges
+// a whole batch, and kgo fails every record of a batch too large, so
+// Publish marks the error middleware.Permanent only for a call of one
+// record (as RelayHandler and DeadLetter publish), which producing again
+// fails again.
 func tooLarge(err error) bool {
 	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidRecord)
 }

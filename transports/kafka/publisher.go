@@ -109,7 +109,9 @@ func (p *Publisher) Publish(ctx context.Context, topic string, msgs ...*middlewa
 			msg := msgs[i]
 			if res.Err != nil {
 				err := named(res.Err)
-				if tooLarge(res.Err) {
+				if len(records) == 1 && tooLarge(res.Err) {
+					// Alone in the call, the record is what is too
+					// large; with others it may be their batch.
 					err = middleware.Permanent(err)
 				}
 				fail(i, msg, err)

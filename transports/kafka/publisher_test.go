@@ -3,12 +3,14 @@ package kafka_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelmq/otelmq/middleware"
@@ -115,10 +117,35 @@ func TestPublishIDsMatchMessages(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "message 1 ") || strings.Contains(err.Error(), "message 0 ") || strings.Contains(err.Error(), "message 2 ") {
 		t.Errorf("Publish = %v, want message 1 alone failed", err)
 	}
-	if !middleware.IsPermanent(err) {
-		t.Errorf("a record too large for the broker: %v, not marked permanent", err)
-	}
 	if mixed[0].ID == "" || mixed[1].ID != "" || mixed[2].ID == "" {
 		t.Errorf("IDs %q %q %q, want the good messages' only", mixed[0].ID, mixed[1].ID, mixed[2].ID)
+	}
+}
+
+// The broker checks its message.max.bytes against a whole batch: two
+// records that each fit, batched together, both fail MESSAGE_TOO_LARGE,
+// yet each alone would go through, so their errors are not permanent
+// (DeadLetter would dead-letter them at once). One record alone too
+// large is.
+func TestTooLargeIsPermanentOnlyAlone(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "2000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := kafka.NewPublisher(newProducer(t, c.ListenAddrs()))
+	one := func(n int) *middleware.Message {
+		b := make([]byte, n)
+		_, _ = rand.Read(b) // incompressible: the producer compresses
+		return middleware.NewMessage(b)
+	}
+	if err := p.Publish(t.Context(), "t", one(1200)); err != nil {
+		t.Fatalf("one record alone: %v", err)
+	}
+	if err := p.Publish(t.Context(), "t", one(1200), one(1200)); err == nil || middleware.IsPermanent(err) {
+		t.Errorf("two records that each fit, in one call: %v, want an error that is not permanent", err)
+	}
+	if err := p.Publish(t.Context(), "t", one(4000)); !middleware.IsPermanent(err) {
+		t.Errorf("one record too large alone: %v, want a permanent error", err)
 	}
 }

@@ -91,7 +91,7 @@ func (b *Broker) Publish(ctx context.Context, name string, msgs ...*middleware.M
 	var errs []error
 	for i, msg := range msgs {
 		if msg == nil {
-			errs = append(errs, fmt.Errorf("message %d: nil message", i))
+			errs = append(errs, fmt.Errorf("message %d: %w", i, middleware.Permanent(errors.New("nil message"))))
 			continue
 		}
 		if msg.ID == "" {

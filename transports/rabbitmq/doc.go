@@ -45,6 +45,10 @@
 // message and returned none as unroutable. WithConfirms(true) does so for
 // every Publish.
 //
+// Publish refuses before sending, marked middleware.Permanent (so
+// DeadLetter dead-letters at once), what AMQP cannot carry: a nil message,
+// a message ID or header name over 255 bytes, headers past the frame size.
+//
 // Message.As reaches the delivery: pass a **amqp.Delivery (or an
 // *amqp.Delivery to get a copy).
 //
