@@ -147,9 +147,11 @@ func (s *Subscriber) Describe(topic string) middleware.Destination {
 // broker denies the client its group or the cluster
 // (GROUP_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED) or finds the
 // group ID invalid. The client is then done with, as after ctx ends. A
-// topic refused on fetch (TOPIC_AUTHORIZATION_FAILED) and refused
-// credentials (SASL_AUTHENTICATION_FAILED, which refreshed tokens can
-// give for a moment) are reported on every poll and retried.
+// topic refused on fetch (TOPIC_AUTHORIZATION_FAILED) is reported on every
+// poll and retried; refused credentials (SASL_AUTHENTICATION_FAILED, which
+// refreshed tokens can give for a moment) are retried, and kgo may not
+// hand them to polls at all (a wrong password with kfake: no failed poll
+// in 4 s).
 //
 // Only one Subscribe may run per client at a time, because a poll takes
 // records for every partition the client owns.
