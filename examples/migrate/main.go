@@ -7,10 +7,12 @@
 //
 // During the migration two things feed the new path:
 //
-//   - middleware.Relay moves what legacy producers still publish to the
-//     RabbitMQ queue "orders-legacy" onto the Kafka topic, keeping each
+//   - middleware.RelayHandler moves what legacy producers still publish to
+//     the RabbitMQ queue "orders-legacy" onto the Kafka topic, keeping each
 //     message's trace context, so the Kafka consumer's work is in the
-//     legacy producer's trace;
+//     legacy producer's trace; composed with DeadLetter, a message Kafka
+//     refuses for good (middleware.Permanent: a record too large) is
+//     parked on "orders-legacy-parked" instead of coming back for ever;
 //   - middleware.DualPublish lets an updated producer publish to both
 //     brokers at cut-over, so both consumers see every message, in one
 //     trace, until the old path is switched off.
@@ -101,6 +103,10 @@ func run(ctx context.Context, w io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
+	parkedQueue, err := embedded.DeclareQueue(conn, "orders-legacy-parked")
+	if err != nil {
+		return nil, err
+	}
 	const topic = "orders"
 
 	rec := tracetest.NewSpanRecorder()
@@ -153,7 +159,9 @@ func run(ctx context.Context, w io.Writer) (*report, error) {
 		return tel.Subscriber(kafka.NewSubscriber(consumer)).Subscribe(subCtx, topic, on("kafka"))
 	})
 	goSub(func() error {
-		return middleware.Relay(subCtx, tel.Subscriber(rabbitmq.NewSubscriber(conn)), legacyQueue, kafkaPub, topic)
+		relay := middleware.ChainHandler(middleware.RelayHandler(kafkaPub, topic),
+			middleware.DeadLetter(tel.Publisher(rabbitPub), parkedQueue))
+		return tel.Subscriber(rabbitmq.NewSubscriber(conn)).Subscribe(subCtx, legacyQueue, relay)
 	})
 
 	rep := &report{traces: map[string]trace.TraceID{}}
