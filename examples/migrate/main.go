@@ -10,9 +10,10 @@
 //   - middleware.RelayHandler moves what legacy producers still publish to
 //     the RabbitMQ queue "orders-legacy" onto the Kafka topic, keeping each
 //     message's trace context, so the Kafka consumer's work is in the
-//     legacy producer's trace; composed with DeadLetter, a message Kafka
-//     refuses for good (middleware.Permanent: a record too large) is
-//     parked on "orders-legacy-parked" instead of coming back for ever;
+//     legacy producer's trace; composed with Retry and DeadLetter, a
+//     message Kafka refuses for good (middleware.Permanent: a record too
+//     large), or one that still fails after the retries, is parked on
+//     "orders-legacy-parked" instead of coming back for ever;
 //   - middleware.DualPublish lets an updated producer publish to both
 //     brokers at cut-over, so both consumers see every message, in one
 //     trace, until the old path is switched off.
@@ -159,8 +160,11 @@ func run(ctx context.Context, w io.Writer) (*report, error) {
 		return tel.Subscriber(kafka.NewSubscriber(consumer)).Subscribe(subCtx, topic, on("kafka"))
 	})
 	goSub(func() error {
+		// Retry rides out a short Kafka outage in place; what still fails,
+		// and at once what Kafka refuses for good, is parked.
 		relay := middleware.ChainHandler(middleware.RelayHandler(kafkaPub, topic),
-			middleware.DeadLetter(tel.Publisher(rabbitPub), parkedQueue))
+			middleware.DeadLetter(tel.Publisher(rabbitPub), parkedQueue),
+			middleware.Retry(middleware.WithAttempts(5), middleware.WithBackoff(middleware.ExponentialBackoff(200*time.Millisecond, 5*time.Second))))
 		return tel.Subscriber(rabbitmq.NewSubscriber(conn)).Subscribe(subCtx, legacyQueue, relay)
 	})
 
