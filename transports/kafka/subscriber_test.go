@@ -392,13 +392,22 @@ func TestSubscribeRejectsClients(t *testing.T) {
 
 func TestSubscribeClosedClient(t *testing.T) {
 	seeds, topic := cluster(t)
+	publishN(t, seeds, topic, 1, 1)
 	cl := newConsumer(t, seeds, topic, "g")
 	done := make(chan error, 1)
+	polling := make(chan struct{})
+	var once sync.Once
 	go func() {
 		done <- kafka.NewSubscriber(cl).Subscribe(t.Context(), topic, middleware.HandlerFunc(
-			func(context.Context, *middleware.Message) error { return nil }))
+			func(context.Context, *middleware.Message) error { once.Do(func() { close(polling) }); return nil }))
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// The first Subscribe is polling once it handled a record (a sleep
+	// let the second start first on a loaded machine).
+	select {
+	case <-polling:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first Subscribe handled nothing")
+	}
 	err := kafka.NewSubscriber(cl).Subscribe(t.Context(), topic, middleware.HandlerFunc(
 		func(context.Context, *middleware.Message) error { return nil }))
 	if err == nil || !strings.Contains(err.Error(), "already polling") {

@@ -523,7 +523,11 @@ func TestQueueDeletedWhileConsuming(t *testing.T) {
 		t.Run(fmt.Sprint("reconnect=", reconnect), func(t *testing.T) {
 			conn, q := setup(t, nil)
 			r := subscribe(t, t.Context(), NewSubscriber(conn, WithReconnect(reconnect)), q, func(context.Context, *middleware.Message) error { return nil })
-			time.Sleep(100 * time.Millisecond) // let basic.consume land
+			ch := rawChannel(t, conn)
+			eventually(t, 10*time.Second, "basic.consume to land", func() bool {
+				info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+				return err == nil && info.Consumers == 1
+			})
 			if _, err := rawChannel(t, conn).QueueDelete(q, false, false, false); err != nil {
 				t.Fatal(err)
 			}
