@@ -417,23 +417,8 @@ func TestKafkaCommitFault(t *testing.T) {
 	c := faultCluster(t, topic)
 	seeds := c.ListenAddrs()
 	var failed atomic.Int32
-	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		failed.Add(1)
-		oc := req.(*kmsg.OffsetCommitRequest)
-		resp := oc.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range oc.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	// The first commit fails; the others go through.
+	brokers.RefuseCommits(c, kerr.OffsetMetadataTooLarge.Code, func() bool { return failed.CompareAndSwap(0, 1) })
 
 	const n = 40
 	msgs := make([]*middleware.Message, n)

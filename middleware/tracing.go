@@ -42,6 +42,13 @@ type headerAttribute struct {
 	key  attribute.Key
 }
 
+// attribute records the header's value v. Header values are bytes on some
+// brokers: a value that is not UTF-8 would make the OTLP exporter refuse
+// the whole batch of spans. (No copy when it is valid.)
+func (h headerAttribute) attribute(v string) attribute.KeyValue {
+	return h.key.String(strings.ToValidUTF8(v, "\uFFFD"))
+}
+
 // NewTracing returns tracing middleware configured by opts.
 func NewTracing(opts ...Option) *Tracing {
 	cfg := newConfig(opts)
@@ -747,10 +754,7 @@ func (t *Tracing) messageAttributes(all []attribute.KeyValue, msg *Message) []at
 	}
 	for _, h := range t.headers {
 		if v, ok := msg.Headers[h.name]; ok {
-			// Header values are bytes on some brokers: a value that is
-			// not UTF-8 would make the OTLP exporter refuse the whole
-			// batch of spans. (No copy when it is valid.)
-			all = append(all, h.key.String(strings.ToValidUTF8(v, "\uFFFD")))
+			all = append(all, h.attribute(v))
 		}
 	}
 	if t.cfg.redact != nil {
@@ -798,9 +802,7 @@ func (t *Tracing) RecordHeaders(span trace.Span, c propagation.TextMapCarrier) {
 		if attrs == nil {
 			attrs = make([]attribute.KeyValue, 0, len(t.headers))
 		}
-		// As in messageAttributes: a value that is not UTF-8 would make
-		// the OTLP exporter refuse the whole batch of spans.
-		kv := h.key.String(strings.ToValidUTF8(v, "\uFFFD"))
+		kv := h.attribute(v)
 		if t.cfg.redact != nil {
 			kv = t.cfg.redact(kv)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // KafkaPartitions is how many partitions Kafka creates each topic with, so
@@ -116,4 +117,31 @@ func createKafkaTopics(seeds, topics []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RefuseCommits makes c answer every OffsetCommit with code on each
+// partition it names, while refuse returns true (nil: always); otherwise
+// c answers normally. For tests of commit failures, which kfake cannot
+// otherwise produce.
+func RefuseCommits(c *kfake.Cluster, code int16, refuse func() bool) {
+	c.ControlKey(kmsg.OffsetCommit.Int16(), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if refuse != nil && !refuse() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.OffsetCommitRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
 }

@@ -45,7 +45,6 @@ var DefaultPropagationFields = []string{"traceparent", "tracestate", "baggage"}
 
 type config struct {
 	propagationFields []string
-	propagator        *propagation.Propagator
 	deduplicationID   func(*middleware.Message) string
 
 	maxMessages       int32
@@ -60,7 +59,6 @@ type config struct {
 func newConfig(opts []Option) config {
 	c := config{
 		propagationFields: DefaultPropagationFields,
-		propagator:        propagation.Default(),
 		deduplicationID:   func(m *middleware.Message) string { return deduplicationID(m.ID) },
 		maxMessages:       maxBatch,
 		waitTime:          maxWait,
@@ -98,12 +96,8 @@ func WithPropagationFields(fields ...string) Option {
 // Deprecated: the Publisher packs propagation fields that do not fit and
 // drops none any more, so it records nothing; the option is kept so that
 // code using it still builds, and does nothing.
-func WithPropagator(p *propagation.Propagator) Option {
-	return optionFunc(func(c *config) {
-		if p != nil {
-			c.propagator = p
-		}
-	})
+func WithPropagator(*propagation.Propagator) Option {
+	return optionFunc(func(*config) {})
 }
 
 // WithDeduplicationID sets how the Publisher derives the

@@ -96,7 +96,7 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 		if held(i, msg) {
 			continue
 		}
-		entry, err := p.entry(ctx, fifo, i, msg, &strs[i])
+		entry, err := p.entry(fifo, i, msg, &strs[i])
 		if err != nil {
 			fail(i, msg, err)
 			continue
@@ -190,7 +190,7 @@ type entryStrings struct{ id, body string }
 
 // entry converts msgs[i] to a batch entry whose Id is i, sent to a FIFO
 // queue when fifo is true; the entry's strings are kept in strs.
-func (p *Publisher) entry(ctx context.Context, fifo bool, i int, msg *middleware.Message, strs *entryStrings) (types.SendMessageBatchRequestEntry, error) {
+func (p *Publisher) entry(fifo bool, i int, msg *middleware.Message, strs *entryStrings) (types.SendMessageBatchRequestEntry, error) {
 	if msg == nil {
 		return types.SendMessageBatchRequestEntry{}, middleware.Permanent(errors.New("nil message"))
 	}

@@ -221,16 +221,12 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 			select {
 			case p.running <- struct{}{}:
 			case <-ctx.Done():
-				b.stopExtending(i, len(raw))
-				p.abandon(hctx, raw[i:])
-				b.skip(len(raw) - i)
+				b.giveUp(i, len(raw))
 				return
 			}
 			if ctx.Err() != nil { // both cases were ready
 				<-p.running
-				b.stopExtending(i, len(raw))
-				p.abandon(hctx, raw[i:])
-				b.skip(len(raw) - i)
+				b.giveUp(i, len(raw))
 				return
 			}
 			if b.groupFailed(i) {
@@ -239,9 +235,7 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 				// redelivery. Visible again, it waits behind it (SQS holds
 				// back a group while one of its messages is in flight).
 				<-p.running
-				b.stopExtending(i, i+1)
-				p.abandon(hctx, raw[i:i+1])
-				b.skip(1)
+				b.giveUp(i, i+1)
 				continue
 			}
 			p.wg.Add(1)
@@ -448,6 +442,14 @@ func (b *deleteBatch) groupFailed(i int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return g != "" && slices.Contains(b.failed, g)
+}
+
+// giveUp makes messages [from, to) of b's poll, which no handler will
+// run, visible again at once (abandon), and records them as settled.
+func (b *deleteBatch) giveUp(from, to int) {
+	b.stopExtending(from, to)
+	b.p.abandon(b.hctx, b.raw[from:to])
+	b.skip(to - from)
 }
 
 // skip records that n messages of the poll will not be handled (shutdown

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelmq/otelmq/integration/brokers"
@@ -24,6 +25,19 @@ func cluster(t *testing.T) (seeds []string, topic string) {
 	t.Helper()
 	topic = unsafeName.ReplaceAllString(t.Name(), "-") + fmt.Sprintf("-%d", time.Now().UnixNano())
 	return brokers.Kafka(t, topic), topic
+}
+
+// faultCluster starts an in-process kfake cluster with topic in partitions
+// partitions, for tests that inject broker errors through its control
+// functions (which no other broker offers), closed at cleanup.
+func faultCluster(t *testing.T, topic string, partitions int32, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 func newProducer(t *testing.T, seeds []string) *kgo.Client {

@@ -63,11 +63,7 @@ func refuseFetches(c *kfake.Cluster, n int64) *atomic.Int64 {
 // its ControlKey to make the broker refuse fetches.
 func TestFailedPollObserved(t *testing.T) {
 	topic := "pollfail"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := faultCluster(t, topic, 4)
 	seeds := c.ListenAddrs()
 	msgs := publishN(t, seeds, topic, 20, 8)
 
@@ -155,11 +151,7 @@ func TestFailedPollObserved(t *testing.T) {
 // context ends, with the failed polls reported meanwhile.
 func TestGroupRefusedEndsSubscribe(t *testing.T) {
 	topic := "groupauth"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := faultCluster(t, topic, 1)
 	seeds := c.ListenAddrs()
 	publishN(t, seeds, topic, 1, 1)
 	c.ControlKey(kmsg.JoinGroup.Int16(), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
@@ -172,7 +164,7 @@ func TestGroupRefusedEndsSubscribe(t *testing.T) {
 	tel := testtel.New(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	err = tel.Subscriber(kafka.NewSubscriber(cl)).Subscribe(ctx, topic, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+	err := tel.Subscriber(kafka.NewSubscriber(cl)).Subscribe(ctx, topic, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		t.Error("a record was handled although the group is denied")
 		return nil
 	}))

@@ -128,11 +128,7 @@ func TestPublishIDsMatchMessages(t *testing.T) {
 // (DeadLetter would dead-letter them at once). One record alone too
 // large is.
 func TestTooLargeIsPermanentOnlyAlone(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "2000"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := faultCluster(t, "t", 1, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "2000"}))
 	p := kafka.NewPublisher(newProducer(t, c.ListenAddrs()))
 	one := func(n int) *middleware.Message {
 		b := make([]byte, n)

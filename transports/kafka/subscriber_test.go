@@ -13,11 +13,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
 	"github.com/otelmq/otelmq/propagation"
 	"github.com/otelmq/otelmq/transports/kafka"
@@ -568,34 +567,11 @@ func TestNilHeaderAndTombstone(t *testing.T) {
 // failure is reported to Settled.
 func TestShutdownCommitBounded(t *testing.T) {
 	topic := "commitfail"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := faultCluster(t, topic, 1)
 	seeds := c.ListenAddrs()
 	publishN(t, seeds, topic, 1, 1)
 	var refusing atomic.Bool
-	c.ControlKey(kmsg.OffsetCommit.Int16(), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !refusing.Load() {
-			return nil, nil, false
-		}
-		req := kreq.(*kmsg.OffsetCommitRequest)
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	brokers.RefuseCommits(c, kerr.CoordinatorLoadInProgress.Code, refusing.Load)
 
 	cl := newConsumer(t, seeds, topic, "g")
 	var log settleLog

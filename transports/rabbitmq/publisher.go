@@ -402,7 +402,7 @@ func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, e
 	}
 	c.closed, c.reason = ch.NotifyClose(make(chan *amqp.Error, 1)), nil
 	if c.confirms {
-		if _, err := rpc(ctx, func() (struct{}, error) { return struct{}{}, ch.Confirm(false) }, nil); err != nil {
+		if err := rpcErr(ctx, func() error { return ch.Confirm(false) }); err != nil {
 			go discardChannel(ch) // it may wait for the broker as long as Confirm
 			return nil, fmt.Errorf("enabling confirms: %w", err)
 		}

@@ -41,6 +41,12 @@ func rpc[T any](ctx context.Context, f func() (T, error), discard func(T)) (T, e
 	}
 }
 
+// rpcErr is rpc for a call that returns only an error.
+func rpcErr(ctx context.Context, f func() error) error {
+	_, err := rpc(ctx, func() (struct{}, error) { return struct{}{}, f() }, nil)
+	return err
+}
+
 // discardChannel closes a channel its opener no longer wants.
 func discardChannel(ch *amqp.Channel) { _ = ch.Close() }
 

@@ -122,7 +122,7 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	// Subscribe does not wait past closeWait for the broker to confirm it.
 	defer closeChannel(ch)
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if _, err := rpc(ctx, func() (struct{}, error) { return struct{}{}, ch.Qos(s.cfg.prefetch, 0, false) }, nil); err != nil {
+	if err := rpcErr(ctx, func() error { return ch.Qos(s.cfg.prefetch, 0, false) }); err != nil {
 		return false, fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
 	}
 	deliveries, err := rpc(ctx, func() (<-chan amqp.Delivery, error) {
