@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,22 +16,55 @@ import (
 	"github.com/otelmq/otelmq/propagation"
 )
 
-// fakeAck records what a delivery was settled with.
+// fakeAck records what deliveries were settled with: a channel for the
+// acker, or a delivery's Acknowledger.
 type fakeAck struct {
+	mu                   sync.Mutex
 	acks, nacks, rejects int
 	requeue              bool
+	frames               []string // "ack 3", "ack 5 multiple", "reject 4"
+	err                  error    // returned by every call
 }
 
-func (a *fakeAck) Ack(uint64, bool) error { a.acks++; return nil }
+func (a *fakeAck) Ack(tag uint64, multiple bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.acks++
+	f := fmt.Sprint("ack ", tag)
+	if multiple {
+		f += " multiple"
+	}
+	a.frames = append(a.frames, f)
+	return a.err
+}
 func (a *fakeAck) Nack(_ uint64, _, requeue bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.nacks++
 	a.requeue = requeue
-	return nil
+	return a.err
 }
-func (a *fakeAck) Reject(_ uint64, requeue bool) error {
+func (a *fakeAck) Reject(tag uint64, requeue bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.rejects++
 	a.requeue = requeue
-	return nil
+	a.frames = append(a.frames, fmt.Sprint("reject ", tag))
+	return a.err
+}
+
+func (a *fakeAck) snapshot() (acks, nacks, rejects int, requeue bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.acks, a.nacks, a.rejects, a.requeue
+}
+
+// handleOne runs s.handle on d with an acker of its own over ack, and
+// waits for the settle.
+func handleOne(ctx context.Context, s *Subscriber, ack *fakeAck, obs middleware.Observer, dest middleware.Destination, h middleware.Handler, d *amqp.Delivery) {
+	a := newAcker(ctx, ack, s.cfg.requeue, obs, dest)
+	s.handle(ctx, a, obs, dest, h, d, "q")
+	a.close()
 }
 
 type missingKey struct{}
@@ -54,7 +88,8 @@ func TestHandleAllocs(t *testing.T) {
 		{"traceparent", amqp.Table{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, 4},
 	} {
 		ack := &fakeAck{}
-		d := amqp.Delivery{Acknowledger: ack, DeliveryTag: 7, RoutingKey: "q", MessageId: "id", Body: []byte("b"), Headers: tc.headers}
+		a := newAcker(ctx, ack, s.cfg.requeue, obs, dest)
+		d := amqp.Delivery{DeliveryTag: 0, RoutingKey: "q", MessageId: "id", Body: []byte("b"), Headers: tc.headers}
 		var seen *middleware.Message
 		h := middleware.HandlerFunc(func(ctx context.Context, m *middleware.Message) error {
 			// A lookup that misses walks the whole context chain: it
@@ -65,12 +100,16 @@ func TestHandleAllocs(t *testing.T) {
 			seen = m
 			return nil
 		})
-		got := testing.AllocsPerRun(200, func() { s.handle(ctx, obs, dest, h, &d, "q") })
+		got := testing.AllocsPerRun(200, func() {
+			d.DeliveryTag++
+			s.handle(ctx, a, obs, dest, h, &d, "q")
+		})
+		a.close()
 		if got > tc.want {
 			t.Errorf("%s: handle makes %.1f allocations per delivery, want at most %.0f", tc.name, got, tc.want)
 		}
-		if ack.acks == 0 || ack.nacks != 0 {
-			t.Errorf("%s: %d acks, %d nacks", tc.name, ack.acks, ack.nacks)
+		if acks, nacks, _, _ := ack.snapshot(); acks == 0 || nacks != 0 {
+			t.Errorf("%s: %d acks, %d nacks", tc.name, acks, nacks)
 		}
 		if seen == nil || seen.ID != "id" || string(seen.Body) != "b" || seen.Destination != "q" || len(seen.Headers) != len(tc.headers) {
 			t.Errorf("%s: handler saw %+v", tc.name, seen)
@@ -81,12 +120,12 @@ func TestHandleAllocs(t *testing.T) {
 	// failed delivery where it does not count a basic.nack), with
 	// WithRequeue's choice.
 	ack := &fakeAck{requeue: true}
-	d := amqp.Delivery{Acknowledger: ack}
-	s.handle(ctx, obs, dest, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+	d := amqp.Delivery{DeliveryTag: 1}
+	handleOne(ctx, s, ack, obs, dest, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		return fmt.Errorf("no")
-	}), &d, "q")
-	if ack.acks != 0 || ack.nacks != 0 || ack.rejects != 1 || ack.requeue {
-		t.Errorf("error: %d acks, %d nacks, %d rejects, requeue %v", ack.acks, ack.nacks, ack.rejects, ack.requeue)
+	}), &d)
+	if acks, nacks, rejects, requeue := ack.snapshot(); acks != 0 || nacks != 0 || rejects != 1 || requeue {
+		t.Errorf("error: %d acks, %d nacks, %d rejects, requeue %v", acks, nacks, rejects, requeue)
 	}
 }
 
@@ -101,9 +140,9 @@ func TestHandleMessagesIndependent(t *testing.T) {
 		return nil
 	})
 	for i := range 3 {
-		d := amqp.Delivery{Acknowledger: &fakeAck{}, DeliveryTag: uint64(i + 1), RoutingKey: fmt.Sprint("rk", i), MessageId: fmt.Sprint("id", i),
+		d := amqp.Delivery{DeliveryTag: uint64(i + 1), RoutingKey: fmt.Sprint("rk", i), MessageId: fmt.Sprint("id", i),
 			Headers: amqp.Table{"n": fmt.Sprint(i)}}
-		s.handle(handlerContext(context.Background()), rec, middleware.Destination{Name: "q"}, h, &d, "q")
+		handleOne(handlerContext(context.Background()), s, &fakeAck{}, rec, middleware.Destination{Name: "q"}, h, &d)
 	}
 	for i, m := range kept {
 		var d *amqp.Delivery
@@ -195,11 +234,11 @@ func TestObserverTimes(t *testing.T) {
 	o := &timeObserver{}
 	before := time.Now()
 	var during time.Time
-	d := amqp.Delivery{Acknowledger: &fakeAck{}}
-	NewSubscriber(nil).handle(handlerContext(context.Background()), o, middleware.Destination{}, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+	d := amqp.Delivery{DeliveryTag: 1}
+	handleOne(handlerContext(context.Background()), NewSubscriber(nil), &fakeAck{}, o, middleware.Destination{}, middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		during = time.Now()
 		return nil
-	}), &d, "q")
+	}), &d)
 	if o.received.Before(before) || o.received.After(during) || o.settled.Before(during) {
 		t.Errorf("received at %v, handled at %v, settled at %v", o.received, during, o.settled)
 	}

@@ -65,6 +65,17 @@
 // is an "ack", an error or panic a "nack" (sent as basic.reject, which
 // RabbitMQ 4.3 and later count in x-delivery-count, and a basic.nack not).
 //
+// Settling happens off the handler's goroutine, which goes on to its next
+// delivery meanwhile, and acks are coalesced: the deliveries whose handlers
+// finished while the previous ack was being written are acked by one
+// basic.ack with multiple set, when their delivery tags follow the last
+// one settled without a gap (nothing waits for a batch to fill; a reject
+// always goes alone, and never under a multiple ack). Such an ack is one
+// "ack orders" span with messaging.batch.message_count, linking each
+// message's creation context, where a lone ack is a child of the message's
+// process span. Per message, acks were a third of a consumer's CPU: one
+// write system call each, and a frame for the broker to handle.
+//
 // # Reconnecting
 //
 // amqp091-go does not reconnect: a connection closed by the broker, the

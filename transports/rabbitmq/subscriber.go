@@ -55,6 +55,9 @@ func (s *Subscriber) Describe(queue string) middleware.Destination {
 // tracing middleware starts no receive span for them (Destination.Push).
 // Up to WithConcurrency handlers run at once.
 //
+// Acks are written off the handlers' goroutines, several at once when
+// handlers finish faster than acks are written (see the package doc).
+//
 // When ctx ends Subscribe stops taking deliveries, waits for the running
 // handlers, settles them as usual (ack on success, nack on error), closes
 // its channel, which returns the prefetched but unhandled messages to the
@@ -133,6 +136,7 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	}
 
 	hctx := handlerContext(ctx)
+	a := newAcker(hctx, ch, s.cfg.requeue, obs, dest)
 	var wg sync.WaitGroup
 	for range s.cfg.concurrency {
 		wg.Go(func() {
@@ -153,12 +157,13 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 						// already put it back on the queue.
 						continue
 					}
-					s.handle(hctx, obs, dest, h, &d, queue)
+					s.handle(hctx, a, obs, dest, h, &d, queue)
 				}
 			}
 		})
 	}
 	wg.Wait()
+	a.close() // settled before the channel closes, or they would come back
 
 	if ctx.Err() != nil {
 		return true, nil
@@ -228,7 +233,7 @@ type handlerContextKey struct{}
 // nil. ctx is the handlers' context, which does not end with Subscribe's, so
 // a shutdown lets running handlers finish. handle keeps no pointer to d: the
 // Message's As reaches a copy.
-func (s *Subscriber) handle(ctx context.Context, obs middleware.Observer, dest middleware.Destination, h middleware.Handler, d *amqp.Delivery, queue string) {
+func (s *Subscriber) handle(ctx context.Context, a *acker, obs middleware.Observer, dest middleware.Destination, h middleware.Handler, d *amqp.Delivery, queue string) {
 	var start time.Time
 	if obs != nil {
 		start = time.Now()
@@ -246,23 +251,5 @@ func (s *Subscriber) handle(ctx context.Context, obs middleware.Observer, dest m
 	}
 
 	err := middleware.Call(hctx, h, &in.msg)
-
-	op := propagation.OpAck
-	if obs != nil {
-		start = time.Now()
-	}
-	if err == nil {
-		err = in.d.Ack(false)
-	} else {
-		// basic.reject, not basic.nack: from RabbitMQ 4.3 only a reject
-		// counts as a failed delivery (x-delivery-count, and a quorum
-		// queue's delivery-limit); a nack is a return that counts nothing,
-		// so a failing message would be redelivered forever. Before 4.3
-		// the two are the same for one delivery.
-		op = propagation.OpNack
-		err = in.d.Reject(s.cfg.requeue)
-	}
-	if obs != nil {
-		obs.Settled(hctx, dest, op, start, msgs, err)
-	}
+	a.settle(hctx, in, err != nil)
 }
