@@ -13,7 +13,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/otelmq/otelmq/middleware"
-	"github.com/otelmq/otelmq/transports/memory"
 )
 
 // TestDestinationTemplateAndRedactor: a destination name holding personal
@@ -47,7 +46,7 @@ func TestDestinationTemplateAndRedactor(t *testing.T) {
 		{"template alone", []middleware.Option{template}, false, "orders-{customer}", semconv.MessagingDestinationTemplateKey, "orders-{customer}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarnessOn(t, polled{memory.New()}, tc.opts...)
+			h := newHarnessOn(t, newPolled(), tc.opts...)
 			if err := h.pub.Publish(context.Background(), "orders-"+secret, middleware.NewMessage([]byte("{}"))); err != nil {
 				t.Fatal(err)
 			}

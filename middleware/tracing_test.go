@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -43,37 +44,83 @@ type broker interface {
 	middleware.Subscriber
 }
 
-// polled presents a memory broker as a pull-based transport, as SQS and
-// Kafka are: its deliveries are reported with Destination.Push false, so
-// each poll gets a receive span.
-type polled struct{ *memory.Broker }
-
-func (p polled) Describe(name string) middleware.Destination {
-	d := p.Broker.Describe(name)
-	d.Push = false
-	return d
+// polled is a pull-based transport, as SQS and Kafka are: each poll takes
+// up to ten ready messages of a queue and reports them to the observers
+// in one Received, with Destination.Push false, so each poll gets a
+// receive span. A failed message goes back to the queue. (The memory
+// broker pushes each delivery on its own.)
+type polled struct {
+	mu     sync.Mutex
+	queues map[string][]*middleware.Message
+	seq    int
 }
 
-func (p polled) Subscribe(ctx context.Context, name string, h middleware.Handler) error {
-	// The broker reports to the observers of its Subscribe context: give it
-	// one whose only observer forwards what it reports as pulls.
-	inner, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	defer context.AfterFunc(ctx, cancel)()
-	inner = middleware.WithObserver(inner, pullObserver{middleware.ObserverFrom(ctx)})
-	return p.Broker.Subscribe(inner, name, h)
+func newPolled() *polled { return &polled{queues: map[string][]*middleware.Message{}} }
+
+func (p *polled) Describe(name string) middleware.Destination {
+	return middleware.Destination{System: propagation.SystemMemory, Name: name}
 }
 
-type pullObserver struct{ middleware.Observer }
-
-func (o pullObserver) Received(ctx context.Context, d middleware.Destination, start time.Time, msgs []*middleware.Message) context.Context {
-	d.Push = false
-	return o.Observer.Received(ctx, d, start, msgs)
+// Publish keeps a copy of each message, with an ID and a time.
+func (p *polled) Publish(_ context.Context, name string, msgs ...*middleware.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		p.seq++
+		if m.ID == "" {
+			m.ID = fmt.Sprintf("polled-%d", p.seq)
+		}
+		if m.Time.IsZero() {
+			m.Time = time.Now()
+		}
+		p.queues[name] = append(p.queues[name], p.copyOf(m, name, 0))
+	}
+	return nil
 }
 
-func (o pullObserver) Settled(ctx context.Context, d middleware.Destination, op string, start time.Time, msgs []*middleware.Message, err error) {
-	d.Push = false
-	o.Observer.Settled(ctx, d, op, start, msgs, err)
+func (p *polled) copyOf(m *middleware.Message, name string, deliveries int) *middleware.Message {
+	c := &middleware.Message{ID: m.ID, Key: m.Key, Body: m.Body, Headers: maps.Clone(m.Headers), Time: m.Time,
+		Destination: name, DeliveryCount: deliveries}
+	c.SetAttributes(propagation.MessageID(m.ID))
+	return c
+}
+
+// Subscribe polls name until ctx ends; the messages of a poll are all
+// handled, one at a time, even when ctx ends meanwhile.
+func (p *polled) Subscribe(ctx context.Context, name string, h middleware.Handler) error {
+	obs := middleware.ObserverFrom(ctx)
+	d := p.Describe(name)
+	for ctx.Err() == nil {
+		start := time.Now()
+		p.mu.Lock()
+		q := p.queues[name]
+		n := min(len(q), 10)
+		msgs := make([]*middleware.Message, n)
+		for i, m := range q[:n] {
+			msgs[i] = p.copyOf(m, name, m.DeliveryCount+1)
+		}
+		p.queues[name] = q[n:]
+		p.mu.Unlock()
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Millisecond):
+			}
+			continue
+		}
+		hctx := context.WithoutCancel(obs.Received(ctx, d, start, msgs))
+		for _, m := range msgs {
+			op := propagation.OpAck
+			if err := middleware.Call(hctx, h, m); err != nil {
+				op = propagation.OpNack
+				p.mu.Lock()
+				p.queues[name] = append(p.queues[name], p.copyOf(m, name, m.DeliveryCount))
+				p.mu.Unlock()
+			}
+			obs.Settled(hctx, d, op, time.Now(), []*middleware.Message{m}, nil)
+		}
+	}
+	return nil
 }
 
 func newHarnessOn(t *testing.T, b broker, opts ...middleware.Option) *harness {
@@ -180,7 +227,7 @@ func TestOneMessageIsOneConnectedTrace(t *testing.T) {
 	for _, pull := range []bool{false, true} {
 		var b broker = memory.New()
 		if pull {
-			b = polled{memory.New()}
+			b = newPolled()
 		}
 		h := newHarnessOn(t, b)
 		ctx, root := h.tp.Tracer("test").Start(context.Background(), "POST /orders")
@@ -299,7 +346,7 @@ func TestBatchPublishCreatesOneSpanPerMessage(t *testing.T) {
 // TestBatchFromTenTraces: one poll returns ten messages from ten traces; each
 // gets its own process span in its own producer's trace.
 func TestBatchFromTenTraces(t *testing.T) {
-	h := newHarnessOn(t, polled{memory.New(memory.WithBatchSize(10))})
+	h := newHarnessOn(t, newPolled())
 	var roots []trace.TraceID
 	for range 10 {
 		ctx, root := h.tp.Tracer("test").Start(context.Background(), "producer")
@@ -336,7 +383,7 @@ func throughOne(t *testing.T, pull bool, mode middleware.ProcessParent) (h *harn
 	t.Helper()
 	var b broker = memory.New()
 	if pull {
-		b = polled{memory.New()}
+		b = newPolled()
 	}
 	h = newHarnessOn(t, b, middleware.WithProcessParent(mode))
 	if err := h.pub.Publish(context.Background(), "q", middleware.NewMessage(nil)); err != nil {

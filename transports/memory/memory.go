@@ -154,11 +154,14 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 	// tracing runs deep enough to grow a fresh goroutine's stack, and copying
 	// that stack for every message cost more than the rest of the delivery.
 	jobs := make(chan delivery)
+	// Handlers' context: ctx's values without its cancellation, so that a
+	// shutdown lets running handlers finish.
+	hctx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for range b.cfg.concurrency {
 		wg.Go(func() {
 			for d := range jobs {
-				b.handle(d.ctx, obs, dest, name, h, d.env, d.msg)
+				b.handle(hctx, obs, dest, name, h, d)
 			}
 		})
 	}
@@ -179,14 +182,9 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 		for i, env := range envs {
 			msgs[i] = message(env, name)
 		}
-		rctx := ctx
-		if obs != nil {
-			rctx = obs.Received(ctx, dest, start, msgs)
-		}
-		hctx := context.WithoutCancel(rctx)
-		for i, msg := range msgs {
+		for i := range msgs {
 			select {
-			case jobs <- delivery{ctx: hctx, env: envs[i], msg: msg}:
+			case jobs <- delivery{start: start, env: envs[i], msgs: msgs[i : i+1 : i+1]}:
 			case <-ctx.Done():
 				// Taken but never delivered: they go back uncounted.
 				for _, env := range envs[i:] {
@@ -199,15 +197,25 @@ func (b *Broker) Subscribe(ctx context.Context, name string, h middleware.Handle
 	}
 }
 
-// delivery is one message handed to a worker, with the context its batch's
-// receive produced.
+// delivery is one message handed to a worker: msgs holds it alone (a
+// slice of its batch's, for the observers), start is when its batch's take
+// began.
 type delivery struct {
-	ctx context.Context
-	env *envelope
-	msg *middleware.Message
+	start time.Time
+	env   *envelope
+	msgs  []*middleware.Message
 }
 
-func (b *Broker) handle(ctx context.Context, obs middleware.Observer, dest middleware.Destination, name string, h middleware.Handler, env *envelope, msg *middleware.Message) {
+// handle reports d to obs as received, runs h on it and settles it. The
+// report is made here, once a worker has the message, and not for the
+// whole batch when it is taken: a push broker's consumed messages are those
+// dispatched to the application, and the messages of a batch that the end
+// of Subscribe sends back to the queue never were.
+func (b *Broker) handle(ctx context.Context, obs middleware.Observer, dest middleware.Destination, name string, h middleware.Handler, d delivery) {
+	env, msg := d.env, d.msgs[0]
+	if obs != nil {
+		ctx = obs.Received(ctx, dest, d.start, d.msgs)
+	}
 	err := middleware.Call(ctx, h, msg)
 	var start time.Time
 	if obs != nil {
@@ -216,12 +224,12 @@ func (b *Broker) handle(ctx context.Context, obs middleware.Observer, dest middl
 	if err == nil {
 		b.settle(name)
 		if obs != nil {
-			obs.Settled(ctx, dest, propagation.OpAck, start, []*middleware.Message{msg}, nil)
+			obs.Settled(ctx, dest, propagation.OpAck, start, d.msgs, nil)
 		}
 		return
 	}
 	if obs != nil {
-		obs.Settled(ctx, dest, propagation.OpNack, start, []*middleware.Message{msg}, nil)
+		obs.Settled(ctx, dest, propagation.OpNack, start, d.msgs, nil)
 	}
 	if d := b.cfg.redeliveryDelay; d > 0 {
 		time.AfterFunc(d, func() { b.requeue(name, env) })
