@@ -28,6 +28,3 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
-
-// ErrorType is the marked error's: the mark says nothing about what failed.
-func (e *permanentError) ErrorType() string { return ErrorType(e.err) }

@@ -1068,8 +1068,14 @@ func namedType(err error) string {
 	return ""
 }
 
-// goType is err's Go type, unless it is one that says nothing.
+// goType is err's Go type, unless it is one that says nothing. The
+// Permanent mark is one: it says nothing about what failed, so ErrorType
+// looks through it as through fmt.Errorf's wrapping, and a marked plain
+// error does not hide a typed one beside it in a joined error.
 func goType(err error) string {
+	if _, ok := err.(*permanentError); ok {
+		return ""
+	}
 	switch s := fmt.Sprintf("%T", err); s {
 	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
 		return ""

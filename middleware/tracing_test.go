@@ -748,6 +748,18 @@ func TestErrorTypeOfWrappedErrors(t *testing.T) {
 		// called (its methods would dereference it).
 		{fmt.Errorf("x: %w", (*apiError)(nil)), "_OTHER"},
 		{errors.Join(errors.New("a"), (*apiError)(nil), brokerError{}), "middleware_test.brokerError"},
+		// The Permanent mark says nothing about what failed: a marked
+		// error names what it would name unmarked, and a marked plain
+		// one does not hide a typed error beside it (a batch publish
+		// with a nil message, a permanent failure whose dead-lettering
+		// failed).
+		{middleware.Permanent(errors.New("nil message")), "_OTHER"},
+		{middleware.Permanent(brokerError{}), "middleware_test.brokerError"},
+		{middleware.Permanent(&operationError{errors.New("no code")}), "*middleware_test.operationError"},
+		{errors.Join(fmt.Errorf("message 0: %w", middleware.Permanent(errors.New("nil message"))),
+			fmt.Errorf("message 1: %w", &apiError{"ThrottlingException"})), "ThrottlingException"},
+		{errors.Join(middleware.Permanent(errors.New("malformed")), brokerError{}), "middleware_test.brokerError"},
+		{errors.Join(middleware.Permanent(&operationError{errors.New("no code")}), &apiError{"ThrottlingException"}), "ThrottlingException"},
 	} {
 		if got := middleware.ErrorType(tc.err); got != tc.want {
 			t.Errorf("ErrorType(%v) = %q, want %q", tc.err, got, tc.want)
