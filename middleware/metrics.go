@@ -99,11 +99,30 @@ func (p *meteredPublisher) Describe(dest string) Destination { return Describe(p
 
 func (p *meteredPublisher) Publish(ctx context.Context, dest string, msgs ...*Message) error {
 	start := time.Now()
+	published := false
+	defer func() {
+		if !published {
+			// The Publisher below panicked: the send is measured, with
+			// error.type "panic" as its span has, and the panic goes on.
+			r := recover()
+			p.record(ctx, dest, start, len(msgs), &publishPanic{value: r})
+			if r != nil {
+				panic(r)
+			}
+		}
+	}()
 	err := p.next.Publish(ctx, dest, msgs...)
+	published = true
+	p.record(ctx, dest, start, len(msgs), err)
+	return err
+}
+
+// record measures a send of n messages to dest that began at start and
+// ended with err.
+func (p *meteredPublisher) record(ctx context.Context, dest string, start time.Time, n int, err error) {
 	set := p.m.attributes(Describe(p.next, dest), propagation.Send, "send", err)
 	p.m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
-	p.m.sent.Add(ctx, int64(len(msgs)), set.add...)
-	return err
+	p.m.sent.Add(ctx, int64(n), set.add...)
 }
 
 // Subscriber wraps next: installs m as an Observer and records

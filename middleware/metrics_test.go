@@ -1,0 +1,90 @@
+package middleware_test
+
+import (
+	"context"
+	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/otelmq/otelmq/middleware"
+)
+
+// errorTypes returns, per metric, how many measurements (a histogram's
+// count, a counter's sum) each error.type got ("" for none).
+func errorTypes(t *testing.T, reader *sdkmetric.ManualReader) map[string]map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			got[m.Name] = map[string]int64{}
+			switch data := m.Data.(type) {
+			case metricdata.Histogram[float64]:
+				for _, dp := range data.DataPoints {
+					v, _ := dp.Attributes.Value("error.type")
+					got[m.Name][v.AsString()] += int64(dp.Count)
+				}
+			case metricdata.Sum[int64]:
+				for _, dp := range data.DataPoints {
+					v, _ := dp.Attributes.Value("error.type")
+					got[m.Name][v.AsString()] += dp.Value
+				}
+			}
+		}
+	}
+	return got
+}
+
+// TestMetricsPublisherPanic: a Publisher that panics ends its send span with
+// error.type "panic" (the panic goes on to the caller); the send operation
+// is measured as well, with the same error.type, as the span and the
+// metric of one operation agree.
+func TestMetricsPublisherPanic(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp), middleware.WithMeterProvider(mp))
+	pub := tel.Publisher(middleware.PublisherFunc(func(context.Context, string, ...*middleware.Message) error {
+		panic("broken client")
+	}))
+
+	func() {
+		defer func() {
+			if r := recover(); r != "broken client" {
+				t.Errorf("recovered %v, want the Publisher's panic", r)
+			}
+		}()
+		_ = pub.Publish(context.Background(), "q", middleware.NewMessage(nil), middleware.NewMessage(nil))
+	}()
+
+	spanType := "(no send span)"
+	for _, s := range rec.Ended() {
+		if s.Name() != "send q" {
+			continue
+		}
+		spanType = ""
+		for _, kv := range s.Attributes() {
+			if kv.Key == "error.type" {
+				spanType = kv.Value.AsString()
+			}
+		}
+	}
+	if spanType != "panic" {
+		t.Fatalf("send span error.type %q, want panic", spanType)
+	}
+	got := errorTypes(t, reader)
+	if n := got[middleware.MetricOperationDuration]["panic"]; n != 1 || len(got[middleware.MetricOperationDuration]) != 1 {
+		t.Errorf("send durations by error.type %v, want one with panic, as the span", got[middleware.MetricOperationDuration])
+	}
+	if n := got[middleware.MetricSentMessages]["panic"]; n != 2 || len(got[middleware.MetricSentMessages]) != 1 {
+		t.Errorf("sent messages by error.type %v, want 2 with panic", got[middleware.MetricSentMessages])
+	}
+}
