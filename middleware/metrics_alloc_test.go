@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -393,5 +394,48 @@ func TestMetricsNoopProviderStepsAside(t *testing.T) {
 		m.PollFailed(context.Background(), d, time.Now(), failed)
 	}); n != 0 {
 		t.Errorf("failed operations allocate %.0f times with a no-op provider", n)
+	}
+}
+
+// TestMetricsAnonymousDestinations: the name of a destination the broker
+// named (messaging.destination.anonymous, a RabbitMQ server-named queue)
+// is one per declaration, so metrics leave it out: every such queue of a
+// system adds to one data point and one cached set, and its name reaches
+// no metric. Marked false, or not marked, the name is kept.
+func TestMetricsAnonymousDestinations(t *testing.T) {
+	m, reader := newTestMetrics(t)
+	ctx := context.Background()
+	server := propagation.ServerAddress("mq.example")
+	gen := func(name string, anon ...attribute.KeyValue) Destination {
+		return Destination{System: propagation.SystemRabbitMQ, Name: name, Attributes: append([]attribute.KeyValue{server}, anon...)}
+	}
+	for _, d := range []Destination{
+		gen("amq.gen-JzTY20BRgKO-HjmUJj0wLg", propagation.DestinationAnonymous(true)),
+		gen("amq.gen-9kPq2mT8cR1-xs0aLw7yNQ", propagation.DestinationAnonymous(true)),
+		gen("orders", propagation.DestinationAnonymous(false)),
+		gen("orders"),
+	} {
+		m.Received(ctx, d, time.Now(), make([]*Message, 1))
+		m.Settled(ctx, d, propagation.OpAck, time.Now(), nil, errors.New("channel closed"))
+	}
+	points := collectPoints(t, reader)
+	for _, ps := range points {
+		for _, p := range ps {
+			for _, kv := range p.attrs.ToSlice() {
+				if strings.Contains(kv.Value.Emit(), "amq.gen-") {
+					t.Errorf("a generated queue name is a metric attribute: %s=%s", kv.Key, kv.Value.Emit())
+				}
+			}
+		}
+	}
+	noName := attribute.NewSet(append(propagation.OperationAttributes(propagation.SystemRabbitMQ, propagation.Receive, "receive", ""), server)...)
+	if n := find(points, MetricConsumedMessages, noName); n != 2 {
+		t.Errorf("consumed from the generated queues: %d, want 2 on one point without a name (points: %v)", n, points[MetricConsumedMessages])
+	}
+	if n := find(points, MetricConsumedMessages, wantSet(gen("orders"), propagation.Receive, "receive", "")); n != 2 {
+		t.Errorf("consumed from orders: %d, want 2 with its name", n)
+	}
+	if n := m.sets.len(); n != 2 {
+		t.Errorf("%d cached sets, want 2 (the generated queues share one)", n)
 	}
 }

@@ -98,6 +98,11 @@ var (
 	ServerAddressKey    = semconv.ServerAddressKey
 	ServerPortKey       = semconv.ServerPortKey
 	ConsumerGroupKey    = semconv.MessagingConsumerGroupNameKey
+	// DestinationAnonymous marks a destination whose name the broker
+	// generated (a RabbitMQ server-named queue): a name per declaration,
+	// which metrics leave out.
+	DestinationAnonymous    = semconv.MessagingDestinationAnonymous
+	DestinationAnonymousKey = semconv.MessagingDestinationAnonymousKey
 )
 
 // Partition is messaging.destination.partition.id for a numeric partition.

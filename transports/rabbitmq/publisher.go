@@ -96,6 +96,10 @@ func (p *Publisher) Describe(routingKey string) middleware.Destination {
 
 func (p *Publisher) describe(routingKey string) middleware.Destination {
 	attrs := append([]attribute.KeyValue{propagation.RabbitMQRouting(routingKey)}, p.cfg.serverAttributes()...)
+	if p.cfg.exchange == "" && serverNamed(routingKey) {
+		// The default exchange routes to the queue of that name.
+		attrs = append(attrs, propagation.DestinationAnonymous(true))
+	}
 	return middleware.Destination{
 		System: propagation.SystemRabbitMQ,
 		Name:   propagation.RabbitMQDestination(p.cfg.exchange, routingKey, ""),

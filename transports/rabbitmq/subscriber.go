@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,12 +39,25 @@ func NewSubscriber(conn Dialer, opts ...Option) *Subscriber {
 // routing key each delivery came through are per-message attributes, so span
 // names stay low-cardinality ("process orders").
 func (s *Subscriber) Describe(queue string) middleware.Destination {
+	attrs := s.cfg.serverAttributes()
+	if serverNamed(queue) {
+		attrs = append(attrs, propagation.DestinationAnonymous(true))
+	}
 	return middleware.Destination{
 		System:     propagation.SystemRabbitMQ,
 		Name:       queue,
-		Attributes: s.cfg.serverAttributes(),
+		Attributes: attrs,
 		Push:       true, // basic.consume: deliveries are pushed, no receive span
 	}
+}
+
+// serverNamed reports whether queue is a name the broker generated: a
+// queue declared without a name (amq.gen-...), or the reply-to of a
+// direct reply-to RPC client (amq.rabbitmq.reply-to.<id>), a name per
+// declaration or per client. Its destinations are marked
+// messaging.destination.anonymous, which metrics record without the name.
+func serverNamed(queue string) bool {
+	return strings.HasPrefix(queue, "amq.gen-") || strings.HasPrefix(queue, "amq.rabbitmq.reply-to.")
 }
 
 // Subscribe consumes queue until ctx ends or the channel or consumer is
