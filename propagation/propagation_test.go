@@ -458,3 +458,28 @@ func BenchmarkInjectNothing(b *testing.B) {
 		b.Fatal("wrote into the carrier")
 	}
 }
+
+// BenchmarkExtract is what a consumed message pays for its headers: the
+// default W3C fast path and the same through the otel propagators.
+func BenchmarkExtract(b *testing.B) {
+	c := propagation.MapCarrier{"traceparent": traceparent, "tracestate": "vendor=abc", "baggage": "tenant=acme"}
+	viaOtel := otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
+	for name, p := range map[string]*propagation.Propagator{
+		"default":  propagation.New(),
+		"via-otel": propagation.New(propagation.WithTextMapPropagator(viaOtel)),
+	} {
+		b.Run(name+"/SpanContext", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p.ExtractSpanContext(c)
+			}
+		})
+		b.Run(name+"/Context", func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Extract(ctx, c)
+			}
+		})
+	}
+}
