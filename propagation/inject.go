@@ -312,11 +312,38 @@ func (l *limitCarrier) release() {
 }
 
 func (l *limitCarrier) Get(key string) string {
-	v := l.TextMapCarrier.Get(key)
+	var v string
+	if vg, ok := l.TextMapCarrier.(otelprop.ValuesGetter); ok && isListKey(key) {
+		// tracestate and baggage may come as several header fields, which
+		// W3C combines into one list (RFC 9110 field order); Get would
+		// return the first alone. The limits then apply to the whole list.
+		v = joinValues(vg.Values(key))
+	} else {
+		v = l.TextMapCarrier.Get(key)
+	}
 	if !l.cfg.overLimit(key, v) {
 		return v
 	}
 	return l.limit(key, v)
+}
+
+// isListKey reports whether key is tracestate or baggage, the W3C list
+// headers that can arrive split over several fields.
+func isListKey(key string) bool {
+	return (len(key) == len(TraceStateKey) && strings.EqualFold(key, TraceStateKey)) ||
+		(len(key) == len(BaggageKey) && strings.EqualFold(key, BaggageKey))
+}
+
+// joinValues combines the fields of one list header, as an HTTP
+// intermediary would; it allocates only when there are several.
+func joinValues(vs []string) string {
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	return strings.Join(vs, ",")
 }
 
 // Set writes value cut to the limits. A value cut to nothing is not written,

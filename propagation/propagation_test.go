@@ -3,6 +3,7 @@ package propagation_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -456,6 +457,56 @@ func BenchmarkInjectNothing(b *testing.B) {
 	}
 	if len(c) != 0 {
 		b.Fatal("wrote into the carrier")
+	}
+}
+
+// TestExtractCombinesListHeaderFields: tracestate and baggage may arrive as
+// several fields of one header (W3C: combined in order, as RFC 9110 joins
+// them). A carrier that can return them all (a ValuesGetter, such as
+// otel's HeaderCarrier or a nats.Header) must not lose all but the first,
+// and the limits apply to the combined list.
+func TestExtractCombinesListHeaderFields(t *testing.T) {
+	h := http.Header{}
+	h.Set("traceparent", traceparent)
+	h.Add("tracestate", "x=1")
+	h.Add("tracestate", "y=2")
+	h.Add("baggage", "a=1")
+	h.Add("baggage", "b=2")
+	c := otelprop.HeaderCarrier(h)
+	viaOtel := otelprop.NewCompositeTextMapPropagator(otelprop.TraceContext{}, otelprop.Baggage{})
+	for name, p := range map[string]*propagation.Propagator{
+		"default W3C":      propagation.New(),
+		"otel W3C wrapped": propagation.New(propagation.WithTextMapPropagator(viaOtel)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := p.Extract(context.Background(), c)
+			sc := trace.SpanContextFromContext(out)
+			if got := sc.TraceState().String(); got != "x=1,y=2" {
+				t.Errorf("Extract tracestate = %q, want x=1,y=2", got)
+			}
+			bg := baggage.FromContext(out)
+			if bg.Member("a").Value() != "1" || bg.Member("b").Value() != "2" {
+				t.Errorf("Extract baggage = %q, want a=1 and b=2", bg)
+			}
+			sc, bg, _ = p.ExtractSpanContext(c)
+			if got := sc.TraceState().String(); got != "x=1,y=2" || bg.Len() != 2 {
+				t.Errorf("ExtractSpanContext tracestate %q, baggage %q", got, bg)
+			}
+		})
+	}
+
+	// 20 + 20 tracestate members: the combined list is cut to 32.
+	h = http.Header{}
+	h.Set("traceparent", traceparent)
+	h.Add("tracestate", members("a", 20))
+	h.Add("tracestate", members("b", 20))
+	p, ctx, _, reader, _ := recorders(t)
+	sc := trace.SpanContextFromContext(p.Extract(ctx, otelprop.HeaderCarrier(h)))
+	if n := sc.TraceState().Len(); n != propagation.MaxTraceStateMembers {
+		t.Fatalf("combined tracestate has %d members, want %d", n, propagation.MaxTraceStateMembers)
+	}
+	if got := droppedTotal(t, reader, "tracestate", propagation.ReasonLimit); got != 8 {
+		t.Fatalf("dropped counter = %d, want 8", got)
 	}
 }
 
