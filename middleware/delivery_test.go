@@ -346,6 +346,27 @@ func TestDualPublishOneCreationContext(t *testing.T) {
 	}
 }
 
+// TestRepublishWithXRayInjectKeepsAWSHeader: with X-Ray injection on, a
+// relayed message whose creation context came as an AWS X-Ray header keeps
+// that header as AWS wrote it (Lineage, Sampled=?), not a rewritten one.
+func TestRepublishWithXRayInjectKeepsAWSHeader(t *testing.T) {
+	h := newHarness(t)
+	tr := middleware.NewTracing(middleware.WithTracerProvider(h.tp), middleware.WithPropagation(propagation.WithXRayInject(true)))
+	pub := tr.Publisher(memory.New())
+	const aws = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?;Lineage=1:a1b2c3d4:3"
+	msg := middleware.NewMessage([]byte("from-aws"))
+	msg.Headers[propagation.XRayKey] = aws
+	if err := pub.Publish(context.Background(), "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := msg.Headers[propagation.XRayKey]; got != aws {
+		t.Errorf("AWSTraceHeader rewritten to %q, want %q", got, aws)
+	}
+	if got := msg.CreationContext().SpanID().String(); got != "53995c3f42cd8ad8" {
+		t.Errorf("creation context span %s, want the X-Ray parent", got)
+	}
+}
+
 // TestRepublishKeepsXRayAndDropsStaleTraceState: a message whose creation
 // context came as X-Ray alone (an AWS producer) keeps it when published
 // again (a relay, a dead-letter), written as the traceparent too so the

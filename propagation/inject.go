@@ -98,8 +98,8 @@ func (p *Propagator) Inject(ctx context.Context, c TextMapCarrier) {
 // the limits cut recorded on the span in ctx and counted.
 func (p *Propagator) injected(ctx context.Context, c TextMapCarrier, dropped []Dropped) {
 	if p.cfg.xrayInject {
-		if h := FormatXRay(trace.SpanContextFromContext(ctx)); h != "" {
-			c.Set(XRayKey, h)
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !carriesXRay(c, sc) {
+			c.Set(XRayKey, FormatXRay(sc))
 		}
 	}
 	if len(dropped) > 0 {
@@ -108,6 +108,17 @@ func (p *Propagator) injected(ctx context.Context, c TextMapCarrier, dropped []D
 			p.record(ctx, span, d)
 		}
 	}
+}
+
+// carriesXRay reports whether c already holds an X-Ray header naming sc's
+// trace and span: the creation context an AWS producer put on the message,
+// which is re-injected (a relay, a dead-letter) from what was read out of
+// that header. It is kept as it was written, with what FormatXRay does not
+// write: Lineage (Lambda's recursive-loop detection counts on it), Self,
+// custom fields, and a Sampled=? that leaves the decision downstream.
+func carriesXRay(c TextMapCarrier, sc trace.SpanContext) bool {
+	x, ok := ParseXRay(c.Get(XRayKey))
+	return ok && x.TraceID() == sc.TraceID() && x.SpanID() == sc.SpanID()
 }
 
 // nothingToInject reports whether ctx holds neither a valid span context

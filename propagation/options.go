@@ -68,6 +68,8 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithXRayInject makes Inject also write the X-Ray header under XRayKey.
+// An X-Ray header the carrier already holds for the same span (an AWS
+// producer's, on a relayed message) is left as it is.
 func WithXRayInject(on bool) Option {
 	return optionFunc(func(c *config) { c.xrayInject = on })
 }

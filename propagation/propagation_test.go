@@ -534,3 +534,32 @@ func BenchmarkExtract(b *testing.B) {
 		})
 	}
 }
+
+// TestXRayInjectKeepsTheMessagesOwnHeader: a message that came with an X-Ray
+// header (an AWS producer's AWSTraceHeader) and is published again under the
+// context read from it keeps that header as written: its Lineage (which
+// Lambda's recursive-loop detection counts on) and its Sampled=? (decide
+// downstream) must not be rewritten into a bare header saying Sampled=0.
+// A header naming another span is replaced.
+func TestXRayInjectKeepsTheMessagesOwnHeader(t *testing.T) {
+	const aws = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?;Lineage=1:a1b2c3d4:3"
+	p := propagation.New(propagation.WithXRayInject(true))
+	c := propagation.MapCarrier{propagation.XRayKey: aws}
+	sc, _, _ := p.ExtractSpanContext(c)
+	if !sc.IsValid() {
+		t.Fatal("the X-Ray header does not parse")
+	}
+	p.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), c)
+	if got := c[propagation.XRayKey]; got != aws {
+		t.Errorf("X-Ray header rewritten to %q, want the message's own %q", got, aws)
+	}
+	if !strings.Contains(c["traceparent"], "5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8") {
+		t.Errorf("traceparent %q does not carry the X-Ray context", c["traceparent"])
+	}
+
+	other := propagation.MapCarrier{propagation.XRayKey: aws}
+	p.Inject(trace.ContextWithSpanContext(context.Background(), spanContext(t)), other)
+	if want := "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"; other[propagation.XRayKey] != want {
+		t.Errorf("X-Ray header of another span = %q, want %q", other[propagation.XRayKey], want)
+	}
+}
