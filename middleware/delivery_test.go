@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
@@ -343,6 +344,64 @@ func TestDualPublishOneCreationContext(t *testing.T) {
 	}
 	if got[0] == "" || got[0] != got[1] {
 		t.Fatalf("primary's copy traceparent %q, secondary's %q: want one creation context", got[0], got[1])
+	}
+}
+
+// singleHeader is a propagator other than W3C, as B3 or Jaeger are: the
+// context in one header of its own, "x-ctx: {trace ID}:{span ID}".
+type singleHeader struct{}
+
+func (singleHeader) Inject(ctx context.Context, c otelprop.TextMapCarrier) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		c.Set("x-ctx", sc.TraceID().String()+":"+sc.SpanID().String())
+	}
+}
+
+func (singleHeader) Extract(ctx context.Context, c otelprop.TextMapCarrier) context.Context {
+	tid, sid, _ := strings.Cut(c.Get("x-ctx"), ":")
+	var scc trace.SpanContextConfig
+	var err1, err2 error
+	scc.TraceID, err1 = trace.TraceIDFromHex(tid)
+	scc.SpanID, err2 = trace.SpanIDFromHex(sid)
+	if err1 != nil || err2 != nil {
+		return ctx
+	}
+	scc.Remote = true
+	return trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(scc))
+}
+
+func (singleHeader) Fields() []string { return []string{"x-ctx"} }
+
+// TestRepublishKeepsOtherPropagatorsContext: with a propagator of its own
+// (WithPropagator), a message that already carries a creation context in
+// that propagator's fields keeps it when published again, as it would in
+// a traceparent: the send span links it, it is not overwritten.
+func TestRepublishKeepsOtherPropagatorsContext(t *testing.T) {
+	h := newHarness(t, middleware.WithPropagator(singleHeader{}))
+	const own = "5759e988bd862e3fe1be46a994272793:53995c3f42cd8ad8"
+	msg := middleware.NewMessage([]byte("relayed"))
+	msg.Headers["x-ctx"] = own
+	ctx, span := h.tp.Tracer("t").Start(context.Background(), "relay")
+	if err := h.pub.Publish(ctx, "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	if got := msg.Headers["x-ctx"]; got != own {
+		t.Errorf("x-ctx = %q, want the message's own %q", got, own)
+	}
+	if got := msg.CreationContext().SpanID().String(); got != "53995c3f42cd8ad8" {
+		t.Errorf("creation context span %s, want the message's own", got)
+	}
+
+	// Without one, the message gets the send span's context.
+	fresh := middleware.NewMessage([]byte("new"))
+	ctx, span = h.tp.Tracer("t").Start(context.Background(), "producer")
+	if err := h.pub.Publish(ctx, "q", fresh); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	if got := fresh.Headers["x-ctx"]; !strings.HasPrefix(got, span.SpanContext().TraceID().String()+":") {
+		t.Errorf("x-ctx of a new message = %q, want one in trace %s", got, span.SpanContext().TraceID())
 	}
 }
 

@@ -334,15 +334,23 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 }
 
 // keep reports the creation context c already carries, if it is valid:
-// W3C, or X-Ray (an AWS producer's AWSTraceHeader, when the X-Ray fallback
-// is on). A context carried as X-Ray alone, or beside an invalid
-// traceparent, is also written as the traceparent, so that W3C readers,
-// which win, find the same one. When c carries none and has a traceparent
-// (an invalid one, about to be replaced), its tracestate is emptied: it
-// belongs to that context and must not ride along with the new one.
+// what the propagator reads (W3C by default; B3, Jaeger or another one set
+// with WithPropagator), or X-Ray (an AWS producer's AWSTraceHeader, when
+// the X-Ray fallback is on). A context carried as X-Ray alone, or beside an
+// invalid traceparent, or in another propagator's fields, is also written
+// with the propagator, so that W3C readers, which win, find the same one.
+// When c carries none and has a traceparent (an invalid one, about to be
+// replaced), its tracestate is emptied: it belongs to that context and must
+// not ride along with the new one.
 func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace.SpanContext, bool) {
 	tp := c.Get(propagation.TraceParentKey)
-	if tp == "" && c.Get(propagation.XRayKey) == "" {
+	if tp == "" && c.Get(propagation.XRayKey) == "" && !t.prop.Injects(context.Background()) {
+		// The default W3C propagator (Injects is false for a context with
+		// nothing in it only then) reads a creation context from the
+		// traceparent alone: without one, nor an X-Ray header, there is
+		// none. Any other propagator may keep it in fields of its own,
+		// which only its Extract knows; finding nothing costs it no
+		// allocation.
 		return trace.SpanContext{}, false
 	}
 	sc, _, _ := t.prop.ExtractSpanContext(c)
