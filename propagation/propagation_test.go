@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -354,7 +355,42 @@ func FuzzExtract(f *testing.F) {
 		if len(c2["baggage"]) > propagation.MaxBaggageBytes {
 			t.Fatalf("re-injected baggage is %d bytes", len(c2["baggage"]))
 		}
+		// The same lists split over several fields read as one.
+		split := splitFields{c}
+		sc, sbg, sd := p.ExtractSpanContext(split)
+		wsc, wbg, wd := p.ExtractSpanContext(c)
+		same := sc.Equal(wsc) && sbg.Len() == wbg.Len() && slices.Equal(sd, wd)
+		for _, m := range wbg.Members() {
+			same = same && sbg.Member(m.Key()).String() == m.String()
+		}
+		if !same {
+			t.Fatalf("split fields: %v %q %v, one field: %v %q %v", sc, sbg, sd, wsc, wbg, wd)
+		}
 	})
+}
+
+// splitFields is a carrier that holds each list header (tracestate,
+// baggage) as several fields, split at every comma, as an HTTP
+// intermediary may pass them on.
+type splitFields struct{ propagation.MapCarrier }
+
+func (s splitFields) Values(key string) []string {
+	v := s.MapCarrier.Get(key)
+	if v == "" {
+		return nil
+	}
+	if key == "tracestate" || key == "baggage" {
+		return strings.Split(v, ",")
+	}
+	return []string{v}
+}
+
+// Get returns the first field, as http.Header does.
+func (s splitFields) Get(key string) string {
+	if vs := s.Values(key); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // countingCarrier counts the reads of each key.
