@@ -25,7 +25,10 @@
 // is cut is never an error: it is an otelmq.propagation.dropped event on the
 // current span and a count on the otelmq.propagation.dropped counter. A
 // traceparent that does not parse is recorded the same way (reason
-// "invalid") and the message starts a new trace.
+// "invalid") and the message starts a new trace. A carrier that holds a
+// header more than once (an otel ValuesGetter, such as HeaderCarrier)
+// has its tracestate and baggage fields combined into one list, as W3C
+// requires, before the limits apply.
 //
 // # X-Ray
 //
