@@ -236,7 +236,8 @@ func (p *Propagator) extractFallback(ctx context.Context, c TextMapCarrier) (tra
 
 // fallBack is what extraction does after the W3C propagators when they
 // found no valid span context: the X-Ray header when that is on, and a
-// traceparent that was present but invalid is recorded as dropped.
+// traceparent that was present but invalid is recorded as dropped. One
+// that parses is not: the propagator does not read W3C (B3, Jaeger).
 func (p *Propagator) fallBack(sc trace.SpanContext, c TextMapCarrier, dropped []Dropped) (trace.SpanContext, []Dropped) {
 	if sc.IsValid() {
 		return sc, dropped
@@ -247,7 +248,9 @@ func (p *Propagator) fallBack(sc trace.SpanContext, c TextMapCarrier, dropped []
 		}
 	}
 	if tp := c.Get(TraceParentKey); tp != "" && !sc.IsValid() {
-		dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
+		if !validTraceParent(tp) {
+			dropped = append(dropped, Dropped{Field: TraceParentKey, Reason: ReasonInvalid, Count: 1})
+		}
 	}
 	return sc, dropped
 }

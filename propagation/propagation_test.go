@@ -599,3 +599,23 @@ func TestXRayInjectKeepsTheMessagesOwnHeader(t *testing.T) {
 		t.Errorf("X-Ray header of another span = %q, want %q", other[propagation.XRayKey], want)
 	}
 }
+
+// TestValidTraceparentAnotherPropagatorIgnoresIsNotInvalid: with a
+// propagator that does not read W3C (B3, Jaeger), a message from a W3C
+// producer carries a traceparent that parses; that it gave no context is
+// not a traceparent "that did not parse", and is not counted as one.
+func TestValidTraceparentAnotherPropagatorIgnoresIsNotInvalid(t *testing.T) {
+	p, ctx, _, reader, _ := recorders(t, propagation.WithTextMapPropagator(rawPropagator{}))
+	_, dropped := p.ExtractDropped(ctx, propagation.MapCarrier{"traceparent": traceparent})
+	if len(dropped) != 0 {
+		t.Errorf("dropped = %+v for a valid traceparent", dropped)
+	}
+	if n := droppedTotal(t, reader, "traceparent", propagation.ReasonInvalid); n != 0 {
+		t.Errorf("counted %d invalid traceparents", n)
+	}
+	// One that does not parse still is.
+	_, dropped = p.ExtractDropped(ctx, propagation.MapCarrier{"traceparent": "00-zzzz-01"})
+	if len(dropped) != 1 || dropped[0].Reason != propagation.ReasonInvalid {
+		t.Errorf("dropped = %+v for an invalid traceparent", dropped)
+	}
+}

@@ -56,27 +56,13 @@ func extractW3C(c *limitCarrier) (trace.SpanContext, baggage.Baggage) {
 // extractTraceParent is W3C TraceContext's extract: version 00 exactly, or
 // a later version with its first four fields read and the rest ignored.
 func extractTraceParent(c *limitCarrier) trace.SpanContext {
-	h := c.Get(TraceParentKey)
-	if h == "" {
+	scc, ok := parseTraceParent(c.Get(TraceParentKey))
+	if !ok {
 		return trace.SpanContext{}
 	}
-	var version [1]byte
-	if !hexField(version[:], &h, 2) || version[0] == 0xff {
-		return trace.SpanContext{}
-	}
-	var scc trace.SpanContextConfig
-	if !hexField(scc.TraceID[:], &h, 32) || !hexField(scc.SpanID[:], &h, 16) {
-		return trace.SpanContext{}
-	}
-	var flags [1]byte
-	if !hexField(flags[:], &h, 2) {
-		return trace.SpanContext{}
-	}
-	if version[0] == 0 && (h != "" || flags[0] > 3) {
-		return trace.SpanContext{} // no extra fields or reserved flags in 00
-	}
-	scc.TraceFlags = trace.TraceFlags(flags[0]) & (trace.FlagsSampled | trace.FlagsRandom)
-	// A malformed tracestate must not cost the traceparent (W3C).
+	// A malformed tracestate must not cost the traceparent (W3C). It is
+	// read before the IDs are checked, as otel reads it, so that the
+	// limits cut and count the same.
 	scc.TraceState, _ = trace.ParseTraceState(c.Get(TraceStateKey))
 	scc.Remote = true
 	sc := trace.NewSpanContext(scc)
@@ -84,6 +70,37 @@ func extractTraceParent(c *limitCarrier) trace.SpanContext {
 		return trace.SpanContext{}
 	}
 	return sc
+}
+
+// validTraceParent reports whether h is a traceparent that parses and
+// names a trace and a parent (neither ID all zeros).
+func validTraceParent(h string) bool {
+	scc, ok := parseTraceParent(h)
+	return ok && scc.TraceID.IsValid() && scc.SpanID.IsValid()
+}
+
+// parseTraceParent reads the fields of a traceparent value; ok is false
+// when it does not parse. The IDs are not checked.
+func parseTraceParent(h string) (scc trace.SpanContextConfig, ok bool) {
+	if h == "" {
+		return scc, false
+	}
+	var version [1]byte
+	if !hexField(version[:], &h, 2) || version[0] == 0xff {
+		return scc, false
+	}
+	if !hexField(scc.TraceID[:], &h, 32) || !hexField(scc.SpanID[:], &h, 16) {
+		return scc, false
+	}
+	var flags [1]byte
+	if !hexField(flags[:], &h, 2) {
+		return scc, false
+	}
+	if version[0] == 0 && (h != "" || flags[0] > 3) {
+		return scc, false // no extra fields or reserved flags in 00
+	}
+	scc.TraceFlags = trace.TraceFlags(flags[0]) & (trace.FlagsSampled | trace.FlagsRandom)
+	return scc, true
 }
 
 // hexField decodes the next '-'-separated field of *h, which must be n
