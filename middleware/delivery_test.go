@@ -347,6 +347,33 @@ func TestDualPublishOneCreationContext(t *testing.T) {
 	}
 }
 
+// TestPublishDropsTraceStateWithoutTraceparent: a tracestate that came
+// without a traceparent (or with an X-Ray header alone) belongs to no
+// context the message keeps; it must not ride along with the traceparent
+// the publish writes, where a consumer would read it as that context's
+// vendor state (an "ot=th:" sampling threshold of another trace).
+func TestPublishDropsTraceStateWithoutTraceparent(t *testing.T) {
+	h := newHarness(t)
+	orphan := middleware.NewMessage([]byte("tracestate alone"))
+	orphan.Headers["tracestate"] = "ot=th:0,vendor=other"
+	xray := middleware.NewMessage([]byte("x-ray and a tracestate"))
+	xray.Headers[propagation.XRayKey] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	xray.Headers["tracestate"] = "vendor=other"
+	ctx, span := h.tp.Tracer("t").Start(context.Background(), "producer")
+	if err := h.pub.Publish(ctx, "q", orphan, xray); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	for _, m := range []*middleware.Message{orphan, xray} {
+		if m.Headers["traceparent"] == "" {
+			t.Errorf("%s: no traceparent written", m.Body)
+		}
+		if ts, ok := m.Headers["tracestate"]; ok {
+			t.Errorf("%s: tracestate %q rides along with traceparent %q", m.Body, ts, m.Headers["traceparent"])
+		}
+	}
+}
+
 // singleHeader is a propagator other than W3C, as B3 or Jaeger are: the
 // context in one header of its own, "x-ctx: {trace ID}:{span ID}".
 type singleHeader struct{}

@@ -339,23 +339,22 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 // the X-Ray fallback is on). A context carried as X-Ray alone, or beside an
 // invalid traceparent, or in another propagator's fields, is also written
 // with the propagator, so that W3C readers, which win, find the same one.
-// When c carries none and has a traceparent (an invalid one, about to be
-// replaced), its tracestate is emptied: it belongs to that context and must
-// not ride along with the new one.
+// When c carries no valid traceparent (none, or an invalid one about to be
+// replaced), its tracestate is emptied: it belongs to no context that is
+// kept and must not ride along with the traceparent written now.
 func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace.SpanContext, bool) {
 	tp := c.Get(propagation.TraceParentKey)
-	if tp == "" && c.Get(propagation.XRayKey) == "" && !t.prop.Injects(context.Background()) {
-		// The default W3C propagator (Injects is false for a context with
-		// nothing in it only then) reads a creation context from the
-		// traceparent alone: without one, nor an X-Ray header, there is
-		// none. Any other propagator may keep it in fields of its own,
-		// which only its Extract knows; finding nothing costs it no
-		// allocation.
-		return trace.SpanContext{}, false
+	var sc trace.SpanContext
+	// The default W3C propagator (Injects is false for a context with
+	// nothing in it only then) reads a creation context from the
+	// traceparent alone: without one, nor an X-Ray header, there is none.
+	// Any other propagator may keep it in fields of its own, which only its
+	// Extract knows; finding nothing costs it no allocation.
+	if tp != "" || c.Get(propagation.XRayKey) != "" || t.prop.Injects(context.Background()) {
+		sc, _, _ = t.prop.ExtractSpanContext(c)
 	}
-	sc, _, _ := t.prop.ExtractSpanContext(c)
 	fromW3C := tp != "" && sc.IsValid() && strings.Contains(tp, sc.TraceID().String()) && strings.Contains(tp, sc.SpanID().String())
-	if tp != "" && !fromW3C && c.Get(propagation.TraceStateKey) != "" {
+	if !fromW3C && c.Get(propagation.TraceStateKey) != "" {
 		c.Set(propagation.TraceStateKey, "")
 	}
 	if !sc.IsValid() {
