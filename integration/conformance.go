@@ -78,6 +78,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"KeyOrder", testKeyOrder},
 		{"SampledOutTrace", testSampledOutTrace},
 		{"NoSettleSpans", testNoSettleSpans},
+		{"NoMessageDataRecorded", testNoMessageDataRecorded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -840,5 +841,108 @@ func testNoSettleSpans(t *testing.T, h Harness) {
 	again.stop()
 	if n := len(again.byBody("settled quietly")); n != 0 && !h.AtLeastOnce {
 		t.Errorf("the message was delivered %d more times: not settled", n)
+	}
+}
+
+// testNoMessageDataRecorded: no span (name, attribute, event, link, status)
+// and no metric holds a message's body or the value of a header outside
+// WithHeaderAllowList, on any kind of span, including a failed attempt's
+// and its settle spans; an allow-listed header is recorded on the process
+// span as messaging.header.<name>, and the body size only when asked for.
+func testNoMessageDataRecorded(t *testing.T, h Harness) {
+	r := newRig(t, h, middleware.WithHeaderAllowList("x-shown"))
+	const body, hidden, shown = "body-6a1f-secret", "hidden-93c2-secret", "shown-value"
+	msg := middleware.NewMessage([]byte(body))
+	msg.Headers["x-hidden"] = hidden
+	msg.Headers["x-shown"] = shown
+	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	if err := r.pub.Publish(ctx, r.Destination, msg); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	var mu sync.Mutex
+	attempts := 0
+	c := r.consume(r.sub, func(context.Context, *middleware.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if attempts++; attempts == 1 {
+			return fmt.Errorf("declined") // a failed attempt records its error too
+		}
+		return nil
+	})
+	c.waitFor(h.Timeout, body)
+	c.stop()
+	ds := c.byBody(body)
+	if ds[len(ds)-1].msg.Headers["x-hidden"] != hidden {
+		t.Fatal("the header did not cross the broker: nothing to check")
+	}
+	// The settle span of the successful delivery ends after its handler.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(r.rec.Ended(), func(s sdktrace.ReadOnlySpan) bool {
+		v, _ := attrOf(s, "messaging.operation.type")
+		return v.AsString() == "settle" && s.Status().Code != 1
+	}) {
+		if time.Now().After(deadline) {
+			t.Fatal("no settle span ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	leaks := func(where, v string) {
+		for _, secret := range []string{body, hidden} {
+			if strings.Contains(v, secret) {
+				t.Errorf("%s records %q", where, v)
+			}
+		}
+	}
+	leaksIn := func(where string, kvs []attribute.KeyValue) {
+		for _, kv := range kvs {
+			leaks(where+" attribute "+string(kv.Key), kv.Value.Emit())
+			if strings.Contains(string(kv.Key), "x-hidden") || kv.Key == "messaging.message.body.size" {
+				t.Errorf("%s has attribute %s", where, kv.Key)
+			}
+		}
+	}
+	var recordedShown bool
+	for _, s := range r.rec.Ended() {
+		where := "span " + s.Name()
+		leaks(where+" name", s.Name())
+		leaks(where+" status", s.Status().Description)
+		leaksIn(where, s.Attributes())
+		for _, e := range s.Events() {
+			leaks(where+" event", e.Name)
+			leaksIn(where+" event "+e.Name, e.Attributes)
+		}
+		for _, l := range s.Links() {
+			leaksIn(where+" link", l.Attributes)
+		}
+		if v, ok := attrOf(s, middleware.HeaderAttributePrefix+"x-shown"); ok && strings.HasPrefix(s.Name(), "process ") {
+			recordedShown = v.AsString() == shown
+		}
+	}
+	if !recordedShown {
+		t.Errorf("the allow-listed header is not recorded as %sx-shown on the process span", middleware.HeaderAttributePrefix)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			var sets []attribute.Set
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					sets = append(sets, dp.Attributes)
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					sets = append(sets, dp.Attributes)
+				}
+			}
+			for _, set := range sets {
+				leaksIn("metric "+m.Name, set.ToSlice())
+			}
+		}
 	}
 }
