@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -489,5 +490,39 @@ func TestRepublishKeepsXRayAndDropsStaleTraceState(t *testing.T) {
 	}
 	if sc := stale.CreationContext(); !sc.IsValid() || strings.Contains(stale.Headers["traceparent"], "4BF92F35") {
 		t.Errorf("the invalid traceparent was not replaced: %q", stale.Headers["traceparent"])
+	}
+}
+
+// TestDualPublishCarriesID: the secondary's copy carries the ID the message
+// was published with, as Relay and DeadLetter carry theirs, not the one a
+// primary that assigns IDs (SQS, Kafka) wrote back: a destination that
+// deduplicates by ID (an SQS FIFO queue) then drops the copy a redelivered
+// relay publishes again, and both sides can be correlated by it.
+func TestDualPublishCarriesID(t *testing.T) {
+	assigned := 0
+	primary := middleware.PublisherFunc(func(_ context.Context, _ string, msgs ...*middleware.Message) error {
+		for _, m := range msgs {
+			assigned++
+			m.ID = fmt.Sprintf("orders/0/%d", assigned) // as Kafka's Publisher does
+		}
+		return nil
+	})
+	var copies []*middleware.Message
+	secondary := middleware.PublisherFunc(func(_ context.Context, _ string, msgs ...*middleware.Message) error {
+		copies = append(copies, msgs...)
+		return nil
+	})
+	dual := middleware.DualPublish(primary, "a", secondary, "b")
+	stamp := time.Unix(1_700_000_000, 0)
+	for range 2 { // a relay's redelivery publishes the same message again
+		m := &middleware.Message{ID: "order-42", Key: []byte("k"), Body: []byte("b"), Time: stamp}
+		if err := dual.Publish(context.Background(), "", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range copies {
+		if c.ID != "order-42" || !c.Time.Equal(stamp) || string(c.Key) != "k" || string(c.Body) != "b" {
+			t.Errorf("secondary's copy %+v, want ID order-42 and the message's time, key and body", c)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func RelayHandler(dst Publisher, destination string) Handler {
 }
 
 // DualPublish publishes every message to primary and then to a copy on
-// secondary, for the cut-over from one broker to another: consumers on both
+// secondary (the ID it came with, key, body, headers and time), for the cut-over from one broker to another: consumers on both
 // see every message with the same trace context. It returns the primary's
 // error, else the secondary's; callers that must not fail on the secondary
 // can wrap it. When the primary fails, nothing goes to the
@@ -60,6 +60,16 @@ func (d *dualPublisher) Describe(string) Destination { return Describe(d.primary
 // Publish ignores its destination argument: the destinations were fixed by
 // DualPublish, since the two brokers name them differently.
 func (d *dualPublisher) Publish(ctx context.Context, _ string, msgs ...*Message) error {
+	// The copy carries the ID the message came with, as Relay's does, not
+	// the one a primary that assigns IDs (SQS, Kafka) writes back: a
+	// secondary that deduplicates by ID then drops the copy a redelivered
+	// relay publishes again.
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		if m != nil {
+			ids[i] = m.ID
+		}
+	}
 	if err := d.primary.Publish(ctx, d.pd, msgs...); err != nil {
 		return err
 	}
@@ -70,7 +80,7 @@ func (d *dualPublisher) Publish(ctx context.Context, _ string, msgs ...*Message)
 	copies := make([]*Message, len(msgs))
 	for i, m := range msgs {
 		if m != nil {
-			copies[i] = &Message{Key: m.Key, Body: m.Body, Headers: maps.Clone(m.Headers), Time: m.Time}
+			copies[i] = &Message{ID: ids[i], Key: m.Key, Body: m.Body, Headers: maps.Clone(m.Headers), Time: m.Time}
 		}
 	}
 	if err := d.secondary.Publish(ctx, d.sd, copies...); err != nil {
