@@ -279,3 +279,24 @@ func TestLogHandlerConformance(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryOutsideDeadLetter: ChainHandler's first middleware is the
+// outermost, so with Retry first the first failure reaches DeadLetter,
+// which dead-letters it and settles: Retry sees a success and never runs
+// another attempt (the order the README warns against).
+func TestRetryOutsideDeadLetter(t *testing.T) {
+	dlq := memory.New()
+	calls := 0
+	h := middleware.ChainHandler(
+		middleware.HandlerFunc(func(context.Context, *middleware.Message) error { calls++; return errDeclined }),
+		middleware.Retry(middleware.WithAttempts(3), middleware.WithBackoff(func(int) time.Duration { return 0 })), // outermost
+		middleware.DeadLetter(dlq, "dlq"))
+	msg := middleware.NewMessage([]byte("x"))
+	msg.DeliveryCount = 1
+	if err := h.Handle(context.Background(), msg); err != nil {
+		t.Fatalf("Handle = %v, want nil: dead-lettered", err)
+	}
+	if ready, _ := dlq.Len("dlq"); calls != 1 || ready != 1 {
+		t.Fatalf("handler called %d times, %d dead-lettered; want the first failure dead-lettered and no retry", calls, ready)
+	}
+}
