@@ -244,3 +244,21 @@ func TestHeaderValueNotUTF8(t *testing.T) {
 		t.Errorf("header attribute %q, want the invalid byte replaced", v.AsString())
 	}
 }
+
+// TestInboundBaggageWithNoKeysDropsAll: WithInboundBaggage() with no keys
+// keeps none of a message's baggage; the consumer's own stays.
+func TestInboundBaggageWithNoKeysDropsAll(t *testing.T) {
+	tr := middleware.NewTracing(middleware.WithTracerProvider(sdktrace.NewTracerProvider()), middleware.WithInboundBaggage())
+	local, _ := baggage.Parse("local=1")
+	c := propagation.MapCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"baggage":     "region=eu,isAdmin=true",
+	}
+	out := tr.Extract(baggage.ContextWithBaggage(context.Background(), local), c)
+	if got := baggage.FromContext(out).String(); got != "local=1" {
+		t.Errorf("extracted baggage %q, want the consumer's own alone", got)
+	}
+	if sc := trace.SpanContextFromContext(out); !sc.IsRemote() || sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("span context %v, want the message's", sc)
+	}
+}
