@@ -79,6 +79,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"SampledOutTrace", testSampledOutTrace},
 		{"NoSettleSpans", testNoSettleSpans},
 		{"NoMessageDataRecorded", testNoMessageDataRecorded},
+		{"RedactorSeesEveryAttribute", testRedactorSeesEveryAttribute},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -942,6 +943,111 @@ func testNoMessageDataRecorded(t *testing.T, h Harness) {
 			}
 			for _, set := range sets {
 				leaksIn("metric "+m.Name, set.ToSlice())
+			}
+		}
+	}
+}
+
+// testRedactorSeesEveryAttribute: WithRedactor rewrites every attribute
+// drawn from a message or its destination (the name, the transport's own:
+// queue URL, routing key, the Kafka key, message IDs) before it is
+// recorded, on every kind of span and on every metric: with a redactor
+// that masks every string, no recorded attribute holds the destination's
+// name, the message's key or its ID. Span names are not attributes and
+// keep the destination.
+func testRedactorSeesEveryAttribute(t *testing.T, h Harness) {
+	const masked = "REDACTED"
+	r := newRig(t, h, middleware.WithRedactor(func(kv attribute.KeyValue) attribute.KeyValue {
+		switch kv.Key {
+		case "messaging.system", "messaging.operation.type", "messaging.operation.name", "error.type":
+			return kv // fixed vocabularies, not message data
+		}
+		if kv.Value.Type() == attribute.STRING {
+			return attribute.String(string(kv.Key), masked)
+		}
+		return kv
+	}))
+	msg := middleware.NewMessage([]byte("redact me"))
+	msg.Key = []byte("customer-3f9a")
+	ctx, root := r.tp.Tracer("test").Start(context.Background(), "POST /orders")
+	if err := r.pub.Publish(ctx, r.Destination, msg, middleware.NewMessage([]byte("redact me too"))); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	var mu sync.Mutex
+	failed := false
+	c := r.consume(r.sub, func(context.Context, *middleware.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !failed {
+			failed = true
+			return fmt.Errorf("declined") // a nack, where the broker has one
+		}
+		return nil
+	})
+	c.waitFor(h.Timeout, "redact me", "redact me too")
+	c.stop()
+	var ids []string
+	for _, d := range c.deliveries() {
+		ids = append(ids, d.msg.ID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(r.rec.Ended(), func(s sdktrace.ReadOnlySpan) bool {
+		v, _ := attrOf(s, "messaging.operation.type")
+		return v.AsString() == "settle" && s.Status().Code != 1
+	}) {
+		if time.Now().After(deadline) {
+			t.Fatal("no settle span ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	secrets := append([]string{r.Destination, r.Source, string(msg.Key)}, ids...)
+	check := func(where string, kvs []attribute.KeyValue) {
+		for _, kv := range kvs {
+			v := kv.Value.Emit()
+			for _, s := range secrets {
+				if s != "" && strings.Contains(v, s) {
+					t.Errorf("%s: %s = %q, not redacted", where, kv.Key, v)
+				}
+			}
+		}
+	}
+	kinds := map[string]bool{}
+	for _, s := range r.rec.Ended() {
+		if s.Name() == "POST /orders" {
+			continue
+		}
+		op, _ := attrOf(s, "messaging.operation.type")
+		kinds[op.AsString()] = true
+		check("span "+s.Name(), s.Attributes())
+		for _, l := range s.Links() {
+			check("span "+s.Name()+" link", l.Attributes)
+		}
+		for _, e := range s.Events() {
+			check("span "+s.Name()+" event "+e.Name, e.Attributes)
+		}
+	}
+	for _, k := range []string{"send", "create", "process", "settle"} {
+		if !kinds[k] {
+			t.Errorf("no %s span to check", k)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					check("metric "+m.Name, dp.Attributes.ToSlice())
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					check("metric "+m.Name, dp.Attributes.ToSlice())
+				}
 			}
 		}
 	}
