@@ -134,3 +134,67 @@ func TestSubscriberDefaults(t *testing.T) {
 		t.Errorf("%d messages visible again at once, want none", len(again.Messages))
 	}
 }
+
+// TestDefaultDeleteLinger: by default the successes of a receive whose
+// other handler still runs are deleted 50 ms after the first of them (the
+// README's WithDeleteLinger default), not when the slow handler returns
+// and not at once.
+func TestDefaultDeleteLinger(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "linger-default", nil)
+	publishBodies(t, client, url, "fast", "slow")
+
+	var mu sync.Mutex
+	var firstSuccess, deleteAt time.Time
+	deleted := make(chan struct{})
+	var deletedOnce sync.Once
+	firstReceive := 0
+	api := &faultAPI{Client: client}
+	api.receive = func(ctx context.Context, in *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error) {
+		out, err := client.ReceiveMessage(ctx, in)
+		mu.Lock()
+		if err == nil && firstReceive == 0 {
+			firstReceive = len(out.Messages)
+		}
+		mu.Unlock()
+		return out, err
+	}
+	api.deleteBatch = func(ctx context.Context, in *sqs.DeleteMessageBatchInput) (*sqs.DeleteMessageBatchOutput, error) {
+		mu.Lock()
+		if deleteAt.IsZero() {
+			deleteAt = time.Now()
+		}
+		mu.Unlock()
+		deletedOnce.Do(func() { close(deleted) })
+		return client.DeleteMessageBatch(ctx, in)
+	}
+	c := newCollector()
+	c.handle = func(_ context.Context, m *middleware.Message, _ int) error {
+		if string(m.Body) == "slow" {
+			select { // held until the fast one's delete went out
+			case <-deleted:
+			case <-time.After(20 * time.Second):
+				t.Error("the fast message was not deleted while the slow handler of its receive ran")
+			}
+			return nil
+		}
+		mu.Lock()
+		firstSuccess = time.Now()
+		mu.Unlock()
+		return nil
+	}
+	stop := subscribe(t, context.Background(), awssqs.NewSubscriber(api, fast...), url, c)
+	c.waitFor(t, 20*time.Second, "both messages", func(m map[string][]*middleware.Message) bool { return len(m) == 2 })
+	waitEmpty(t, client, url, 10*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if firstReceive != 2 {
+		t.Skipf("the first receive returned %d of the 2 messages: no receive with a slow handler to linger for", firstReceive)
+	}
+	if gap := deleteAt.Sub(firstSuccess); gap < 50*time.Millisecond {
+		t.Errorf("the first delete went out %v after the first success, want the 50 ms default linger", gap)
+	}
+}
