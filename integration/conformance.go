@@ -265,6 +265,46 @@ func (r *rig) waitSpans(prefix string, n int) []sdktrace.ReadOnlySpan {
 	}
 }
 
+// waitSettled waits until a settle span without an error has ended: the
+// settle span of a successful delivery ends after its handler returned.
+func (r *rig) waitSettled() {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(r.rec.Ended(), func(s sdktrace.ReadOnlySpan) bool {
+		v, _ := attrOf(s, "messaging.operation.type")
+		return v.AsString() == "settle" && s.Status().Code != 1
+	}) {
+		if time.Now().After(deadline) {
+			r.t.Fatal("no settle span ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// eachMetricAttributes collects the metrics and calls f with each data
+// point's attributes, named "metric <name>".
+func (r *rig) eachMetricAttributes(f func(where string, kvs []attribute.KeyValue)) {
+	r.t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.reader.Collect(context.Background(), &rm); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					f("metric "+m.Name, dp.Attributes.ToSlice())
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					f("metric "+m.Name, dp.Attributes.ToSlice())
+				}
+			}
+		}
+	}
+}
+
 func attrOf(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 	for _, a := range s.Attributes() {
 		if string(a.Key) == key {
@@ -877,17 +917,7 @@ func testNoMessageDataRecorded(t *testing.T, h Harness) {
 	if ds[len(ds)-1].msg.Headers["x-hidden"] != hidden {
 		t.Fatal("the header did not cross the broker: nothing to check")
 	}
-	// The settle span of the successful delivery ends after its handler.
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.ContainsFunc(r.rec.Ended(), func(s sdktrace.ReadOnlySpan) bool {
-		v, _ := attrOf(s, "messaging.operation.type")
-		return v.AsString() == "settle" && s.Status().Code != 1
-	}) {
-		if time.Now().After(deadline) {
-			t.Fatal("no settle span ended")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitSettled()
 
 	leaks := func(where, v string) {
 		for _, secret := range []string{body, hidden} {
@@ -924,28 +954,7 @@ func testNoMessageDataRecorded(t *testing.T, h Harness) {
 	if !recordedShown {
 		t.Errorf("the allow-listed header is not recorded as %sx-shown on the process span", middleware.HeaderAttributePrefix)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := r.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			var sets []attribute.Set
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					sets = append(sets, dp.Attributes)
-				}
-			}
-			for _, set := range sets {
-				leaksIn("metric "+m.Name, set.ToSlice())
-			}
-		}
-	}
+	r.eachMetricAttributes(leaksIn)
 }
 
 // testRedactorSeesEveryAttribute: WithRedactor rewrites every attribute
@@ -991,16 +1000,7 @@ func testRedactorSeesEveryAttribute(t *testing.T, h Harness) {
 	for _, d := range c.deliveries() {
 		ids = append(ids, d.msg.ID)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.ContainsFunc(r.rec.Ended(), func(s sdktrace.ReadOnlySpan) bool {
-		v, _ := attrOf(s, "messaging.operation.type")
-		return v.AsString() == "settle" && s.Status().Code != 1
-	}) {
-		if time.Now().After(deadline) {
-			t.Fatal("no settle span ended")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitSettled()
 
 	secrets := append([]string{r.Destination, r.Source, string(msg.Key)}, ids...)
 	check := func(where string, kvs []attribute.KeyValue) {
@@ -1033,22 +1033,5 @@ func testRedactorSeesEveryAttribute(t *testing.T, h Harness) {
 			t.Errorf("no %s span to check", k)
 		}
 	}
-	var rm metricdata.ResourceMetrics
-	if err := r.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					check("metric "+m.Name, dp.Attributes.ToSlice())
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					check("metric "+m.Name, dp.Attributes.ToSlice())
-				}
-			}
-		}
-	}
+	r.eachMetricAttributes(check)
 }
