@@ -39,12 +39,13 @@ func RelayHandler(dst Publisher, destination string) Handler {
 }
 
 // DualPublish publishes every message to primary and then to a copy on
-// secondary (the ID it came with, key, body, headers and time), for the cut-over from one broker to another: consumers on both
-// see every message with the same trace context. It returns the primary's
-// error, else the secondary's; callers that must not fail on the secondary
-// can wrap it. When the primary fails, nothing goes to the
-// secondary: the caller (Relay, by redelivering) publishes again, and the
-// secondary would get a copy per attempt.
+// secondary (the ID it came with, key, body, headers and time), for the
+// cut-over from one broker to another: consumers on both see every
+// message with the same trace context. It returns the primary's error,
+// else the secondary's; callers that must not fail on the secondary can
+// wrap it. When the primary fails, nothing goes to the secondary: the
+// caller (Relay, by redelivering) publishes again, and the secondary would
+// get a copy per attempt.
 func DualPublish(primary Publisher, primaryDest string, secondary Publisher, secondaryDest string) Publisher {
 	return &dualPublisher{primary: primary, secondary: secondary, pd: primaryDest, sd: secondaryDest}
 }
