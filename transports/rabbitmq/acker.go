@@ -55,10 +55,18 @@ type acker struct {
 	done    chan struct{} // closed when the goroutine returned
 
 	// Owned by the goroutine.
-	settledUpTo uint64              // every tag up to it is settled
-	settledPast map[uint64]struct{} // tags past settledUpTo settled one by one
-	run         []settlement        // acks of consecutive tags, ending at settledUpTo
+	settledUpTo uint64       // every tag up to it is settled
+	settledPast []tagRange   // tags past settledUpTo settled one by one
+	run         []settlement // acks of consecutive tags, ending at settledUpTo
 }
+
+// tagRange is the delivery tags from lo to hi, both included. The ranges in
+// acker.settledPast are sorted, apart (there is an unsettled tag between
+// any two) and past settledUpTo+1: however many deliveries are settled
+// while a handler holds up the run, they take one range per unsettled tag
+// below them, so the acker's memory is bounded by the prefetch, not by how
+// long the handler runs.
+type tagRange struct{ lo, hi uint64 }
 
 // newAcker starts an acker for ch.
 func newAcker(ctx context.Context, ch settler, requeue bool, obs middleware.Observer, dest middleware.Destination) *acker {
@@ -148,10 +156,7 @@ func (a *acker) write(batch []settlement) {
 			a.flush()
 			a.one(s)
 			if tag > a.settledUpTo {
-				if a.settledPast == nil {
-					a.settledPast = make(map[uint64]struct{})
-				}
-				a.settledPast[tag] = struct{}{}
+				a.settledAlone(tag)
 			}
 		}
 	}
@@ -166,12 +171,31 @@ func (a *acker) next() uint64 { return a.settledUpTo + 1 }
 // advance marks next settled, and the tags settled one by one right after it.
 func (a *acker) advance() {
 	a.settledUpTo++
-	for len(a.settledPast) > 0 {
-		if _, ok := a.settledPast[a.settledUpTo+1]; !ok {
-			return
-		}
-		delete(a.settledPast, a.settledUpTo+1)
-		a.settledUpTo++
+	if len(a.settledPast) > 0 && a.settledPast[0].lo == a.settledUpTo+1 {
+		a.settledUpTo = a.settledPast[0].hi
+		a.settledPast = slices.Delete(a.settledPast, 0, 1)
+	}
+}
+
+// settledAlone records tag, past next, as settled on its own.
+func (a *acker) settledAlone(tag uint64) {
+	// The first range that ends at tag or later.
+	i, _ := slices.BinarySearchFunc(a.settledPast, tag, func(r tagRange, tag uint64) int { return cmp.Compare(r.hi, tag) })
+	if i < len(a.settledPast) && a.settledPast[i].lo <= tag {
+		return // recorded already
+	}
+	joinsPrev := i > 0 && a.settledPast[i-1].hi+1 == tag
+	joinsNext := i < len(a.settledPast) && a.settledPast[i].lo == tag+1
+	switch {
+	case joinsPrev && joinsNext:
+		a.settledPast[i-1].hi = a.settledPast[i].hi
+		a.settledPast = slices.Delete(a.settledPast, i, i+1)
+	case joinsPrev:
+		a.settledPast[i-1].hi = tag
+	case joinsNext:
+		a.settledPast[i].lo = tag
+	default:
+		a.settledPast = slices.Insert(a.settledPast, i, tagRange{tag, tag})
 	}
 }
 

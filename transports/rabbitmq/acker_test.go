@@ -249,3 +249,112 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestAckerGapState: a delivery whose handler runs for a long time (or
+// never returns: runtime.Goexit) leaves a gap that may last until the
+// broker's consumer_timeout, or for ever when that is off; every delivery
+// past it is settled alone meanwhile. What the acker keeps to remember
+// them must not grow with their number: at ten thousand messages a
+// second, one entry each is hundreds of MB in half an hour, and a pause
+// to walk them all when the gap fills.
+func TestAckerGapState(t *testing.T) {
+	ack := &fakeAck{}
+	a := &acker{ch: ack}
+	const n = 50000
+	batch := make([]settlement, 0, 100)
+	// Tag 1 is still being handled; 2..n+1 finish, in batches of 100,
+	// out of order within each, and one is rejected now and then.
+	for lo := uint64(2); lo <= n+1; lo += 100 {
+		batch = batch[:0]
+		for tag := min(lo+99, n+1); tag >= lo; tag-- {
+			in := newInbound(&amqp.Delivery{DeliveryTag: tag}, "q")
+			batch = append(batch, settlement{in: in, ctx: context.Background(), reject: tag%97 == 0})
+		}
+		a.write(batch)
+	}
+	if a.settledUpTo != 0 {
+		t.Fatalf("settled up to %d past an unsettled tag 1", a.settledUpTo)
+	}
+	if got := len(a.settledPast); got > 1 {
+		t.Errorf("the acker keeps %d entries for %d tags settled past one gap, want at most 1", got, n)
+	}
+	ack.mu.Lock()
+	frames := len(ack.frames)
+	ack.mu.Unlock()
+	if frames != n {
+		t.Fatalf("%d frames for %d deliveries past a gap, want one each", frames, n)
+	}
+	// The gap fills: 1 alone, then the run goes on from n+2.
+	if got := settleAll(t, a, ack, "1"); !slices.Equal(got, []string{"ack 1"}) {
+		t.Fatalf("filling the gap wrote %q, want [ack 1]", got)
+	}
+	if a.settledUpTo != n+1 || len(a.settledPast) != 0 {
+		t.Fatalf("settled up to %d (want %d), and %d entries past it", a.settledUpTo, n+1, len(a.settledPast))
+	}
+	want := fmt.Sprintf("ack %d multiple", n+3)
+	if got := settleAll(t, a, ack, fmt.Sprint(n+2), fmt.Sprint(n+3)); !slices.Equal(got, []string{want}) {
+		t.Fatalf("after the gap wrote %q, want [%s]", got, want)
+	}
+}
+
+// TestAckerGaps: several gaps, filled in any order, and tags settled past
+// them in any order: a multiple ack never covers an unsettled tag, and
+// every tag is settled exactly once.
+func TestAckerGaps(t *testing.T) {
+	for seed := range uint64(200) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		const n = 300
+		tags := make([]uint64, n)
+		for i := range tags {
+			tags[i] = uint64(i + 1)
+		}
+		r.Shuffle(n, func(i, j int) { tags[i], tags[j] = tags[j], tags[i] })
+		ack := &fakeAck{}
+		a := &acker{ch: ack}
+		settled := map[uint64]bool{}
+		for len(tags) > 0 {
+			k := min(len(tags), 1+r.IntN(8))
+			var batch []settlement
+			for _, tag := range tags[:k] {
+				batch = append(batch, settlement{in: newInbound(&amqp.Delivery{DeliveryTag: tag}, "q"), ctx: context.Background(), reject: r.IntN(10) == 0})
+			}
+			handed := map[uint64]bool{}
+			for tag := range settled {
+				handed[tag] = true
+			}
+			for _, tag := range tags[:k] {
+				handed[tag] = true
+			}
+			tags = tags[k:]
+			ack.mu.Lock()
+			ack.frames = nil
+			ack.mu.Unlock()
+			a.write(batch)
+			ack.mu.Lock()
+			frames := slices.Clone(ack.frames)
+			ack.mu.Unlock()
+			for _, f := range frames {
+				var tag uint64
+				var op, multiple string
+				fmt.Sscan(f, &op, &tag, &multiple)
+				if multiple != "" {
+					for u := uint64(1); u <= tag; u++ {
+						if !handed[u] {
+							t.Fatalf("seed %d: %q covers tag %d, not handed in", seed, f, u)
+						}
+						if !settled[u] && u != tag {
+							settled[u] = true // covered by this frame
+						}
+					}
+				}
+				if settled[tag] {
+					t.Fatalf("seed %d: %q settles tag %d again", seed, f, tag)
+				}
+				settled[tag] = true
+			}
+		}
+		if len(settled) != n || a.settledUpTo != n || len(a.settledPast) != 0 {
+			t.Fatalf("seed %d: %d of %d tags settled; settled up to %d, %d entries past it", seed, len(settled), n, a.settledUpTo, len(a.settledPast))
+		}
+	}
+}
