@@ -217,13 +217,19 @@ func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, 
 
 // Settled implements Observer: a settle span (ack, nack, delete, commit).
 // A settle of one message is a child of its process span; a settle of many
-// is a child of ctx (the receive span) and links each message.
+// is a child of ctx (the receive span) and links each message. A push
+// destination has no receive span, and the span in ctx is the caller's
+// (see startProcessSpan): a settle of several push deliveries (RabbitMQ's
+// multiple ack) is a child of one of their process spans, a sampled one
+// if any is, so that it goes in a trace of its messages and is sampled
+// out with them, and links each message.
 func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error) {
 	if !t.cfg.settleSpans {
 		return
 	}
 	var attrs []attribute.KeyValue
-	if len(msgs) == 1 {
+	switch {
+	case len(msgs) == 1:
 		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
 			if t.skips(p.SpanContext()) {
 				return // startSettle would start no span under it
@@ -231,6 +237,8 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 			ctx = trace.ContextWithSpan(ctx, p)
 		}
 		attrs = msgs[0].Attributes()
+	case d.Push:
+		ctx = pushSettleParent(ctx, msgs)
 	}
 	var links []trace.Link
 	if len(msgs) > 1 || !trace.SpanContextFromContext(ctx).IsValid() {
@@ -238,6 +246,31 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	}
 	_, span := t.startSettle(ctx, d, op, start, len(msgs), links, attrs)
 	t.End(span, err)
+}
+
+// pushSettleParent is the context a settle span of several push deliveries
+// msgs starts in: ctx with the first sampled process span among theirs,
+// else the first valid one (unsampled: the sampler, or
+// WithParentBasedSampling, drops the settle span with them), else no span
+// at all (a new root), never the caller's span in ctx.
+func pushSettleParent(ctx context.Context, msgs []*Message) context.Context {
+	var unsampled trace.Span
+	for _, msg := range msgs {
+		p := msg.process
+		if p == nil {
+			continue
+		}
+		switch sc := p.SpanContext(); {
+		case sc.IsSampled():
+			return trace.ContextWithSpan(ctx, p)
+		case sc.IsValid() && unsampled == nil:
+			unsampled = p
+		}
+	}
+	if unsampled != nil {
+		return trace.ContextWithSpan(ctx, unsampled)
+	}
+	return trace.ContextWithSpan(ctx, noSpan)
 }
 
 // PollFailed implements PollFailedObserver: a receive span (CLIENT) from

@@ -215,8 +215,10 @@ func (a *acker) flush() {
 		if n == 1 {
 			a.obs.Settled(a.run[0].ctx, a.dest, propagation.OpAck, start, a.run[0].in.msgs[:], err)
 		} else {
-			// One settle operation over several messages: a span of
-			// its own that links them, not a child of any one's.
+			// One settle operation over several messages, reported
+			// once: the tracing middleware links them all, under one
+			// of their process spans (ctx carries the caller's span,
+			// which a push delivery's spans never take as parent).
 			msgs := make([]*middleware.Message, n)
 			for i, s := range a.run {
 				msgs[i] = &s.in.msg
