@@ -57,7 +57,7 @@ type acker struct {
 	// Owned by the goroutine.
 	settledUpTo uint64       // every tag up to it is settled
 	settledPast []tagRange   // tags past settledUpTo settled one by one
-	run         []settlement // acks of consecutive tags, ending at settledUpTo
+	run         []settlement // acks to send in one frame
 }
 
 // tagRange is the delivery tags from lo to hi, both included. The ranges in

@@ -74,8 +74,9 @@
 // "ack orders" span with messaging.batch.message_count, linking each
 // message's creation context, a child of one of their process spans (a
 // sampled one when any is, so that messages sampled out upstream cost no
-// ack span), where a lone ack is a child of the message's process span. Per message, acks were a third of a consumer's CPU: one
-// write system call each, and a frame for the broker to handle.
+// ack span), where a lone ack is a child of the message's process span.
+// Per message, acks were a third of a consumer's CPU: one write system
+// call each, and a frame for the broker to handle.
 //
 // # Reconnecting
 //
