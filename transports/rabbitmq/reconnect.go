@@ -16,8 +16,9 @@ import (
 // Connection is a Dialer that survives its AMQP connection being closed by
 // the broker or the network: it keeps one *amqp.Connection and, when that is
 // closed, dials a new one (with exponential backoff between failed attempts)
-// the next time a channel is asked for. amqp091-go never reconnects by
-// itself.
+// the next time a channel is asked for. amqp091-go reconnects by itself
+// only with amqp.Config.Recovery, which a Connection turns off (see
+// WithAMQPConfig).
 //
 // Publisher already reopens its channel when it finds it closed, and
 // Subscriber reopens its channel and resumes consuming when its Dialer is a
@@ -53,7 +54,10 @@ var _ Dialer = (*Connection)(nil)
 type DialOption func(*Connection)
 
 // WithAMQPConfig sets the amqp091 configuration used for every dial (TLS,
-// heartbeat, connection properties such as "connection_name").
+// heartbeat, connection properties such as "connection_name"). Its
+// Recovery is ignored: a Connection redials by itself, and amqp091's
+// recovery reopens a channel in place, where delivery tags start again at
+// 1 under a Subscriber that is still settling the old channel's.
 func WithAMQPConfig(cfg amqp.Config) DialOption {
 	return func(c *Connection) { c.cfg = cfg }
 }
@@ -112,6 +116,7 @@ func Dial(url string, opts ...DialOption) (*Connection, error) {
 
 func (c *Connection) dial() (*amqp.Connection, error) {
 	cfg := c.cfg
+	cfg.Recovery = nil // see WithAMQPConfig
 	dial := cfg.Dial
 	if dial == nil {
 		dial = amqp.DefaultDial(dialTimeout)
