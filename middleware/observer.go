@@ -18,7 +18,11 @@ type Observer interface {
 	Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context
 	// Settled is called after the transport settled msgs with operation op
 	// (propagation.OpAck, OpNack, OpDelete, OpCommit); start is when the
-	// settle call began and err its outcome. ctx is the context the handler got.
+	// settle call began and err its outcome. ctx is the context the handler
+	// got, for a settle of one message or of one poll's; a settle that
+	// covers deliveries handled in several contexts (RabbitMQ's multiple
+	// ack) gets the context Subscribe's handlers start from, without what
+	// Received added.
 	Settled(ctx context.Context, d Destination, op string, start time.Time, msgs []*Message, err error)
 }
 
