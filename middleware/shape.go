@@ -43,9 +43,16 @@ func newShape(d Destination, typ propagation.OperationType, op string) *shape {
 	attrs := make([]attribute.KeyValue, 0, 5+len(d.Attributes))
 	attrs = propagation.AppendOperationAttributes(attrs, d.System, typ, op, d.Name)
 	named := d.Name
-	if d.Template != "" {
+	switch {
+	case d.Template != "":
 		attrs = append(attrs, propagation.DestinationTemplate(d.Template))
 		named = d.Template
+	case anonymous(d):
+		// A name the broker generated (messaging.destination.anonymous) is
+		// one per declaration: semconv names a span after its destination
+		// only when that is low-cardinality, so the span is named after
+		// the operation alone. The name stays an attribute.
+		named = ""
 	}
 	attrs = append(attrs, d.Attributes...)
 	attrs = attrs[:len(attrs):len(attrs)]

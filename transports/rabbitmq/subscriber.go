@@ -62,7 +62,8 @@ func (s *Subscriber) Describe(queue string) middleware.Destination {
 // queue declared without a name (amq.gen-...), or the reply-to of a
 // direct reply-to RPC client (amq.rabbitmq.reply-to.<id>), a name per
 // declaration or per client. Its destinations are marked
-// messaging.destination.anonymous, which metrics record without the name.
+// messaging.destination.anonymous, which metrics record without the name
+// and spans leave out of their names.
 func serverNamed(queue string) bool {
 	return strings.HasPrefix(queue, "amq.gen-") || strings.HasPrefix(queue, "amq.rabbitmq.reply-to.")
 }
