@@ -376,6 +376,14 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 // replaced), its tracestate is emptied: it belongs to no context that is
 // kept and must not ride along with the traceparent written now.
 func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace.SpanContext, bool) {
+	if hc, ok := c.(*headerCarrier); ok && len(hc.Headers) == 0 {
+		// A message without headers (NewMessage, the common publish)
+		// carries no creation context in any propagator's fields, nor a
+		// tracestate to empty: no propagator need be asked, which with a
+		// propagator other than the default (the W3C composite an
+		// application sets globally) was an extraction per message.
+		return trace.SpanContext{}, false
+	}
 	tp := c.Get(propagation.TraceParentKey)
 	var sc trace.SpanContext
 	// The default W3C propagator (Injects is false for a context with
