@@ -69,3 +69,46 @@ func TestKeepSkipsMessagesWithoutHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestRepublishKeepsTracestateOfIgnoredTraceparent: with a propagator that
+// does not read W3C (WithPropagator: B3, Jaeger; singleHeader here), a
+// message from a W3C producer keeps its traceparent when published again
+// (the propagator neither reads nor writes it), and its tracestate, which
+// belongs to that traceparent, must stay beside it: ae0db10 made such a
+// traceparent "not invalid", but keep() still took it for one and emptied
+// its tracestate, leaving the traceparent without its vendors' state.
+func TestRepublishKeepsTracestateOfIgnoredTraceparent(t *testing.T) {
+	var published map[string]string
+	pub := middleware.NewTracing(middleware.WithTracerProvider(sdktrace.NewTracerProvider()), middleware.WithPropagator(singleHeader{})).Publisher(
+		middleware.PublisherFunc(func(_ context.Context, _ string, msgs ...*middleware.Message) error {
+			published = msgs[0].Headers
+			return nil
+		}))
+	const (
+		tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		ts = "congo=t61rcWkgMzE,ot=th:8"
+	)
+	msg := middleware.NewMessage([]byte("from a W3C producer"))
+	msg.Headers["traceparent"], msg.Headers["tracestate"] = tp, ts
+	ctx, span := sdktrace.NewTracerProvider().Tracer("test").Start(context.Background(), "relay")
+	defer span.End()
+	if err := pub.Publish(ctx, "q", msg); err != nil {
+		t.Fatal(err)
+	}
+	if published["traceparent"] != tp || published["tracestate"] != ts {
+		t.Errorf("published traceparent %q tracestate %q, want both as they came (%q, %q)", published["traceparent"], published["tracestate"], tp, ts)
+	}
+	if published["x-ctx"] == "" {
+		t.Errorf("headers %v: the propagator's own context was not injected", published)
+	}
+
+	// An invalid traceparent's tracestate still goes.
+	bad := middleware.NewMessage([]byte("broken"))
+	bad.Headers["traceparent"], bad.Headers["tracestate"] = "00-zz", ts
+	if err := pub.Publish(ctx, "q", bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := published["tracestate"]; ok {
+		t.Errorf("tracestate %q kept beside an invalid traceparent", published["tracestate"])
+	}
+}

@@ -374,7 +374,9 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 // with the propagator, so that W3C readers, which win, find the same one.
 // When c carries no valid traceparent (none, or an invalid one about to be
 // replaced), its tracestate is emptied: it belongs to no context that is
-// kept and must not ride along with the traceparent written now.
+// kept and must not ride along with the traceparent written now. A valid
+// traceparent that the propagator does not read (B3, Jaeger) is left as it
+// came, with its tracestate.
 func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace.SpanContext, bool) {
 	if hc, ok := c.(*headerCarrier); ok && len(hc.Headers) == 0 {
 		// A message without headers (NewMessage, the common publish)
@@ -391,11 +393,16 @@ func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace
 	// traceparent alone: without one, nor an X-Ray header, there is none.
 	// Any other propagator may keep it in fields of its own, which only its
 	// Extract knows; finding nothing costs it no allocation.
+	var dropped []propagation.Dropped
 	if tp != "" || c.Get(propagation.XRayKey) != "" || t.prop.Injects(context.Background()) {
-		sc, _, _ = t.prop.ExtractSpanContext(c)
+		sc, _, dropped = t.prop.ExtractSpanContext(c)
 	}
 	fromW3C := tp != "" && sc.IsValid() && strings.Contains(tp, sc.TraceID().String()) && strings.Contains(tp, sc.SpanID().String())
-	if !fromW3C && c.Get(propagation.TraceStateKey) != "" {
+	// A valid traceparent that a propagator not reading W3C (B3, Jaeger)
+	// found nothing in (extraction reports only an invalid one) stays on
+	// the message as it came, and so does the tracestate that goes with it.
+	ignored := tp != "" && !sc.IsValid() && !invalidTraceParent(dropped)
+	if !fromW3C && !ignored && c.Get(propagation.TraceStateKey) != "" {
 		c.Set(propagation.TraceStateKey, "")
 	}
 	if !sc.IsValid() {
@@ -406,6 +413,17 @@ func (t *Tracing) keep(ctx context.Context, c propagation.TextMapCarrier) (trace
 		t.prop.Inject(trace.ContextWithRemoteSpanContext(baggage.ContextWithoutBaggage(ctx), sc), c)
 	}
 	return sc, true
+}
+
+// invalidTraceParent reports whether extraction reported the traceparent
+// invalid (present, but it does not parse or names a zero ID).
+func invalidTraceParent(dropped []propagation.Dropped) bool {
+	for _, d := range dropped {
+		if d.Field == propagation.TraceParentKey && d.Reason == propagation.ReasonInvalid {
+			return true
+		}
+	}
+	return false
 }
 
 // Extract returns ctx with the remote span context and baggage in c, the
