@@ -358,3 +358,52 @@ func TestAckerGaps(t *testing.T) {
 		}
 	}
 }
+
+// slowSettle is an observer whose Settled of the message with ID slow
+// takes a while: the acker is busy with it when the next outcome comes in.
+type slowSettle struct {
+	frameCounter
+	slow     string
+	settling chan struct{} // closed when the slow Settled begins
+}
+
+func (o *slowSettle) Settled(ctx context.Context, d middleware.Destination, op string, start time.Time, msgs []*middleware.Message, err error) {
+	o.frameCounter.Settled(ctx, d, op, start, msgs, err)
+	if len(msgs) == 1 && msgs[0].ID == o.slow {
+		close(o.settling)
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestShutdownDrainsAcker: Subscribe returns only once the acker has
+// settled every handled delivery, before it closes the channel; an ack
+// still queued in the acker when the channel closes would fail, and the
+// broker would deliver the message again.
+func TestShutdownDrainsAcker(t *testing.T) {
+	conn, q := setup(t, nil)
+	if err := NewPublisher(conn, WithConfirms(true)).Publish(t.Context(), q, &middleware.Message{ID: "first"}, &middleware.Message{ID: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	obs := &slowSettle{slow: "first", settling: make(chan struct{})}
+	ctx, cancel := context.WithCancel(middleware.WithObserver(t.Context(), obs))
+	defer cancel()
+	err := NewSubscriber(conn).Subscribe(ctx, q, middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+		if m.ID == "second" {
+			<-obs.settling
+			cancel() // while the acker is still telling of the first
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.mu.Lock()
+	acked, errs := obs.acked, obs.errs
+	obs.mu.Unlock()
+	if acked != 2 || len(errs) > 0 {
+		t.Errorf("%d acked, errors %v by the time Subscribe returned; want both acked", acked, errs)
+	}
+	if d := queueDepth(t, conn, q); d != 0 {
+		t.Errorf("%d message(s) back on the queue after Subscribe returned, want 0", d)
+	}
+}
