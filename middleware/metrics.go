@@ -231,23 +231,18 @@ func (m *Metrics) attributes(d Destination, typ propagation.OperationType, op st
 // attribute goes through the redactor, as on spans.
 func (c *config) metricAttributes(d Destination, typ propagation.OperationType, op string, err error) attribute.Set {
 	d = templated(c.template, d)
-	var attrs []attribute.KeyValue
-	switch {
-	case anonymous(d):
-		// semconv records the name only when its cardinality is known to
-		// be low: a generated name's is not.
-		var extra []attribute.KeyValue
-		if d.Template != "" {
-			extra = append(extra, propagation.DestinationTemplate(d.Template))
-		}
-		attrs = propagation.OperationAttributes(d.System, typ, op, "", extra...)
-	case d.Template != "":
-		// semconv records the name only when its cardinality is known to
-		// be low; a template says it is not.
-		attrs = propagation.OperationAttributes(d.System, typ, op, "", propagation.DestinationTemplate(d.Template))
-	default:
-		attrs = propagation.OperationAttributes(d.System, typ, op, d.Name)
+	// semconv records the name only when its cardinality is known to be
+	// low: a template says it is not, and so does a name the broker
+	// generated.
+	name := d.Name
+	if d.Template != "" || anonymous(d) {
+		name = ""
 	}
+	var template []attribute.KeyValue
+	if d.Template != "" {
+		template = []attribute.KeyValue{propagation.DestinationTemplate(d.Template)}
+	}
+	attrs := propagation.OperationAttributes(d.System, typ, op, name, template...)
 	for _, a := range d.Attributes {
 		switch a.Key {
 		case propagation.ServerAddressKey, propagation.ServerPortKey, propagation.ConsumerGroupKey:

@@ -85,9 +85,14 @@ func (a *acker) settle(ctx context.Context, in *inbound, reject bool) {
 	a.mu.Lock()
 	a.pending = append(a.pending, settlement{in: in, ctx: ctx, reject: reject})
 	a.mu.Unlock()
+	a.poke()
+}
+
+// poke wakes the goroutine, unless it is woken already.
+func (a *acker) poke() {
 	select {
 	case a.wake <- struct{}{}:
-	default: // already woken
+	default:
 	}
 }
 
@@ -97,10 +102,7 @@ func (a *acker) close() {
 	a.mu.Lock()
 	a.closing = true
 	a.mu.Unlock()
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
+	a.poke()
 	<-a.done
 }
 
@@ -116,16 +118,9 @@ func (a *acker) loop() {
 		a.write(batch)
 		clear(batch) // hold on to no delivery
 		if closing {
-			a.mu.Lock()
-			left := len(a.pending) // handed in after close: a misuse, but settle them
-			a.mu.Unlock()
-			if left == 0 {
-				return
-			}
-			select {
-			case a.wake <- struct{}{}:
-			default:
-			}
+			// close comes after the last settle, so this batch, taken
+			// with closing set, held everything.
+			return
 		}
 	}
 }
