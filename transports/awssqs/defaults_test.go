@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -192,7 +193,13 @@ func TestDefaultDeleteLinger(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if firstReceive != 2 {
-		t.Skipf("the first receive returned %d of the 2 messages: no receive with a slow handler to linger for", firstReceive)
+		// goaws returns both; real SQS samples its servers and may not.
+		// Under CI the broker is goaws, so this is a failure there.
+		why := fmt.Sprintf("the first receive returned %d of the 2 messages: no receive with a slow handler to linger for", firstReceive)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
 	}
 	if gap := deleteAt.Sub(firstSuccess); gap < 50*time.Millisecond {
 		t.Errorf("the first delete went out %v after the first success, want the 50 ms default linger", gap)

@@ -58,7 +58,10 @@ func coalescedAckSpans(t *testing.T, pub func(ctx context.Context) context.Conte
 			return rec.Ended()
 		}
 	}
-	t.Skip("no ack covered several deliveries in 10 rounds: nothing to check")
+	// 600 deliveries per run coalesce into a few hundred frames
+	// (TestCoalescedAcksOnBroker): none in 2,000 is a broken acker, not
+	// a precondition to skip on.
+	t.Fatal("no ack covered several deliveries in 10 rounds of 200: acks are not coalesced")
 	return nil
 }
 
