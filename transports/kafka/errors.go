@@ -12,8 +12,13 @@ import (
 // would record that for all of them alike. errors.Is and errors.As see
 // through the wrapper.
 func named(err error) error {
+	if err == nil {
+		// Before ke: errors.As moves it to the heap, and a record that
+		// succeeded should not pay for that.
+		return nil
+	}
 	var ke *kerr.Error
-	if err == nil || !errors.As(err, &ke) {
+	if !errors.As(err, &ke) {
 		return err
 	}
 	return &protocolError{err: err, name: ke.Message}

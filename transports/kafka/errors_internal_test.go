@@ -36,3 +36,15 @@ func TestNamedProtocolErrors(t *testing.T) {
 		t.Error("named changed an error that holds no Kafka protocol error")
 	}
 }
+
+// TestNamedNilAllocatesNothing: the hooks call named for every produced
+// record, nearly all of which succeed.
+func TestNamedNilAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if named(nil) != nil {
+			t.Fatal("named(nil) != nil")
+		}
+	}); n != 0 {
+		t.Errorf("named(nil) allocates %v times", n)
+	}
+}
