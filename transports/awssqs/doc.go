@@ -85,8 +85,13 @@
 //   - SendMessage: a send span around the call, and the creation context
 //     injected into a copy of MessageAttributes within the attribute budget
 //     above (a valid traceparent the caller set, in any casing or packed, is
-//     kept; fields that find no slot are recorded as dropped on the send
-//     span and the counter). The caller's input is never modified.
+//     kept). When the message's own 10 attributes leave no slot, the
+//     creation context goes as the AWSTraceHeader system attribute (X-Ray
+//     format: trace ID, parent, sampled flag), which does not count against
+//     the budget and which receivers read when there is no traceparent,
+//     unless the message has its own; the fields that found no place
+//     (tracestate, baggage) are recorded as dropped on the send span and the
+//     counter. The caller's input is never modified.
 //   - SendMessageBatch: one send span and, for more than one entry, a
 //     create span per entry whose context that entry carries.
 //   - ReceiveMessage: "All" is added to MessageAttributeNames and

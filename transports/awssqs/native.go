@@ -15,6 +15,7 @@ import (
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
@@ -214,13 +215,48 @@ func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, 
 		}
 		out[PackedAttribute] = stringAttribute(Pack(carried))
 	default:
-		// No slot left: the message is still sent, without its context.
+		// No attribute slot left: the message is still sent, and its
+		// creation context goes as the AWSTraceHeader system attribute,
+		// which does not count against the budget and which receivers
+		// (ours, the AWS SDKs, X-Ray) read when there is no traceparent,
+		// unless the message has one of its own. Only the trace ID,
+		// parent and sampled flag fit there: the other fields are lost.
+		if _, has := sys[attrTraceHeader]; !has {
+			if xray := propagation.FormatXRay(traceParentOf(fields)); xray != "" {
+				sys = maps.Clone(sys)
+				if sys == nil {
+					sys = map[string]types.MessageSystemAttributeValue{}
+				}
+				sys[attrTraceHeader] = types.MessageSystemAttributeValue{DataType: aws.String("String"), StringValue: aws.String(xray)}
+				deleteFold(fields, propagation.TraceParentKey)
+			}
+		}
 		for _, k := range slices.Sorted(maps.Keys(fields)) {
 			i.tracing.Propagator().RecordDropped(ctx, k, DroppedReason, 1)
 		}
 		return attrs, sys
 	}
 	return out, sys
+}
+
+// traceParentOf returns the span context of the traceparent among fields
+// (its name matched without regard to case), invalid when there is none.
+func traceParentOf(fields map[string]string) trace.SpanContext {
+	for k, v := range fields {
+		if strings.EqualFold(k, propagation.TraceParentKey) {
+			return trace.SpanContextFromContext(otelprop.TraceContext{}.Extract(context.Background(), otelprop.MapCarrier{propagation.TraceParentKey: v}))
+		}
+	}
+	return trace.SpanContext{}
+}
+
+// deleteFold deletes the entries of m named key without regard to case.
+func deleteFold(m map[string]string, key string) {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			delete(m, k)
+		}
+	}
 }
 
 // injectCarrier reads a message's attributes, so InjectCreate sees a

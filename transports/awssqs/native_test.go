@@ -271,18 +271,45 @@ func stringAttrs(n int) map[string]types.MessageAttributeValue {
 	return attrs
 }
 
+// sendSpy returns a per-call option that keeps the SendMessageInput the
+// instrumentation passes on (goaws drops system attributes on receive, so
+// this is where AWSTraceHeader can be seen).
+func sendSpy(sent **sqs.SendMessageInput) func(*sqs.Options) {
+	return func(o *sqs.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *smithymiddleware.Stack) error {
+			return s.Initialize.Add(smithymiddleware.InitializeMiddlewareFunc("spy", func(ctx context.Context, in smithymiddleware.InitializeInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
+				*sent, _ = in.Parameters.(*sqs.SendMessageInput)
+				return next.HandleInitialize(ctx, in)
+			}), smithymiddleware.After)
+		})
+	}
+}
+
 func TestNativeAttributeBudget(t *testing.T) {
 	r := newNativeRig(t, "native-budget")
 	ctx := baggageCtx(t, "user=alice")
+	var full10 *sqs.SendMessageInput
 	for _, n := range []int{7, 9, 10} {
-		_, err := r.client.SendMessage(ctx, &sqs.SendMessageInput{
+		in := &sqs.SendMessageInput{
 			QueueUrl: aws.String(r.url), MessageBody: aws.String(fmt.Sprint("user-", n)), MessageAttributes: stringAttrs(n),
-		})
+		}
+		_, err := r.client.SendMessage(ctx, in, sendSpy(&full10))
 		if err != nil {
 			t.Fatalf("%d attributes: %v", n, err)
 		}
+		if in.MessageSystemAttributes != nil {
+			t.Errorf("%d attributes: the caller's system attributes were changed", n)
+		}
 	}
 	got := receiveAll(t, r.raw, r.url, "user-7", "user-9", "user-10")
+
+	// With no attribute slot left, the creation context (the send span:
+	// one message) goes as the AWSTraceHeader system attribute.
+	sends := r.spans("send ")
+	xray, ok := propagation.ParseXRay(aws.ToString(full10.MessageSystemAttributes["AWSTraceHeader"].StringValue))
+	if last := sends[len(sends)-1].SpanContext(); !ok || xray.TraceID() != last.TraceID() || xray.SpanID() != last.SpanID() || !xray.IsSampled() {
+		t.Errorf("10 user attributes: AWSTraceHeader %+v, want the send span's context %s/%s", full10.MessageSystemAttributes, last.TraceID(), last.SpanID())
+	}
 
 	direct := got["user-7"].m.MessageAttributes
 	if len(direct) != 9 || direct["traceparent"].StringValue == nil || direct["baggage"].StringValue == nil {
@@ -311,8 +338,8 @@ func TestNativeAttributeBudget(t *testing.T) {
 			}
 		}
 	}
-	if events != 2 { // traceparent and baggage
-		t.Errorf("%d dropped events on send spans, want 2", events)
+	if events != 1 { // baggage; traceparent went as AWSTraceHeader
+		t.Errorf("%d dropped events on send spans, want 1", events)
 	}
 	var rm metricdata.ResourceMetrics
 	if err := r.reader.Collect(context.Background(), &rm); err != nil {
@@ -330,8 +357,48 @@ func TestNativeAttributeBudget(t *testing.T) {
 			}
 		}
 	}
-	if dropped != 2 {
-		t.Errorf("otelmq.propagation.dropped{reason=%s} = %d, want 2", awssqs.DroppedReason, dropped)
+	if dropped != 1 {
+		t.Errorf("otelmq.propagation.dropped{reason=%s} = %d, want 1", awssqs.DroppedReason, dropped)
+	}
+
+	// As SQS delivers it (goaws drops the system attribute): the process
+	// span continues the send span's trace from AWSTraceHeader.
+	m := got["user-10"].m
+	m.Attributes = map[string]string{"AWSTraceHeader": aws.ToString(full10.MessageSystemAttributes["AWSTraceHeader"].StringValue)}
+	_, span := r.inst.StartProcess(context.Background(), r.url, m)
+	span.End()
+	if p := r.spans("process "); len(p) != 1 || p[0].Parent().SpanID() != sends[len(sends)-1].SpanContext().SpanID() {
+		t.Error("the process span of the 10-attribute message is not a child of its send span")
+	}
+}
+
+// TestNativeAttributeBudgetKeepsOwnTraceHeader: a message with 10
+// attributes and its own AWSTraceHeader keeps that header; the creation
+// context is then dropped and recorded.
+func TestNativeAttributeBudgetKeepsOwnTraceHeader(t *testing.T) {
+	r := newNativeRig(t, "native-budget-own")
+	own := "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	var sent *sqs.SendMessageInput
+	_, err := r.client.SendMessage(context.Background(), &sqs.SendMessageInput{
+		QueueUrl: aws.String(r.url), MessageBody: aws.String("own"), MessageAttributes: stringAttrs(10),
+		MessageSystemAttributes: map[string]types.MessageSystemAttributeValue{
+			"AWSTraceHeader": {DataType: aws.String("String"), StringValue: aws.String(own)},
+		},
+	}, sendSpy(&sent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(sent.MessageSystemAttributes["AWSTraceHeader"].StringValue); got != own {
+		t.Errorf("AWSTraceHeader %q, want the message's own %q", got, own)
+	}
+	events := 0
+	for _, e := range r.spans("send ")[0].Events() {
+		if e.Name == propagation.DroppedEventName {
+			events++
+		}
+	}
+	if events != 1 {
+		t.Errorf("%d dropped events, want 1 (traceparent)", events)
 	}
 }
 
