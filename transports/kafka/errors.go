@@ -4,12 +4,16 @@ import (
 	"errors"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // named gives err, when it holds a Kafka protocol error, that error's name
 // (TOPIC_AUTHORIZATION_FAILED, NOT_LEADER_FOR_PARTITION) as its error.type:
 // every such error has the Go type *kerr.Error, so middleware.ErrorType
-// would record that for all of them alike. errors.Is and errors.As see
+// would record that for all of them alike. A kgo client error (a record
+// that timed out, a client closed) is named after its Go identifier, as
+// "kgo.ErrRecordTimeout": they are plain errors.New values, which
+// middleware.ErrorType could only call "_OTHER". errors.Is and errors.As see
 // through the wrapper.
 func named(err error) error {
 	if err == nil {
@@ -18,13 +22,32 @@ func named(err error) error {
 		return nil
 	}
 	var ke *kerr.Error
-	if !errors.As(err, &ke) {
-		return err
+	if errors.As(err, &ke) {
+		return &protocolError{err: err, name: ke.Message}
 	}
-	return &protocolError{err: err, name: ke.Message}
+	for _, c := range clientErrors {
+		if errors.Is(err, c.err) {
+			return &protocolError{err: err, name: c.name}
+		}
+	}
+	return err
 }
 
-// protocolError is err with the name of the Kafka protocol error it holds.
+// clientErrors are kgo's exported errors that are plain values, with the
+// names error.type records for them.
+var clientErrors = []struct {
+	err  error
+	name string
+}{
+	{kgo.ErrRecordTimeout, "kgo.ErrRecordTimeout"},
+	{kgo.ErrRecordRetries, "kgo.ErrRecordRetries"},
+	{kgo.ErrMaxBuffered, "kgo.ErrMaxBuffered"},
+	{kgo.ErrAborting, "kgo.ErrAborting"},
+	{kgo.ErrClientClosed, "kgo.ErrClientClosed"},
+}
+
+// protocolError is err with the name of the Kafka protocol or client error
+// it holds.
 type protocolError struct {
 	err  error
 	name string

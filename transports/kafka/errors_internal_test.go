@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,6 +35,25 @@ func TestNamedProtocolErrors(t *testing.T) {
 	other := errors.New("dial tcp: connection refused")
 	if named(other) != other || named(nil) != nil {
 		t.Error("named changed an error that holds no Kafka protocol error")
+	}
+}
+
+// TestNamedClientErrors: kgo's plain client errors are recorded by their Go
+// identifiers, not as "_OTHER", and stay what errors.Is finds.
+func TestNamedClientErrors(t *testing.T) {
+	for _, want := range []error{kgo.ErrRecordTimeout, kgo.ErrRecordRetries, kgo.ErrMaxBuffered, kgo.ErrAborting, kgo.ErrClientClosed} {
+		err := named(fmt.Errorf("message 3: %w", want))
+		got := middleware.ErrorType(fmt.Errorf("publish: %w", err))
+		if !strings.HasPrefix(got, "kgo.Err") || !errors.Is(err, want) {
+			t.Errorf("%v: error.type %q (want kgo.Err...), errors.Is %v", want, got, errors.Is(err, want))
+		}
+	}
+	if got := middleware.ErrorType(named(kgo.ErrRecordTimeout)); got != "kgo.ErrRecordTimeout" {
+		t.Errorf("error.type %q, want kgo.ErrRecordTimeout", got)
+	}
+	// A protocol error wins over the client error that carries it.
+	if got := middleware.ErrorType(named(errors.Join(kgo.ErrRecordRetries, kerr.NotLeaderForPartition))); got != "NOT_LEADER_FOR_PARTITION" {
+		t.Errorf("error.type %q, want NOT_LEADER_FOR_PARTITION", got)
 	}
 }
 
