@@ -117,7 +117,7 @@ func (i *Instrumentation) sendMessage(ctx context.Context, in smithymiddleware.I
 	if res, ok := out.Result.(*sqs.SendMessageOutput); ok && res != nil && res.MessageId != nil {
 		i.tracing.RecordAttributes(span, propagation.MessageID(*res.MessageId))
 	}
-	i.tracing.End(span, err)
+	i.tracing.End(span, named(err)) // the caller gets err as the SDK returned it
 	return out, md, err
 }
 
@@ -139,7 +139,7 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d entries failed", len(res.Failed), len(cp.Entries)))
 		span.SetAttributes(propagation.ErrorTypeKey.String(aws.ToString(res.Failed[0].Code)))
 	}
-	i.tracing.End(span, err)
+	i.tracing.End(span, named(err))
 	return out, md, err
 }
 
@@ -311,7 +311,7 @@ func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddlewar
 	if err != nil {
 		// Like the Subscriber: a failed receive span, with the error
 		// status and error.type, unless ctx ended the call.
-		middleware.ReportPollFailed(ctx, i.tracing, describe(aws.ToString(p.QueueUrl)), start, err)
+		middleware.ReportPollFailed(ctx, i.tracing, describe(aws.ToString(p.QueueUrl)), start, named(err))
 		return out, md, err
 	}
 	res, ok := out.Result.(*sqs.ReceiveMessageOutput)
@@ -380,7 +380,7 @@ func (i *Instrumentation) DeleteMessage(ctx context.Context, api MessageDeleter,
 	ctx, span := i.tracing.StartSettle(ctx, describe(queueURL), propagation.OpDelete,
 		[]trace.SpanContext{i.creation(&m)}, i.messageAttributes(&m, queueURL)...)
 	out, err := api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}, optFns...)
-	i.tracing.End(span, err)
+	i.tracing.End(span, named(err))
 	return out, err
 }
 

@@ -116,7 +116,7 @@ func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middl
 		})
 		switch {
 		case err != nil:
-			fail(0, msgs[0], refused(err))
+			fail(0, msgs[0], refused(named(err)))
 		case !fifo:
 			msgs[0].ID = aws.ToString(out.MessageId)
 		}
@@ -231,6 +231,7 @@ func (p *Publisher) entry(fifo bool, i int, msg *middleware.Message, strs *entry
 func (p *Publisher) sendBatch(ctx context.Context, queueURL string, fifo bool, chunk []types.SendMessageBatchRequestEntry, msgs []*middleware.Message, fail func(int, *middleware.Message, error)) {
 	out, err := p.api.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: chunk})
 	if err != nil {
+		err = named(err)
 		// Not marked permanent: a refusal of the request may be one
 		// entry's fault, and the others would go through alone.
 		for _, e := range chunk {

@@ -167,6 +167,7 @@ func (p *poller) poll(ctx context.Context) error {
 		start := time.Now()
 		out, err := p.s.api.ReceiveMessage(ctx, in)
 		if err != nil {
+			err = named(err)
 			p.release(want)
 			if ctx.Err() != nil {
 				return nil
@@ -500,6 +501,7 @@ func (b *deleteBatch) delete(idx []int) {
 	})
 	cancel()
 	if err != nil {
+		err = named(err)
 		msgs := make([]*middleware.Message, len(idx))
 		for j, i := range idx {
 			msgs[j] = b.msgs[i]
