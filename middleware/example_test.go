@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -173,4 +174,17 @@ func ExampleWithDestinationTemplate() {
 	// Output:
 	// send invoices.{customer}
 	// messaging.destination.template = invoices.{customer}
+}
+
+// A handler's failure recorded under a name of its own: error.type is
+// "fraud_rejected" on the process span and the process duration metric,
+// where an errors.New value would be "_OTHER".
+func ExampleNamedError() {
+	errFraud := errors.New("order rejected by the fraud check")
+	handler := middleware.HandlerFunc(func(ctx context.Context, msg *middleware.Message) error {
+		return middleware.NamedError(fmt.Errorf("order %s: %w", msg.ID, errFraud), "fraud_rejected")
+	})
+	err := handler.Handle(context.Background(), &middleware.Message{ID: "o-1"})
+	fmt.Println(middleware.ErrorType(err), errors.Is(err, errFraud))
+	// Output: fraud_rejected true
 }

@@ -29,18 +29,8 @@ func named(err error) error {
 	}
 	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
 		if t := middleware.ErrorType(e); !sdkWrappers[t] && t != "_OTHER" {
-			return &namedError{err: err, name: t}
+			return middleware.NamedError(err, t)
 		}
 	}
 	return err
 }
-
-// namedError is err recorded under name as its error.type.
-type namedError struct {
-	err  error
-	name string
-}
-
-func (e *namedError) Error() string     { return e.err.Error() }
-func (e *namedError) Unwrap() error     { return e.err }
-func (e *namedError) ErrorType() string { return e.name }

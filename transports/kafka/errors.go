@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/otelmq/otelmq/middleware"
 )
 
 // named gives err, when it holds a Kafka protocol error, that error's name
@@ -23,11 +25,11 @@ func named(err error) error {
 	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
-		return &protocolError{err: err, name: ke.Message}
+		return middleware.NamedError(err, ke.Message)
 	}
 	for _, c := range clientErrors {
 		if errors.Is(err, c.err) {
-			return &protocolError{err: err, name: c.name}
+			return middleware.NamedError(err, c.name)
 		}
 	}
 	return err
@@ -45,17 +47,6 @@ var clientErrors = []struct {
 	{kgo.ErrAborting, "kgo.ErrAborting"},
 	{kgo.ErrClientClosed, "kgo.ErrClientClosed"},
 }
-
-// protocolError is err with the name of the Kafka protocol or client error
-// it holds.
-type protocolError struct {
-	err  error
-	name string
-}
-
-func (e *protocolError) Error() string     { return e.err.Error() }
-func (e *protocolError) Unwrap() error     { return e.err }
-func (e *protocolError) ErrorType() string { return e.name }
 
 // refusals are the protocol errors a poll can fail with that retrying does
 // not cure and that leave the client nothing to consume: the broker denies
