@@ -120,9 +120,38 @@ func (p *meteredPublisher) Publish(ctx context.Context, dest string, msgs ...*Me
 // record measures a send of n messages to dest that began at start and
 // ended with err.
 func (p *meteredPublisher) record(ctx context.Context, dest string, start time.Time, n int, err error) {
-	set := p.m.attributes(Describe(p.next, dest), propagation.Send, "send", err)
-	p.m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
-	p.m.sent.Add(ctx, int64(n), set.add...)
+	p.m.Sent(ctx, Describe(p.next, dest), start, n, err)
+}
+
+// Sent records a send of n messages to d that began at start and ended
+// with err: messaging.client.operation.duration and
+// messaging.client.sent.messages (the messages the producer attempted to
+// send, failed or not). The Publisher middleware calls it; so does native
+// instrumentation (kafka.Hooks, awssqs.Instrumentation), and so may code
+// that publishes through a client of its own.
+func (m *Metrics) Sent(ctx context.Context, d Destination, start time.Time, n int, err error) {
+	if m.noop {
+		return
+	}
+	set := m.attributes(d, propagation.Send, "send", err)
+	m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+	m.sent.Add(ctx, int64(n), set.add...)
+}
+
+// Consumed records a receive of n messages of d, handed to the
+// application: messaging.client.consumed.messages and, from start, the
+// receive's messaging.client.operation.duration, unless start is zero
+// (native instrumentation that sees messages arrive but not when the poll
+// began) or d is push-based (see Received, which calls it).
+func (m *Metrics) Consumed(ctx context.Context, d Destination, start time.Time, n int) {
+	if m.noop {
+		return
+	}
+	set := m.sets.get(d, propagation.Receive, "receive")
+	if !d.Push && !start.IsZero() {
+		m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+	}
+	m.consumed.Add(ctx, int64(n), set.add...)
 }
 
 // Subscriber wraps next: installs m as an Observer and records
@@ -174,14 +203,7 @@ func (s *meteredSubscriber) Subscribe(ctx context.Context, src string, h Handler
 // receive is a pull, the duration should match a span and there is none,
 // and a push transport's start can include the wait for a message.
 func (m *Metrics) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
-	if m.noop {
-		return ctx
-	}
-	set := m.sets.get(d, propagation.Receive, "receive")
-	if !d.Push {
-		m.opDur.Record(ctx, time.Since(start).Seconds(), set.record...)
-	}
-	m.consumed.Add(ctx, int64(len(msgs)), set.add...)
+	m.Consumed(ctx, d, start, len(msgs))
 	return ctx
 }
 

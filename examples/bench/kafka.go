@@ -127,7 +127,9 @@ func kgoMode(name string, tr tracing, seeds []string) mode {
 		)
 		switch {
 		case tp != nil && name == modeHooks:
-			oh = kafka.NewHooks(tracingOptions(tp, tr)...)
+			// Tracing alone, as in the otelmq modes: kotel's tracer has no
+			// meter either.
+			oh = kafka.NewHooksWithTracing(middleware.NewTracing(tracingOptions(tp, tr)...))
 			hooks = []kgo.Hook{oh}
 		case tp != nil:
 			kt = kotel.NewTracer(kotel.TracerProvider(tp), kotel.ConsumerGroup("g-"+topic))

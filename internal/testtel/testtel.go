@@ -45,12 +45,8 @@ func New(t testing.TB, opts ...middleware.Option) *Recorded {
 // of operation op (messaging.operation.name) recorded so far.
 func (r *Recorded) OperationPoints(t testing.TB, op string) []metricdata.HistogramDataPoint[float64] {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Metrics.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
 	var out []metricdata.HistogramDataPoint[float64]
-	for _, sm := range rm.ScopeMetrics {
+	for _, sm := range r.collect(t).ScopeMetrics {
 		for _, m := range sm.Metrics {
 			h, ok := m.Data.(metricdata.Histogram[float64])
 			if !ok || m.Name != middleware.MetricOperationDuration {
@@ -64,4 +60,29 @@ func (r *Recorded) OperationPoints(t testing.TB, op string) []metricdata.Histogr
 		}
 	}
 	return out
+}
+
+// CounterPoints returns the points of the int64 counter named name
+// (messaging.client.sent.messages, consumed.messages) recorded so far.
+func (r *Recorded) CounterPoints(t testing.TB, name string) []metricdata.DataPoint[int64] {
+	t.Helper()
+	var out []metricdata.DataPoint[int64]
+	for _, sm := range r.collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
+				out = append(out, sum.DataPoints...)
+			}
+		}
+	}
+	return out
+}
+
+// collect reads what has been recorded so far.
+func (r *Recorded) collect(t testing.TB) metricdata.ResourceMetrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Metrics.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	return rm
 }

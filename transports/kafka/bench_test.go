@@ -155,7 +155,7 @@ func benchHooks(b *testing.B, tp trace.TracerProvider) {
 		kh    []kgo.Hook
 	)
 	if tp != nil {
-		hooks = kafka.NewHooks(middleware.WithTracerProvider(tp))
+		hooks = kafka.NewHooksWithTracing(middleware.NewTracing(middleware.WithTracerProvider(tp))) // tracing alone, as the other modes
 		kh = append(kh, hooks)
 	}
 	prod, cons, _ := benchClients(b, kh...)

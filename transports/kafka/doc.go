@@ -86,6 +86,10 @@
 //		})
 //	}
 //
+// NewHooks records the semconv messaging metrics as well (a send per
+// produced record, consumed.messages per record a poll hands over; see
+// NewHooksWithTelemetry); NewHooksWithTracing records spans only.
+//
 // The trace context travels as the W3C headers traceparent, tracestate and
 // baggage, so producers and consumers instrumented with franz-go's kotel
 // plugin, OTel Java's Kafka instrumentation or any client that writes a

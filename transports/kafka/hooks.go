@@ -47,6 +47,7 @@ import (
 // group, which agrees with any), and left out once two clients differ.
 type Hooks struct {
 	tracing *middleware.Tracing
+	metrics *middleware.Metrics // nil: none (NewHooksWithTracing)
 
 	mu     sync.Mutex
 	group  string
@@ -74,14 +75,37 @@ var (
 	_ kgo.HookFetchRecordBuffered     = (*Hooks)(nil)
 )
 
-// NewHooks returns Hooks that record through middleware.NewTracing(opts...).
+// NewHooks returns Hooks that record through middleware.NewTelemetry(opts...):
+// spans, and the metrics described at NewHooksWithTelemetry.
 func NewHooks(opts ...middleware.Option) *Hooks {
-	return NewHooksWithTracing(middleware.NewTracing(opts...))
+	return NewHooksWithTelemetry(middleware.NewTelemetry(opts...))
 }
 
-// NewHooksWithTracing returns Hooks that record through t, so the hooks and
-// middleware-wrapped publishers and subscribers of other topics share one
-// configuration; a nil t is middleware.NewTracing().
+// NewHooksWithTelemetry returns Hooks that record spans through t.Tracing
+// and metrics through t.Metrics (a nil one records none), so the hooks
+// and middleware-wrapped publishers and subscribers of other topics share
+// one configuration; a nil t is middleware.NewTelemetry().
+//
+// The metrics: each produced record is a send, with its
+// messaging.client.operation.duration (from when kgo buffered the record
+// to when it finished it, as its span) and messaging.client.sent.messages;
+// each record ReceiveContext sees counts in
+// messaging.client.consumed.messages. kgo has no hook at the start of a
+// poll nor around a commit, so there is no receive or commit duration, and
+// processing is the application's loop: messaging.process.duration, which
+// semconv recommends for pull consumers, is left to it (Metrics' Sent and
+// Consumed are there for code that measures more itself).
+func NewHooksWithTelemetry(t *middleware.Telemetry) *Hooks {
+	if t == nil {
+		t = middleware.NewTelemetry()
+	}
+	h := NewHooksWithTracing(t.Tracing)
+	h.metrics = t.Metrics
+	return h
+}
+
+// NewHooksWithTracing returns Hooks that record spans through t and no
+// metrics; a nil t is middleware.NewTracing().
 func NewHooksWithTracing(t *middleware.Tracing) *Hooks {
 	if t == nil {
 		t = middleware.NewTracing()
@@ -91,6 +115,9 @@ func NewHooksWithTracing(t *middleware.Tracing) *Hooks {
 
 // Tracing returns the Tracing the hooks record through.
 func (h *Hooks) Tracing() *middleware.Tracing { return h.tracing }
+
+// Metrics returns the Metrics the hooks record through, nil when none.
+func (h *Hooks) Metrics() *middleware.Metrics { return h.metrics }
 
 // OnNewClient implements kgo.HookNewClient: it learns the client's consumer
 // group and first seed broker for the span attributes.
@@ -158,6 +185,7 @@ type sendState struct {
 	context.Context // the send span's context
 	span            trace.Span
 	parent          context.Context // r.Context before the send span
+	start           time.Time       // when the record was buffered; zero without metrics
 }
 
 type sendStateKey struct{}
@@ -189,7 +217,11 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 	// with Publisher for a single message. The carrier replaces, so a stale
 	// or invalid traceparent is not left next to ours.
 	h.tracing.InjectCreate(ctx, d, NewCarrier(r), false)
-	r.Context = &sendState{Context: ctx, span: span, parent: parent}
+	st := &sendState{Context: ctx, span: span, parent: parent}
+	if h.metrics != nil {
+		st.start = time.Now()
+	}
+	r.Context = st
 }
 
 // OnProduceRecordUnbuffered implements kgo.HookProduceRecordUnbuffered: it
@@ -201,6 +233,10 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	st, ok := r.Context.Value(sendStateKey{}).(*sendState)
 	if !ok {
 		return // buffered before the hooks were installed, or not ours
+	}
+	err = named(err)
+	if h.metrics != nil {
+		h.metrics.Sent(st.parent, h.destination(r.Topic, false), st.start, 1, err)
 	}
 	if st.span.IsRecording() {
 		// One call for all: each call can grow the span's attributes.
@@ -222,7 +258,7 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		}
 		h.tracing.RecordAttributes(st.span, attrs...)
 	}
-	h.tracing.End(st.span, named(err))
+	h.tracing.End(st.span, err)
 }
 
 // fetched is what OnFetchRecordBuffered leaves in r.Context: a context
@@ -357,7 +393,24 @@ func (h *Hooks) ReceiveContext(ctx context.Context, fetches kgo.Fetches) context
 		}
 		creations = append(creations, h.creation(r))
 	}
+	if h.metrics != nil {
+		h.countConsumed(ctx, records)
+	}
 	return h.tracing.StartReceive(ctx, h.destination(topic, true), time.Now(), creations)
+}
+
+// countConsumed adds records to messaging.client.consumed.messages, per
+// topic: a poll's records come grouped by topic and partition, so a run of
+// one topic is one measurement.
+func (h *Hooks) countConsumed(ctx context.Context, records []*kgo.Record) {
+	for start := 0; start < len(records); {
+		end := start + 1
+		for end < len(records) && records[end].Topic == records[start].Topic {
+			end++
+		}
+		h.metrics.Consumed(ctx, h.destination(records[start].Topic, true), time.Time{}, end-start)
+		start = end
+	}
 }
 
 // StartProcess starts the process span (CONSUMER) of r, parented on its
