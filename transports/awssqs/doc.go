@@ -77,7 +77,9 @@
 //
 // Code that keeps its own SQS calls instead of using Publisher and Subscriber
 // installs an Instrumentation on the client: WithTracing(opts...) (or
-// NewInstrumentation(t).ClientOption()) as an option of sqs.NewFromConfig,
+// NewInstrumentation(t).ClientOption()) for spans, WithTelemetry(opts...)
+// (NewInstrumentationWithTelemetry) for spans and the semconv metrics, as
+// an option of sqs.NewFromConfig,
 // sqs.New or a single call, or Instrumentation.AppendMiddlewares on
 // aws.Config.APIOptions. It is an Initialize middleware of the SDK's stack
 // that sees only SendMessage, SendMessageBatch and ReceiveMessage:

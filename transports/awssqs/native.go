@@ -38,10 +38,11 @@ import (
 // kept.
 type Instrumentation struct {
 	tracing *middleware.Tracing
+	metrics *middleware.Metrics // nil: none (NewInstrumentation)
 }
 
-// NewInstrumentation returns an Instrumentation that records through t; a nil
-// t is middleware.NewTracing().
+// NewInstrumentation returns an Instrumentation that records spans through
+// t, and no metrics; a nil t is middleware.NewTracing().
 func NewInstrumentation(t *middleware.Tracing) *Instrumentation {
 	if t == nil {
 		t = middleware.NewTracing()
@@ -49,14 +50,47 @@ func NewInstrumentation(t *middleware.Tracing) *Instrumentation {
 	return &Instrumentation{tracing: t}
 }
 
+// NewInstrumentationWithTelemetry returns an Instrumentation that records
+// spans through t.Tracing and metrics through t.Metrics (a nil one records
+// none); a nil t is middleware.NewTelemetry().
+//
+// The metrics are those of a Publisher and Subscriber wrapped in the
+// middleware, per call: SendMessage and SendMessageBatch are sends
+// (messaging.client.operation.duration, and sent.messages counting every
+// entry; a batch that SQS refused entries of has the first refusal's code
+// as error.type), a ReceiveMessage that returns messages is a receive
+// (its duration and consumed.messages; a failed one its duration with
+// error.type), and DeleteMessage a delete. Processing is the application's
+// loop: messaging.process.duration, which semconv recommends for pull
+// consumers, is left to it.
+func NewInstrumentationWithTelemetry(t *middleware.Telemetry) *Instrumentation {
+	if t == nil {
+		t = middleware.NewTelemetry()
+	}
+	i := NewInstrumentation(t.Tracing)
+	i.metrics = t.Metrics
+	return i
+}
+
 // WithTracing is NewInstrumentation(middleware.NewTracing(opts...)).ClientOption():
-// pass it to sqs.NewFromConfig or sqs.New, or to a single call.
+// spans only. Pass it to sqs.NewFromConfig or sqs.New, or to a single call.
 func WithTracing(opts ...middleware.Option) func(*sqs.Options) {
 	return NewInstrumentation(middleware.NewTracing(opts...)).ClientOption()
 }
 
+// WithTelemetry is
+// NewInstrumentationWithTelemetry(middleware.NewTelemetry(opts...)).ClientOption():
+// spans and metrics.
+func WithTelemetry(opts ...middleware.Option) func(*sqs.Options) {
+	return NewInstrumentationWithTelemetry(middleware.NewTelemetry(opts...)).ClientOption()
+}
+
 // Tracing returns the Tracing the Instrumentation records through.
 func (i *Instrumentation) Tracing() *middleware.Tracing { return i.tracing }
+
+// Metrics returns the Metrics the Instrumentation records through, nil when
+// none.
+func (i *Instrumentation) Metrics() *middleware.Metrics { return i.metrics }
 
 // ClientOption returns an sqs.Options function that installs the
 // instrumentation on a client (sqs.NewFromConfig(cfg, opt)) or on one call
@@ -113,11 +147,16 @@ func (i *Instrumentation) sendMessage(ctx context.Context, in smithymiddleware.I
 	cp := *p
 	cp.MessageAttributes, cp.MessageSystemAttributes = i.inject(ctx, d, p.MessageAttributes, p.MessageSystemAttributes, false)
 	in.Parameters = &cp
+	start := time.Now()
 	out, md, err := next.HandleInitialize(ctx, in)
 	if res, ok := out.Result.(*sqs.SendMessageOutput); ok && res != nil && res.MessageId != nil {
 		i.tracing.RecordAttributes(span, propagation.MessageID(*res.MessageId))
 	}
-	i.tracing.End(span, named(err)) // the caller gets err as the SDK returned it
+	recorded := named(err) // the caller gets err as the SDK returned it
+	if i.metrics != nil {
+		i.metrics.Sent(ctx, d, start, 1, recorded)
+	}
+	i.tracing.End(span, recorded)
 	return out, md, err
 }
 
@@ -132,12 +171,18 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 		e.MessageAttributes, e.MessageSystemAttributes = i.inject(ctx, d, e.MessageAttributes, e.MessageSystemAttributes, batch)
 	}
 	in.Parameters = &cp
+	start := time.Now()
 	out, md, err := next.HandleInitialize(ctx, in)
+	recorded := named(err)
 	if res, ok := out.Result.(*sqs.SendMessageBatchOutput); ok && res != nil && len(res.Failed) > 0 && err == nil {
 		// The request succeeded but SQS refused some entries: the send
 		// did not fully happen, which the span must not hide.
 		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d entries failed", len(res.Failed), len(cp.Entries)))
 		span.SetAttributes(propagation.ErrorTypeKey.String(aws.ToString(res.Failed[0].Code)))
+		recorded = middleware.NamedError(fmt.Errorf("%d of %d entries failed", len(res.Failed), len(cp.Entries)), aws.ToString(res.Failed[0].Code))
+	}
+	if i.metrics != nil {
+		i.metrics.Sent(ctx, d, start, len(cp.Entries), recorded)
 	}
 	i.tracing.End(span, named(err))
 	return out, md, err
@@ -311,7 +356,11 @@ func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddlewar
 	if err != nil {
 		// Like the Subscriber: a failed receive span, with the error
 		// status and error.type, unless ctx ended the call.
-		middleware.ReportPollFailed(ctx, i.tracing, describe(aws.ToString(p.QueueUrl)), start, named(err))
+		d := describe(aws.ToString(p.QueueUrl))
+		middleware.ReportPollFailed(ctx, i.tracing, d, start, named(err))
+		if i.metrics != nil {
+			middleware.ReportPollFailed(ctx, i.metrics, d, start, named(err))
+		}
 		return out, md, err
 	}
 	res, ok := out.Result.(*sqs.ReceiveMessageOutput)
@@ -320,6 +369,9 @@ func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddlewar
 		return out, md, err
 	}
 	queueURL := aws.ToString(p.QueueUrl)
+	if i.metrics != nil {
+		i.metrics.Consumed(ctx, describe(queueURL), start, len(res.Messages))
+	}
 	creations := make([]trace.SpanContext, 0, len(res.Messages))
 	for j := range res.Messages {
 		creations = append(creations, i.creation(&res.Messages[j]))
@@ -377,9 +429,14 @@ type MessageDeleter interface {
 // span, a child of the span in ctx (the process span) that links m's
 // creation context.
 func (i *Instrumentation) DeleteMessage(ctx context.Context, api MessageDeleter, queueURL string, m types.Message, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
-	ctx, span := i.tracing.StartSettle(ctx, describe(queueURL), propagation.OpDelete,
+	d := describe(queueURL)
+	ctx, span := i.tracing.StartSettle(ctx, d, propagation.OpDelete,
 		[]trace.SpanContext{i.creation(&m)}, i.messageAttributes(&m, queueURL)...)
+	start := time.Now()
 	out, err := api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}, optFns...)
+	if i.metrics != nil {
+		i.metrics.Settled(ctx, d, propagation.OpDelete, start, nil, named(err))
+	}
 	i.tracing.End(span, named(err))
 	return out, err
 }

@@ -1,0 +1,129 @@
+package awssqs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/otelmq/otelmq/integration/brokers"
+	"github.com/otelmq/otelmq/internal/testtel"
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+	"github.com/otelmq/otelmq/transports/awssqs"
+)
+
+func counterSum(points []metricdata.DataPoint[int64], key attribute.Key, value string) int64 {
+	var n int64
+	for _, p := range points {
+		if v, _ := p.Attributes.Value(key); v.Emit() == value {
+			n += p.Value
+		}
+	}
+	return n
+}
+
+func durationCount(points []metricdata.HistogramDataPoint[float64], key attribute.Key, value string) uint64 {
+	var n uint64
+	for _, p := range points {
+		if v, _ := p.Attributes.Value(key); v.Emit() == value {
+			n += p.Count
+		}
+	}
+	return n
+}
+
+// TestNativeMetrics: the native instrumentation records the metrics a
+// Publisher and Subscriber wrapped in the middleware would, per call: sends
+// (every entry of a batch counted), receives that returned messages (an
+// empty one is none; a failed one has error.type) and deletes.
+func TestNativeMetrics(t *testing.T) {
+	raw := brokers.SQS(t)
+	url := brokers.SQSQueue(t, raw, "native-metrics", nil)
+	tel := testtel.New(t)
+	inst := awssqs.NewInstrumentationWithTelemetry(tel.Telemetry)
+	client := sqs.New(raw.Options(), inst.ClientOption())
+	ctx := context.Background()
+
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("one")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: []types.SendMessageBatchRequestEntry{
+		{Id: aws.String("a"), MessageBody: aws.String("two")}, {Id: aws.String("b"), MessageBody: aws.String("three")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterSum(tel.CounterPoints(t, middleware.MetricSentMessages), "messaging.operation.name", "send"); got != 3 {
+		t.Errorf("sent.messages %d, want 3", got)
+	}
+	if got := durationCount(tel.OperationPoints(t, "send"), "error.type", ""); got != 2 {
+		t.Errorf("%d send durations, want 2 (one per call)", got)
+	}
+
+	// goaws may deliver a message twice (SQS is at-least-once): count what
+	// the receives returned.
+	returned, seen := 0, map[string]bool{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(seen) < 3 && time.Now().Before(deadline) {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		returned += len(out.Messages)
+		for _, m := range out.Messages {
+			seen[aws.ToString(m.Body)] = true
+			if _, err := inst.DeleteMessage(ctx, client, url, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(seen) < 3 {
+		t.Fatalf("received %d of 3 messages", len(seen))
+	}
+	if got := counterSum(tel.CounterPoints(t, middleware.MetricConsumedMessages), "messaging.operation.name", "receive"); got != int64(returned) {
+		t.Errorf("consumed.messages %d, want %d (what the receives returned)", got, returned)
+	}
+	receives := durationCount(tel.OperationPoints(t, "receive"), "error.type", "")
+	if receives == 0 {
+		t.Error("no receive duration")
+	}
+	if got := durationCount(tel.OperationPoints(t, propagation.OpDelete), "error.type", ""); got != uint64(returned) {
+		t.Errorf("%d delete durations, want %d", got, returned)
+	}
+
+	// An empty poll is no receive; a failed one is, with its error.type.
+	if _, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := durationCount(tel.OperationPoints(t, "receive"), "error.type", ""); got != receives {
+		t.Errorf("an empty poll added a receive duration (%d, was %d)", got, receives)
+	}
+	if _, err := deadClient(inst.ClientOption()).ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(deadEndpoint + "/000000000000/q")}); err == nil {
+		t.Fatal("receive from a dead endpoint succeeded")
+	}
+	if got := durationCount(tel.OperationPoints(t, "receive"), "error.type", "*net.OpError"); got != 1 {
+		t.Errorf("%d failed receive durations with error.type *net.OpError, want 1", got)
+	}
+}
+
+// TestNativeTracingRecordsNoMetrics: NewInstrumentation is spans only.
+func TestNativeTracingRecordsNoMetrics(t *testing.T) {
+	raw := brokers.SQS(t)
+	url := brokers.SQSQueue(t, raw, "native-no-metrics", nil)
+	tel := testtel.New(t)
+	client := sqs.New(raw.Options(), awssqs.NewInstrumentation(tel.Tracing).ClientOption())
+	if _, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := tel.CounterPoints(t, middleware.MetricSentMessages); len(p) != 0 {
+		t.Errorf("sent.messages recorded without metrics: %v", p)
+	}
+	if len(tel.Spans.Ended()) != 1 {
+		t.Errorf("%d spans, want the send span", len(tel.Spans.Ended()))
+	}
+}
