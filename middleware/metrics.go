@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/propagation"
 )
@@ -185,17 +186,69 @@ func (s *meteredSubscriber) Subscribe(ctx context.Context, src string, h Handler
 	ok := s.m.sets.get(d, propagation.Process, "process")
 	return s.next.Subscribe(WithObserver(ctx, s.m), src, HandlerFunc(func(ctx context.Context, msg *Message) error {
 		start := time.Now()
-		if !msg.Time.IsZero() {
-			s.m.queueTime.Record(ctx, max(start.Sub(msg.Time), 0).Seconds(), ok.record...)
-		}
+		s.m.queued(ctx, ok, start, msg.Time)
 		err := Call(ctx, h, msg)
-		set := ok
-		if err != nil {
-			set = newMetricSet(s.m.cfg.metricAttributes(d, propagation.Process, "process", err))
-		}
-		s.m.procDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+		s.m.processed(ctx, d, ok, start, err)
 		return err
 	}))
+}
+
+// queued records the queue time of a message stamped at produced (zero:
+// unknown) whose processing starts at start; ok is d's process set.
+func (m *Metrics) queued(ctx context.Context, ok *metricSet, start, produced time.Time) {
+	if !produced.IsZero() {
+		m.queueTime.Record(ctx, max(start.Sub(produced), 0).Seconds(), ok.record...)
+	}
+}
+
+// processed records the process duration of a message of d whose
+// processing began at start and ended with err; ok is d's process set.
+func (m *Metrics) processed(ctx context.Context, d Destination, ok *metricSet, start time.Time, err error) {
+	set := ok
+	if err != nil {
+		set = newMetricSet(m.cfg.metricAttributes(d, propagation.Process, "process", err))
+	}
+	m.procDur.Record(ctx, time.Since(start).Seconds(), set.record...)
+}
+
+// TimeProcess measures the processing of one message of d for native
+// instrumentation, whose process span span is, started in ctx (which
+// carries span) now: it records otelmq.message.queue_time from produced
+// (the message's producer or broker timestamp; zero: none), and returns
+// ctx and span with a span in place of span whose end records
+// messaging.process.duration, once, with the error given to Tracing.End or
+// End (ending it with span.End alone records none). The Subscriber
+// middleware measures its messages itself; kafka.Hooks,
+// awssqs.Instrumentation and rabbitmq.Channel call this.
+func (m *Metrics) TimeProcess(ctx context.Context, span trace.Span, d Destination, produced time.Time) (context.Context, trace.Span) {
+	if m == nil || m.noop {
+		return ctx, span
+	}
+	t := &timedSpan{Span: span, m: m, ctx: ctx, d: d, start: time.Now()}
+	m.queued(ctx, m.sets.get(d, propagation.Process, "process"), t.start, produced)
+	return trace.ContextWithSpan(ctx, t), t
+}
+
+// timedSpan is a process span whose end records the process duration.
+type timedSpan struct {
+	trace.Span
+	m     *Metrics
+	ctx   context.Context
+	d     Destination
+	start time.Time
+	err   atomic.Pointer[error] // what End was given, set before the span ends
+	ended atomic.Bool
+}
+
+func (t *timedSpan) End(opts ...trace.SpanEndOption) {
+	if t.ended.CompareAndSwap(false, true) {
+		var err error
+		if p := t.err.Load(); p != nil {
+			err = *p
+		}
+		t.m.processed(t.ctx, t.d, t.m.sets.get(t.d, propagation.Process, "process"), t.start, err)
+	}
+	t.Span.End(opts...)
 }
 
 // Received implements Observer: consumed messages, and the receive duration

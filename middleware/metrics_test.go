@@ -2,12 +2,16 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/middleware"
 )
@@ -86,5 +90,38 @@ func TestMetricsPublisherPanic(t *testing.T) {
 	}
 	if n := got[middleware.MetricSentMessages]["panic"]; n != 2 || len(got[middleware.MetricSentMessages]) != 1 {
 		t.Errorf("sent messages by error.type %v, want 2 with panic", got[middleware.MetricSentMessages])
+	}
+}
+
+// TestTimeProcess: a process span TimeProcess wraps records one process
+// duration however often it ends, with the error End was given; its queue
+// time is recorded at the start; ctx carries the wrapped span, so ending
+// the span found there counts too; a no-op meter leaves the span as is.
+func TestTimeProcess(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	m := middleware.NewMetrics(middleware.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	tp := sdktrace.NewTracerProvider()
+	d := middleware.Destination{System: "kafka", Name: "orders"}
+
+	ctx, span := tp.Tracer("t").Start(context.Background(), "process orders")
+	_, span = m.TimeProcess(ctx, span, d, time.Now().Add(-time.Second))
+	middleware.End(span, errors.New("failed"))
+	span.End()
+
+	ctx, span = tp.Tracer("t").Start(context.Background(), "process orders")
+	ctx, _ = m.TimeProcess(ctx, span, d, time.Time{})
+	trace.SpanFromContext(ctx).End()
+
+	got := errorTypes(t, reader)
+	if p := got[middleware.MetricProcessDuration]; p["_OTHER"] != 1 || p[""] != 1 {
+		t.Errorf("process durations by error.type %v, want one _OTHER and one without", p)
+	}
+	if q := got[middleware.MetricQueueTime]; q[""] != 1 {
+		t.Errorf("queue times %v, want one (the other message has no timestamp)", q)
+	}
+
+	noop := middleware.NewMetrics(middleware.WithMeterProvider(noopmetric.NewMeterProvider()))
+	if _, s := noop.TimeProcess(ctx, span, d, time.Time{}); s != span {
+		t.Error("a no-op meter wrapped the span")
 	}
 }

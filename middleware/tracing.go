@@ -1047,6 +1047,9 @@ func (t *Tracing) End(span trace.Span, err error) { endWith(span, err, t.cfg.red
 
 // endWith is End with redact (nil: none).
 func endWith(span trace.Span, err error, redact func(attribute.KeyValue) attribute.KeyValue) {
+	if t, ok := span.(*timedSpan); ok && err != nil {
+		t.err.Store(&err) // for the process duration's error.type
+	}
 	if err != nil && span.IsRecording() {
 		description := err.Error()
 		errorType := propagation.ErrorTypeKey.String(ErrorType(err))

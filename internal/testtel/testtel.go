@@ -46,16 +46,23 @@ func New(t testing.TB, opts ...middleware.Option) *Recorded {
 func (r *Recorded) OperationPoints(t testing.TB, op string) []metricdata.HistogramDataPoint[float64] {
 	t.Helper()
 	var out []metricdata.HistogramDataPoint[float64]
+	for _, dp := range r.HistogramPoints(t, middleware.MetricOperationDuration) {
+		if v, _ := dp.Attributes.Value("messaging.operation.name"); v.AsString() == op {
+			out = append(out, dp)
+		}
+	}
+	return out
+}
+
+// HistogramPoints returns the points of the float64 histogram named name
+// (messaging.process.duration, otelmq.message.queue_time) recorded so far.
+func (r *Recorded) HistogramPoints(t testing.TB, name string) []metricdata.HistogramDataPoint[float64] {
+	t.Helper()
+	var out []metricdata.HistogramDataPoint[float64]
 	for _, sm := range r.collect(t).ScopeMetrics {
 		for _, m := range sm.Metrics {
-			h, ok := m.Data.(metricdata.Histogram[float64])
-			if !ok || m.Name != middleware.MetricOperationDuration {
-				continue
-			}
-			for _, dp := range h.DataPoints {
-				if v, _ := dp.Attributes.Value("messaging.operation.name"); v.AsString() == op {
-					out = append(out, dp)
-				}
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == name {
+				out = append(out, h.DataPoints...)
 			}
 		}
 	}

@@ -112,9 +112,7 @@ func message(m *types.Message, queueURL, requestID string) *middleware.Message {
 		}
 		msg.Headers[propagation.XRayKey] = v
 	}
-	if ms, err := strconv.ParseInt(m.Attributes[attrSentTimestamp], 10, 64); err == nil {
-		msg.Time = time.UnixMilli(ms)
-	}
+	msg.Time = sentTime(m)
 	if n, err := strconv.Atoi(m.Attributes[attrReceiveCount]); err == nil && n > 0 {
 		msg.DeliveryCount = n
 	}
@@ -130,4 +128,13 @@ func message(m *types.Message, queueURL, requestID string) *middleware.Message {
 	}
 	msg.SetAttributes(r.attrs[:n:n]...)
 	return msg
+}
+
+// sentTime is when SQS took m (its SentTimestamp system attribute), zero
+// when m does not say.
+func sentTime(m *types.Message) time.Time {
+	if ms, err := strconv.ParseInt(m.Attributes[attrSentTimestamp], 10, 64); err == nil {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
 }

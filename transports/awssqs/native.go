@@ -60,9 +60,9 @@ func NewInstrumentation(t *middleware.Tracing) *Instrumentation {
 // entry; a batch that SQS refused entries of has the first refusal's code
 // as error.type), a ReceiveMessage that returns messages is a receive
 // (its duration and consumed.messages; a failed one its duration with
-// error.type), and DeleteMessage a delete. Processing is the application's
-// loop: messaging.process.duration, which semconv recommends for pull
-// consumers, is left to it.
+// error.type), DeleteMessage a delete, and a process span from
+// StartProcess ended through Tracing.End (or middleware.End) records
+// messaging.process.duration and otelmq.message.queue_time.
 func NewInstrumentationWithTelemetry(t *middleware.Telemetry) *Instrumentation {
 	if t == nil {
 		t = middleware.NewTelemetry()
@@ -415,9 +415,17 @@ func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
 // middleware.WithProcessParent; a W3C traceparent wins over the
 // AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) as ctx
 // (see ReceiveContext). End the span with
-// i.Tracing().End, which puts its error text through the redactor.
+// i.Tracing().End, which puts its error text through the redactor and,
+// with metrics (NewInstrumentationWithTelemetry), records
+// messaging.process.duration with the error's error.type; the queue time
+// from SQS's SentTimestamp is recorded here.
 func (i *Instrumentation) StartProcess(ctx context.Context, queueURL string, m types.Message) (context.Context, trace.Span) {
-	return i.tracing.StartProcess(ctx, describe(queueURL), messageCarrier{&m}, i.messageAttributes(&m, queueURL)...)
+	d := describe(queueURL)
+	ctx, span := i.tracing.StartProcess(ctx, d, messageCarrier{&m}, i.messageAttributes(&m, queueURL)...)
+	if i.metrics != nil {
+		ctx, span = i.metrics.TimeProcess(ctx, span, d, sentTime(&m))
+	}
+	return ctx, span
 }
 
 // MessageDeleter is the DeleteMessage method of *sqs.Client.

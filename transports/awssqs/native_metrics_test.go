@@ -77,9 +77,11 @@ func TestNativeMetrics(t *testing.T) {
 		returned += len(out.Messages)
 		for _, m := range out.Messages {
 			seen[aws.ToString(m.Body)] = true
-			if _, err := inst.DeleteMessage(ctx, client, url, m); err != nil {
+			pctx, span := inst.StartProcess(awssqs.ReceiveContext(ctx, out), url, m)
+			if _, err := inst.DeleteMessage(pctx, client, url, m); err != nil {
 				t.Fatal(err)
 			}
+			inst.Tracing().End(span, nil)
 		}
 	}
 	if len(seen) < 3 {
@@ -94,6 +96,12 @@ func TestNativeMetrics(t *testing.T) {
 	}
 	if got := durationCount(tel.OperationPoints(t, propagation.OpDelete), "error.type", ""); got != uint64(returned) {
 		t.Errorf("%d delete durations, want %d", got, returned)
+	}
+	if got := durationCount(tel.HistogramPoints(t, middleware.MetricProcessDuration), "error.type", ""); got != uint64(returned) {
+		t.Errorf("%d process durations, want %d", got, returned)
+	}
+	if got := durationCount(tel.HistogramPoints(t, middleware.MetricQueueTime), "error.type", ""); got != uint64(returned) {
+		t.Errorf("%d queue times, want %d (goaws stamps SentTimestamp)", got, returned)
 	}
 
 	// An empty poll is no receive; a failed one is, with its error.type.

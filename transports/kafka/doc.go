@@ -87,7 +87,8 @@
 //	}
 //
 // NewHooks records the semconv messaging metrics as well (a send per
-// produced record, consumed.messages per record a poll hands over; see
+// produced record, consumed.messages per record a poll hands over, the
+// process duration of a span ended through Tracing.End; see
 // NewHooksWithTelemetry); NewHooksWithTracing records spans only.
 //
 // The trace context travels as the W3C headers traceparent, tracestate and

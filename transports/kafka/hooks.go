@@ -90,11 +90,12 @@ func NewHooks(opts ...middleware.Option) *Hooks {
 // messaging.client.operation.duration (from when kgo buffered the record
 // to when it finished it, as its span) and messaging.client.sent.messages;
 // each record ReceiveContext sees counts in
-// messaging.client.consumed.messages. kgo has no hook at the start of a
-// poll nor around a commit, so there is no receive or commit duration, and
-// processing is the application's loop: messaging.process.duration, which
-// semconv recommends for pull consumers, is left to it (Metrics' Sent and
-// Consumed are there for code that measures more itself).
+// messaging.client.consumed.messages, and a process span from StartProcess
+// ended through Tracing.End (or middleware.End) records
+// messaging.process.duration and, at its start, otelmq.message.queue_time.
+// kgo has no hook at the start of a poll nor around a commit, so there is
+// no receive or commit duration (Metrics' Sent and Consumed are there for
+// code that measures those itself).
 func NewHooksWithTelemetry(t *middleware.Telemetry) *Hooks {
 	if t == nil {
 		t = middleware.NewTelemetry()
@@ -418,7 +419,10 @@ func (h *Hooks) countConsumed(ctx context.Context, records []*kgo.Record) {
 // offset, key, message ID and body size, and the consumer group when known.
 // The returned ctx carries the span and the producer's baggage (filtered by
 // middleware.WithInboundBaggage). End the span with
-// h.Tracing().End, which puts its error text through the redactor.
+// h.Tracing().End, which puts its error text through the redactor and,
+// with metrics (NewHooks, NewHooksWithTelemetry), records
+// messaging.process.duration with the error's error.type; the queue time
+// from r.Timestamp is recorded here.
 //
 // The allow-listed headers (middleware.WithHeaderAllowList) are recorded
 // as messaging.header.<name>, as on the Subscriber's process spans. There
@@ -464,6 +468,9 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 	}
 	if span.IsRecording() {
 		h.tracing.RecordAttributes(span, recordAttributes(r, partition, h.tracing.RecordsBodySize())...)
+	}
+	if h.metrics != nil {
+		ctx, span = h.metrics.TimeProcess(ctx, span, d, r.Timestamp)
 	}
 	return ctx, span
 }

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -63,9 +64,41 @@ func TestHooksMetrics(t *testing.T) {
 		t.Errorf("%d send operation.duration measurements, want %d", sends, n+1)
 	}
 
+	// The loop ends the first record's process span with an error, the
+	// second's through Tracing.End without one, the rest with span.End,
+	// which the process duration cannot see.
 	consumed := 0
 	for consumed < n {
-		pollOne(t, consumer, h, func(context.Context, *kgo.Record) { consumed++ })
+		pollOne(t, consumer, h, func(ctx context.Context, r *kgo.Record) {
+			_, span := h.StartProcess(ctx, r)
+			switch consumed {
+			case 0:
+				h.Tracing().End(span, errors.New("handler failed"))
+			case 1:
+				h.Tracing().End(span, nil)
+			default:
+				span.End()
+			}
+			consumed++
+		})
+	}
+	var ok, failed uint64
+	for _, p := range processPoints(t, tel) {
+		if v, _ := p.Attributes.Value("error.type"); v.AsString() == "_OTHER" {
+			failed += p.Count
+		} else {
+			ok += p.Count
+		}
+	}
+	if failed != 1 || ok != n-1 {
+		t.Errorf("process durations: %d failed (want 1), %d ok (want %d)", failed, ok, n-1)
+	}
+	var queued uint64
+	for _, p := range tel.HistogramPoints(t, middleware.MetricQueueTime) {
+		queued += p.Count
+	}
+	if queued != n {
+		t.Errorf("%d queue times, want %d (one per record, from its timestamp)", queued, n)
 	}
 	got := pointsBy(tel.CounterPoints(t, middleware.MetricConsumedMessages), "messaging.destination.name")
 	if got[topic] != n {
@@ -100,4 +133,10 @@ func sumExcept(m map[string]int64, skip string) int64 {
 		}
 	}
 	return n
+}
+
+// processPoints returns the messaging.process.duration points recorded.
+func processPoints(t *testing.T, tel *testtel.Recorded) []metricdata.HistogramDataPoint[float64] {
+	t.Helper()
+	return tel.HistogramPoints(t, middleware.MetricProcessDuration)
 }
