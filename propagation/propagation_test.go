@@ -315,6 +315,36 @@ func TestParseXRay(t *testing.T) {
 	}
 }
 
+// padXRay returns header with a custom field appended that makes it n
+// bytes long.
+func padXRay(t *testing.T, header string, n int) string {
+	t.Helper()
+	const field = ";Pad="
+	if n < len(header)+len(field) {
+		t.Fatalf("cannot pad %q to %d bytes", header, n)
+	}
+	return header + field + strings.Repeat("x", n-len(header)-len(field))
+}
+
+// TestParseXRayLongHeaders: a header with Self, Lineage and custom fields
+// is read up to XRayMaxLen bytes (a 256-byte cap refused such headers,
+// which an ALB forwards and AWS APIs carry up to 8192 bytes), and one byte
+// more is refused.
+func TestParseXRayLongHeaders(t *testing.T) {
+	const alb = "Self=1-67891233-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793;" +
+		"Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:a1b2c3d4:3;CalledFrom=app"
+	for _, n := range []int{257, 1024, propagation.XRayMaxLen} {
+		h := padXRay(t, alb, n)
+		sc, ok := propagation.ParseXRay(h)
+		if !ok || sc.TraceID().String() != "5759e988bd862e3fe1be46a994272793" || sc.SpanID().String() != "53995c3f42cd8ad8" || !sc.IsSampled() {
+			t.Errorf("ParseXRay of a %d-byte header = %v, %v", n, sc, ok)
+		}
+	}
+	if sc, ok := propagation.ParseXRay(padXRay(t, alb, propagation.XRayMaxLen+1)); ok {
+		t.Errorf("ParseXRay read a header over XRayMaxLen: %v", sc)
+	}
+}
+
 func FuzzParseXRay(f *testing.F) {
 	f.Add("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
 	f.Add("Root=1-;Parent=;Sampled=")
@@ -591,6 +621,14 @@ func TestXRayInjectKeepsTheMessagesOwnHeader(t *testing.T) {
 	}
 	if !strings.Contains(c["traceparent"], "5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8") {
 		t.Errorf("traceparent %q does not carry the X-Ray context", c["traceparent"])
+	}
+
+	// A long one too: custom fields past 256 bytes are the message's own.
+	long := padXRay(t, aws, 1024)
+	c = propagation.MapCarrier{propagation.XRayKey: long}
+	p.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), c)
+	if got := c[propagation.XRayKey]; got != long {
+		t.Errorf("a %d-byte X-Ray header was rewritten to %q", len(long), got)
 	}
 
 	other := propagation.MapCarrier{propagation.XRayKey: aws}
