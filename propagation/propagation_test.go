@@ -315,6 +315,36 @@ func TestParseXRay(t *testing.T) {
 	}
 }
 
+// TestParseXRaySampled pins how the Sampled field maps to the sampled
+// flag: only a last Sampled field of exactly 1 sets it. Sampled=? and no
+// Sampled field still give a valid context, not sampled (see ParseXRay).
+func TestParseXRaySampled(t *testing.T) {
+	const ids = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"
+	for _, tc := range []struct {
+		fields  string
+		sampled bool
+	}{
+		{";Sampled=1", true},
+		{"; Sampled=1 ", true},
+		{";Sampled=0", false},
+		{";Sampled=?", false},
+		{"", false},
+		{";Sampled=", false},
+		{";Sampled=true", false},
+		{";Sampled=11", false},
+		{";Sampled=01", false},
+		{";sampled=1", false},
+		{";Sampled=1;Sampled=0", false},
+		{";Sampled=0;Sampled=1", true},
+		{";Sampled=1;Sampled=?", false},
+	} {
+		sc, ok := propagation.ParseXRay(ids + tc.fields)
+		if !ok || !sc.IsRemote() || sc.IsSampled() != tc.sampled {
+			t.Errorf("ParseXRay(%q) = %v, %v; want a remote context, sampled=%v", ids+tc.fields, sc, ok, tc.sampled)
+		}
+	}
+}
+
 // padXRay returns header with a custom field appended that makes it n
 // bytes long.
 func padXRay(t *testing.T, header string, n int) string {

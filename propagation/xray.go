@@ -68,6 +68,8 @@ func ParseXRay(header string) (sc trace.SpanContext, ok bool) {
 			}
 			havePa = true
 		case strings.HasPrefix(part, xraySampled):
+			// The last field decides, as the last Root and Parent do.
+			cfg.TraceFlags = 0
 			if part[len(xraySampled):] == "1" {
 				cfg.TraceFlags = trace.FlagsSampled
 			}
