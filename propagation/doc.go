@@ -35,7 +35,9 @@
 // When a message carries no valid W3C context, Extract falls back to the
 // AWS X-Ray header under XRayKey (the SQS AWSTraceHeader system attribute,
 // which AWS services and Lambda set). W3C wins when both are present.
-// WithXRayInject also writes the X-Ray header on inject.
+// WithXRayInject also writes the X-Ray header on inject. Only Sampled=1
+// reads as sampled; ParseXRay says what that means for Sampled=? and a
+// header without a Sampled field.
 //
 // # Semantic conventions
 //

@@ -345,6 +345,40 @@ func TestParseXRaySampled(t *testing.T) {
 	}
 }
 
+// TestXRayUndecidedUnderParentBased shows what the ParseXRay doc says a
+// deferred decision (Sampled=? or no Sampled field) leads to: under the
+// SDK's default ParentBased sampler the message's span keeps the X-Ray
+// trace ID and is not sampled, even with AlwaysSample as the root sampler;
+// a sampler with WithRemoteParentNotSampled decides for it.
+func TestXRayUndecidedUnderParentBased(t *testing.T) {
+	const ids = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"
+	byDefault := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())))
+	deciding := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample(),
+		sdktrace.WithRemoteParentNotSampled(sdktrace.AlwaysSample()))))
+	for _, tc := range []struct {
+		header  string
+		sampled bool
+	}{
+		{ids + ";Sampled=?", false},
+		{ids + ";Sampled=?;Lineage=1:a1b2c3d4:3", false},
+		{ids, false},
+		{ids + ";Sampled=1", true},
+	} {
+		ctx := propagation.Extract(context.Background(), propagation.MapCarrier{propagation.XRayKey: tc.header})
+		_, span := byDefault.Tracer("t").Start(ctx, "process")
+		sc := span.SpanContext()
+		span.End()
+		if sc.TraceID().String() != "5759e988bd862e3fe1be46a994272793" || sc.IsSampled() != tc.sampled {
+			t.Errorf("%q under ParentBased: span %v, want the X-Ray trace, sampled=%v", tc.header, sc, tc.sampled)
+		}
+		_, span = deciding.Tracer("t").Start(ctx, "process")
+		if sc := span.SpanContext(); !sc.IsSampled() || sc.TraceID().String() != "5759e988bd862e3fe1be46a994272793" {
+			t.Errorf("%q with WithRemoteParentNotSampled: span %v, want sampled in the X-Ray trace", tc.header, sc)
+		}
+		span.End()
+	}
+}
+
 // padXRay returns header with a custom field appended that makes it n
 // bytes long.
 func padXRay(t *testing.T, header string, n int) string {

@@ -39,8 +39,23 @@ const XRayMaxLen = 8192
 // (Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1)
 // into a remote SpanContext. ok is false for anything malformed, for a
 // header longer than XRayMaxLen, or when Root or Parent is missing or all
-// zeros. Sampled=1 sets the sampled flag;
-// Sampled=0, Sampled=? and no Sampled field leave it clear.
+// zeros.
+//
+// The sampled flag is set when the last Sampled field is exactly 1, and
+// only then. Sampled=0, Sampled=? (the sender leaves the decision to the
+// receiver), no Sampled field and any other value give a context that is
+// not sampled, as OpenTelemetry Go's contrib X-Ray propagator does: a span
+// context has a sampled bit but no "undecided", and a ParentBased sampler
+// (the SDK's default) goes by a remote parent's bit alone. Under it, a
+// message marked Sampled=? or with no Sampled field is therefore not
+// traced (middleware.WithParentBasedSampling starts no span for it), while
+// its trace ID still propagates. The AWS X-Ray SDKs let their own sampling
+// rules decide for such a request; the OpenTelemetry Java, JavaScript and
+// Python propagators ignore a Sampled=? header and start a new trace. To
+// have such messages sampled, use a sampler built with
+// sdktrace.WithRemoteParentNotSampled: it decides for them and for every
+// other remote parent that is not sampled (Sampled=0 and W3C flags 00
+// alike, which are the same once parsed).
 func ParseXRay(header string) (sc trace.SpanContext, ok bool) {
 	if len(header) > XRayMaxLen {
 		return trace.SpanContext{}, false
