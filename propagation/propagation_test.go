@@ -315,6 +315,44 @@ func TestParseXRay(t *testing.T) {
 	}
 }
 
+// TestParseXRayFieldsAndSpacing pins what ParseXRay reads beyond the
+// canonical "Root=...;Parent=...;Sampled=1". As the AWS X-Ray SDKs do, it
+// trims spaces around each field (some writers put "; " between fields),
+// ignores Self, Lineage, custom fields, empty fields and a field without
+// "=" in any order, and matches the keys Root, Parent and Sampled exactly,
+// with the "=" right after. Hex digits may be upper case (AWS writes lower
+// case; the format says hexadecimal): they are the same IDs.
+func TestParseXRayFieldsAndSpacing(t *testing.T) {
+	const (
+		tid = "5759e988bd862e3fe1be46a994272793"
+		sid = "53995c3f42cd8ad8"
+	)
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"Self=1-67891233-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;CalledFrom=app", true},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793; Parent=53995c3f42cd8ad8; Sampled=1", true},
+		{" Root=1-5759e988-bd862e3fe1be46a994272793 ;\tParent=53995c3f42cd8ad8\t; Sampled=1 ", true},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793;;Parent=53995c3f42cd8ad8;Sampled=1;", true},
+		{"Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995C3F42CD8AD8;Sampled=1", true},
+		{"Lineage=1:a1b2c3d4:3;Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=not-v2;k=v=w;junk", true},
+		{"Root = 1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", false},
+		{"Root= 1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", false},
+		{"root=1-5759e988-bd862e3fe1be46a994272793;parent=53995c3f42cd8ad8;Sampled=1", false},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793,Parent=53995c3f42cd8ad8,Sampled=1", false},
+	} {
+		sc, ok := propagation.ParseXRay(tc.in)
+		if ok != tc.ok {
+			t.Errorf("ParseXRay(%q) ok = %v, want %v", tc.in, ok, tc.ok)
+			continue
+		}
+		if ok && (sc.TraceID().String() != tid || sc.SpanID().String() != sid || !sc.IsSampled()) {
+			t.Errorf("ParseXRay(%q) = %v", tc.in, sc)
+		}
+	}
+}
+
 // TestParseXRaySampled pins how the Sampled field maps to the sampled
 // flag: only a last Sampled field of exactly 1 sets it. Sampled=? and no
 // Sampled field still give a valid context, not sampled (see ParseXRay).
@@ -693,6 +731,19 @@ func TestXRayInjectKeepsTheMessagesOwnHeader(t *testing.T) {
 	p.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), c)
 	if got := c[propagation.XRayKey]; got != long {
 		t.Errorf("a %d-byte X-Ray header was rewritten to %q", len(long), got)
+	}
+
+	// And as it was spelled: an ALB's Self first, spaces, upper-case hex,
+	// custom fields.
+	const spelled = "Self=1-67891233-12456789abcdef012345678; Root=1-5759E988-BD862E3FE1BE46A994272793; " +
+		"Parent=53995C3F42CD8AD8; Sampled=1; CalledFrom=app"
+	c = propagation.MapCarrier{propagation.XRayKey: spelled}
+	if sc, _, _ = p.ExtractSpanContext(c); sc.SpanID().String() != "53995c3f42cd8ad8" {
+		t.Fatalf("%q gave %v", spelled, sc)
+	}
+	p.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), c)
+	if got := c[propagation.XRayKey]; got != spelled {
+		t.Errorf("X-Ray header rewritten to %q, want the message's own %q", got, spelled)
 	}
 
 	other := propagation.MapCarrier{propagation.XRayKey: aws}
