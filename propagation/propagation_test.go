@@ -447,20 +447,51 @@ func TestParseXRayLongHeaders(t *testing.T) {
 	}
 }
 
+// FuzzParseXRay holds ParseXRay to what its tests pin, on any input: no
+// header over XRayMaxLen is read; spaces around fields change nothing;
+// neither does a Lineage or custom field added before or after; what is
+// read survives FormatXRay; and a message relayed under the context read
+// from its header keeps that header as written.
 func FuzzParseXRay(f *testing.F) {
 	f.Add("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
 	f.Add("Root=1-;Parent=;Sampled=")
+	f.Add("Self=1-67891233-12456789abcdef012345678; Root=1-5759E988-BD862E3FE1BE46A994272793; Parent=53995c3f42cd8ad8; Sampled=?; Lineage=1:a1b2c3d4:3; k=v")
+	f.Add("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Sampled=0;;junk;")
+	// Past the old 256-byte cap. A seed of XRayMaxLen bytes kept the fuzzer
+	// from making progress here; TestParseXRayLongHeaders covers the bound.
+	f.Add("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Pad=" + strings.Repeat("x", 220))
+	p := propagation.New(propagation.WithXRayInject(true))
 	f.Fuzz(func(t *testing.T, s string) {
 		sc, ok := propagation.ParseXRay(s)
+		if ok && len(s) > propagation.XRayMaxLen {
+			t.Fatalf("read a %d-byte header", len(s))
+		}
+		same := func(variant string) {
+			t.Helper()
+			if len(variant) > propagation.XRayMaxLen {
+				return
+			}
+			if vsc, vok := propagation.ParseXRay(variant); vok != ok || !vsc.Equal(sc) {
+				t.Fatalf("ParseXRay(%q) = %v, %v; ParseXRay(%q) = %v, %v", variant, vsc, vok, s, sc, ok)
+			}
+		}
+		same(strings.ReplaceAll(s, ";", " ;\t"))
+		same("Lineage=1:a1b2c3d4:3;" + s)
+		same(s + ";CalledFrom=app")
 		if !ok {
 			return
 		}
-		if !sc.IsValid() {
-			t.Fatalf("ok with invalid span context for %q", s)
+		if !sc.IsValid() || !sc.IsRemote() {
+			t.Fatalf("ok with span context %v for %q", sc, s)
 		}
 		back, ok := propagation.ParseXRay(propagation.FormatXRay(sc))
 		if !ok || back.TraceID() != sc.TraceID() || back.SpanID() != sc.SpanID() || back.IsSampled() != sc.IsSampled() {
 			t.Fatalf("format/parse round trip of %q lost data", s)
+		}
+		c := propagation.MapCarrier{propagation.XRayKey: s}
+		p.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), c)
+		if c[propagation.XRayKey] != s {
+			t.Fatalf("relaying %q rewrote it to %q", s, c[propagation.XRayKey])
 		}
 	})
 }
