@@ -262,6 +262,29 @@ func TestNativeKeepsXRayCreationContext(t *testing.T) {
 	}
 }
 
+// TestNativeProcessReadsLongXRayHeader: a message as SQS delivers it, whose
+// AWSTraceHeader is past 256 bytes with an ALB's Self, Lineage, "; "
+// separators and custom fields, is processed in that X-Ray trace (built
+// here, as goaws drops system attributes on receive).
+func TestNativeProcessReadsLongXRayHeader(t *testing.T) {
+	r := newNativeRig(t, "native-xray-long")
+	header := "Self=1-67891233-12456789abcdef012345678; Root=1-5759e988-bd862e3fe1be46a994272793; " +
+		"Parent=53995c3f42cd8ad8; Sampled=1; Lineage=1:a1b2c3d4:3; CalledFrom=app; Note=" + strings.Repeat("x", 300)
+	m := types.Message{
+		MessageId: aws.String("m-1"), Body: aws.String("from-alb"),
+		Attributes: map[string]string{"AWSTraceHeader": header},
+	}
+	_, span := r.inst.StartProcess(context.Background(), r.url, m)
+	span.End()
+	p := r.spans("process ")
+	if len(p) != 1 {
+		t.Fatalf("%d process spans", len(p))
+	}
+	if parent := p[0].Parent(); parent.TraceID().String() != "5759e988bd862e3fe1be46a994272793" || parent.SpanID().String() != "53995c3f42cd8ad8" {
+		t.Errorf("process span parent %v, want the AWSTraceHeader's %d-byte context", parent, len(header))
+	}
+}
+
 // stringAttrs returns n application String attributes.
 func stringAttrs(n int) map[string]types.MessageAttributeValue {
 	attrs := make(map[string]types.MessageAttributeValue, n)
