@@ -198,17 +198,20 @@ var ErrTooManyAttributes = errors.New("awssqs: more than 10 message attributes")
 //     bytes; the SDK would otherwise replace the bytes it cannot encode.
 //
 // Empty values and names are skipped (SQS rejects them, and the packed form
-// has no empty names), and so is propagation.XRayKey, which travels as a
-// message system attribute. A header named PackedAttribute is an error: the
-// name is reserved. dropped is
-// always empty: nothing is left out any more; it stays for compatibility.
+// has no empty names), and so is propagation.XRayKey when it holds an X-Ray
+// header propagation.ParseXRay reads: that travels as the AWSTraceHeader
+// message system attribute. One it cannot read is an ordinary header: SQS
+// refuses a malformed AWSTraceHeader, and a message relayed from another
+// broker must not fail over a header. A header named PackedAttribute is an
+// error: the name is reserved. dropped is always empty: nothing is left out
+// any more; it stays for compatibility.
 func EncodeHeaders(headers map[string]string, propagationFields []string) (attrs map[string]types.MessageAttributeValue, dropped []string, err error) {
 	own := make(map[string]string, len(headers))
 	packed := make(map[string]string, len(propagationFields))
 	mustPack := false // a name SQS refuses
 	for k, v := range headers {
 		switch {
-		case k == "" || v == "" || k == propagation.XRayKey:
+		case k == "" || v == "" || k == propagation.XRayKey && systemTraceHeader(v):
 		case strings.EqualFold(k, PackedAttribute):
 			return nil, nil, fmt.Errorf("awssqs: header %q: the name is reserved for packed propagation fields", k)
 		case slices.ContainsFunc(propagationFields, func(f string) bool { return strings.EqualFold(f, k) }):
@@ -391,4 +394,12 @@ func foldKey[V any](m map[string]V, key string) (string, bool) {
 		}
 	}
 	return found, ok
+}
+
+// systemTraceHeader reports whether v, a Headers[propagation.XRayKey], goes
+// as the AWSTraceHeader system attribute, whose value SQS requires to be a
+// correctly formatted X-Ray header.
+func systemTraceHeader(v string) bool {
+	_, ok := propagation.ParseXRay(v)
+	return ok
 }

@@ -50,7 +50,9 @@ func (p *Publisher) Describe(queueURL string) middleware.Destination { return de
 // describes; propagation fields it drops are recorded with
 // the RecordDropped of the Propagator WithPropagator sets and the message is
 // still sent.
-// Headers[propagation.XRayKey] becomes the AWSTraceHeader system attribute.
+// Headers[propagation.XRayKey] becomes the AWSTraceHeader system attribute
+// when it is an X-Ray header propagation.ParseXRay reads, else an ordinary
+// attribute (SQS would refuse the message).
 // Time is not sent: SQS stamps SentTimestamp.
 //
 // For a FIFO queue, Key is the MessageGroupId and WithDeduplicationID gives
@@ -207,7 +209,7 @@ func (p *Publisher) entry(fifo bool, i int, msg *middleware.Message, strs *entry
 		MessageBody:       &strs.body,
 		MessageAttributes: attrs,
 	}
-	if xray := msg.Headers[propagation.XRayKey]; xray != "" {
+	if xray := msg.Headers[propagation.XRayKey]; xray != "" && systemTraceHeader(xray) {
 		e.MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
 			attrTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(xray)},
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/otelmq/otelmq/integration"
 	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
 	"github.com/otelmq/otelmq/transports/awssqs"
 )
 
@@ -861,5 +862,41 @@ func TestDeadLetterOfAFullMessage(t *testing.T) {
 	}
 	if dead.Headers[middleware.HeaderDLQSource] != src || dead.Headers[middleware.HeaderDLQErrorType] == "" {
 		t.Errorf("dead letter headers %v, want DeadLetter's", dead.Headers)
+	}
+}
+
+// TestPublishTraceHeaderSQSWouldRefuse: Headers["AWSTraceHeader"] goes as
+// the AWSTraceHeader system attribute only when it is an X-Ray header, as
+// SQS requires; a malformed one (a relay from another broker) travels as an
+// ordinary attribute, so the message is sent and the header arrives.
+func TestPublishTraceHeaderSQSWouldRefuse(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "xray-header", nil)
+	for _, tt := range []struct {
+		header string
+		system bool
+	}{
+		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", true},
+		{"not an X-Ray header", false},
+		{"Root=1-5759e988-bd862e3fe1be46a994272793", false}, // no Parent
+	} {
+		var sent *sqs.SendMessageInput
+		pub := awssqs.NewPublisher(sqs.New(client.Options(), sendSpy(&sent)))
+		msg := middleware.NewMessage([]byte(tt.header))
+		msg.Headers[propagation.XRayKey] = tt.header
+		if err := pub.Publish(context.Background(), url, msg); err != nil {
+			t.Fatalf("%q: %v", tt.header, err)
+		}
+		_, system := sent.MessageSystemAttributes["AWSTraceHeader"]
+		_, attribute := sent.MessageAttributes["AWSTraceHeader"]
+		if system != tt.system || attribute == tt.system {
+			t.Errorf("%q: system attribute %v, message attribute %v; want the system attribute %v", tt.header, system, attribute, tt.system)
+		}
+		if !tt.system {
+			m := receiveAll(t, client, url, tt.header)[tt.header].m
+			if got := awssqs.NewCarrier(&m.MessageAttributes).Get(propagation.XRayKey); got != tt.header {
+				t.Errorf("%q arrived as %q", tt.header, got)
+			}
+		}
 	}
 }
