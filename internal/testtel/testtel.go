@@ -24,6 +24,9 @@ type Recorded struct {
 	// TracerProvider is the provider the tracing records with, for a test's
 	// own spans (a producer's root, say).
 	TracerProvider *sdktrace.TracerProvider
+	// MeterProvider is the provider the metrics record with, for code
+	// that takes options rather than a Telemetry.
+	MeterProvider *sdkmetric.MeterProvider
 }
 
 // New returns a Recorded configured by opts, shut down when t ends.
@@ -38,7 +41,7 @@ func New(t testing.TB, opts ...middleware.Option) *Recorded {
 		_ = tp.Shutdown(context.Background())
 	})
 	opts = append([]middleware.Option{middleware.WithMeterProvider(mp), middleware.WithTracerProvider(tp)}, opts...)
-	return &Recorded{Telemetry: middleware.NewTelemetry(opts...), Metrics: reader, Spans: rec, TracerProvider: tp}
+	return &Recorded{Telemetry: middleware.NewTelemetry(opts...), Metrics: reader, Spans: rec, TracerProvider: tp, MeterProvider: mp}
 }
 
 // OperationPoints returns the messaging.client.operation.duration points

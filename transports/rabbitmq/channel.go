@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -21,25 +22,38 @@ import (
 type Channel struct {
 	*amqp.Channel
 	tracing *middleware.Tracing
+	metrics *middleware.Metrics
 	queues  sync.Map // consumer tag -> queue, so process spans name the queue
 }
 
-// WrapChannel returns ch with tracing configured by opts.
+// WrapChannel returns ch with tracing and metrics configured by opts
+// (middleware.NewTelemetry(opts...)).
+//
+// The metrics are those of a Publisher and Subscriber wrapped in the
+// middleware: each publish is a send (messaging.client.operation.duration
+// and sent.messages), each delivery given to StartProcess a consumed
+// message (a push delivery has no receive duration), its process span,
+// ended through Tracing.End (or middleware.End), a
+// messaging.process.duration, with the queue time from the delivery's
+// timestamp, and Ack and Nack settle durations. For spans alone, pass
+// middleware.WithMeterProvider(noop.NewMeterProvider()).
 //
 // The Channel's spans carry no server.address or server.port, unlike those
 // of Publisher and Subscriber, which hold the connection: an *amqp.Channel
 // does not expose the connection it was opened on.
 func WrapChannel(ch *amqp.Channel, opts ...middleware.Option) *Channel {
-	return &Channel{Channel: ch, tracing: middleware.NewTracing(opts...)}
+	t := middleware.NewTelemetry(opts...)
+	return &Channel{Channel: ch, tracing: t.Tracing, metrics: t.Metrics}
 }
 
 // PublishWithContext publishes msg inside a send span and injects the
 // creation context into a copy of msg.Headers, keeping a creation context
 // the caller already put there.
 func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) error {
-	ctx, span := c.startPublish(ctx, exchange, key, &msg)
+	ctx, span, d := c.startPublish(ctx, exchange, key, &msg)
+	start := time.Now()
 	err := c.Channel.PublishWithContext(ctx, exchange, key, mandatory, immediate, msg)
-	c.endPublish(span, &msg, err)
+	c.endPublish(ctx, span, d, start, &msg, err)
 	return err
 }
 
@@ -47,22 +61,25 @@ func (c *Channel) PublishWithContext(ctx context.Context, exchange, key string, 
 // in confirm mode. The send span ends when the message is written, not when
 // it is confirmed.
 func (c *Channel) PublishWithDeferredConfirmWithContext(ctx context.Context, exchange, key string, mandatory, immediate bool, msg amqp.Publishing) (*amqp.DeferredConfirmation, error) {
-	ctx, span := c.startPublish(ctx, exchange, key, &msg)
+	ctx, span, d := c.startPublish(ctx, exchange, key, &msg)
+	start := time.Now()
 	dc, err := c.Channel.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, immediate, msg)
-	c.endPublish(span, &msg, err)
+	c.endPublish(ctx, span, d, start, &msg, err)
 	return dc, err
 }
 
-// endPublish ends the send span of msg with err, recording msg's
-// MessageId, as the Publisher records a message's ID.
-func (c *Channel) endPublish(span trace.Span, msg *amqp.Publishing, err error) {
+// endPublish ends the send span of msg to d with err, recording msg's
+// MessageId, as the Publisher records a message's ID, and measures the
+// send that began at start.
+func (c *Channel) endPublish(ctx context.Context, span trace.Span, d middleware.Destination, start time.Time, msg *amqp.Publishing, err error) {
+	c.metrics.Sent(ctx, d, start, 1, err)
 	if msg.MessageId != "" && span.IsRecording() {
 		c.tracing.RecordAttributes(span, propagation.MessageID(msg.MessageId))
 	}
 	c.tracing.End(span, err)
 }
 
-func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *amqp.Publishing) (context.Context, trace.Span) {
+func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *amqp.Publishing) (context.Context, trace.Span, middleware.Destination) {
 	d := middleware.Destination{
 		System:     propagation.SystemRabbitMQ,
 		Name:       propagation.RabbitMQDestination(exchange, key, ""),
@@ -72,7 +89,7 @@ func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *a
 	// The caller's table may be shared between publishes: never write to it.
 	msg.Headers = maps.Clone(msg.Headers)
 	c.tracing.InjectCreate(ctx, d, NewCarrier(&msg.Headers), false)
-	return ctx, span
+	return ctx, span, d
 }
 
 var consumerTags atomic.Uint64
@@ -113,12 +130,16 @@ func (c *Channel) Cancel(consumer string, noWait bool) error {
 func (c *Channel) Tracing() *middleware.Tracing { return c.tracing }
 
 // StartProcess starts the process span of d, parented on its creation
-// context per middleware.WithProcessParent. End it with c.Tracing().End,
-// which puts its error text through the redactor.
+// context per middleware.WithProcessParent, and counts d as a consumed
+// message. End it with c.Tracing().End, which puts its error text through
+// the redactor and records the process duration with its error.type.
 func (c *Channel) StartProcess(ctx context.Context, d amqp.Delivery) (context.Context, trace.Span) {
 	attrs := appendDeliveryAttributes(make([]attribute.KeyValue, 0, maxDeliveryAttributes+1), &d)
 	attrs = append(attrs, middleware.DeliveryCountKey.Int(deliveryCount(&d)))
-	return c.tracing.StartProcess(ctx, c.destination(&d), NewCarrier(&d.Headers), attrs...)
+	dest := c.destination(&d)
+	c.metrics.Consumed(ctx, dest, time.Time{}, 1)
+	ctx, span := c.tracing.StartProcess(ctx, dest, NewCarrier(&d.Headers), attrs...)
+	return c.metrics.TimeProcess(ctx, span, dest, timestamp(&d))
 }
 
 // Ack acknowledges d inside an "ack" settle span.
@@ -133,8 +154,11 @@ func (c *Channel) Nack(ctx context.Context, d amqp.Delivery, multiple, requeue b
 
 func (c *Channel) settle(ctx context.Context, d *amqp.Delivery, op string, settle func() error) error {
 	creation := trace.SpanContextFromContext(c.tracing.Extract(context.Background(), NewCarrier(&d.Headers)))
-	_, span := c.tracing.StartSettle(ctx, c.destination(d), op, []trace.SpanContext{creation}, deliveryAttributes(d)...)
+	dest := c.destination(d)
+	_, span := c.tracing.StartSettle(ctx, dest, op, []trace.SpanContext{creation}, deliveryAttributes(d)...)
+	start := time.Now()
 	err := settle()
+	c.metrics.Settled(ctx, dest, op, start, nil, err)
 	c.tracing.End(span, err)
 	return err
 }

@@ -2,14 +2,17 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/otelmq/otelmq/internal/testtel"
 	"github.com/otelmq/otelmq/middleware"
 )
 
@@ -119,4 +122,82 @@ func TestChannelWrapper(t *testing.T) {
 		q, err := rawChannel(t, conn).QueueDeclarePassive(q, true, false, false, false, nil)
 		return err == nil && q.Messages == 0
 	})
+}
+
+// TestChannelMetrics: a wrapped channel records the metrics a Publisher and
+// Subscriber wrapped in the middleware would: each publish a send, each
+// delivery given to StartProcess a consumed message (no receive duration:
+// a push delivery), its process duration with the error its span ended
+// with, the queue time, and each Ack and Nack a settle duration.
+func TestChannelMetrics(t *testing.T) {
+	conn, q := setup(t, nil)
+	tel := testtel.New(t)
+	ch := WrapChannel(rawChannel(t, conn), middleware.WithTracerProvider(tel.TracerProvider), middleware.WithMeterProvider(tel.MeterProvider))
+	for i := range 2 {
+		if err := ch.PublishWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: []byte{byte(i)}, Timestamp: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := ch.Consume(q, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		var d amqp.Delivery
+		select {
+		case d = <-ds:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery within 10s")
+		}
+		pctx, span := ch.StartProcess(t.Context(), d)
+		if i == 0 {
+			ch.Tracing().End(span, errors.New("handler failed"))
+			err = ch.Nack(pctx, d, false, false)
+		} else {
+			ch.Tracing().End(span, nil)
+			err = ch.Ack(pctx, d, false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sum := func(points []metricdata.DataPoint[int64]) (n int64) {
+		for _, p := range points {
+			n += p.Value
+		}
+		return n
+	}
+	if n := sum(tel.CounterPoints(t, middleware.MetricSentMessages)); n != 2 {
+		t.Errorf("sent.messages %d, want 2", n)
+	}
+	if n := sum(tel.CounterPoints(t, middleware.MetricConsumedMessages)); n != 2 {
+		t.Errorf("consumed.messages %d, want 2", n)
+	}
+	count := func(points []metricdata.HistogramDataPoint[float64]) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, p := range points {
+			v, _ := p.Attributes.Value("error.type")
+			out[v.AsString()] += p.Count
+		}
+		return out
+	}
+	if got := count(tel.OperationPoints(t, "send")); got[""] != 2 {
+		t.Errorf("send durations by error.type %v, want 2 without", got)
+	}
+	if got := count(tel.OperationPoints(t, "receive")); len(got) != 0 {
+		t.Errorf("receive durations %v for push deliveries", got)
+	}
+	if got := count(tel.HistogramPoints(t, middleware.MetricProcessDuration)); got[""] != 1 || got["_OTHER"] != 1 {
+		t.Errorf("process durations by error.type %v, want one without and one _OTHER", got)
+	}
+	if got := count(tel.HistogramPoints(t, middleware.MetricQueueTime)); got[""] != 2 {
+		t.Errorf("queue times %v, want 2", got)
+	}
+	if got := count(tel.OperationPoints(t, "ack")); got[""] != 1 {
+		t.Errorf("ack durations %v, want 1", got)
+	}
+	if got := count(tel.OperationPoints(t, "nack")); got[""] != 1 {
+		t.Errorf("nack durations %v, want 1", got)
+	}
 }
