@@ -205,7 +205,7 @@ func (a *acker) flush() {
 	if a.obs != nil {
 		start = time.Now()
 	}
-	err := a.ch.Ack(a.run[n-1].tag(), n > 1)
+	err := named(a.ch.Ack(a.run[n-1].tag(), n > 1))
 	if a.obs != nil {
 		if n == 1 {
 			a.obs.Settled(a.run[0].ctx, a.dest, propagation.OpAck, start, a.run[0].in.msgs[:], err)
@@ -245,6 +245,6 @@ func (a *acker) one(s settlement) {
 		err = a.ch.Ack(s.tag(), false)
 	}
 	if a.obs != nil {
-		a.obs.Settled(s.ctx, a.dest, op, start, s.in.msgs[:], err)
+		a.obs.Settled(s.ctx, a.dest, op, start, s.in.msgs[:], named(err))
 	}
 }

@@ -72,6 +72,7 @@ func (c *Channel) PublishWithDeferredConfirmWithContext(ctx context.Context, exc
 // MessageId, as the Publisher records a message's ID, and measures the
 // send that began at start.
 func (c *Channel) endPublish(ctx context.Context, span trace.Span, d middleware.Destination, start time.Time, msg *amqp.Publishing, err error) {
+	err = named(err) // for the span and metric; the caller gets amqp091's error
 	c.metrics.Sent(ctx, d, start, 1, err)
 	if msg.MessageId != "" && span.IsRecording() {
 		c.tracing.RecordAttributes(span, propagation.MessageID(msg.MessageId))
@@ -158,8 +159,8 @@ func (c *Channel) settle(ctx context.Context, d *amqp.Delivery, op string, settl
 	_, span := c.tracing.StartSettle(ctx, dest, op, []trace.SpanContext{creation}, deliveryAttributes(d)...)
 	start := time.Now()
 	err := settle()
-	c.metrics.Settled(ctx, dest, op, start, nil, err)
-	c.tracing.End(span, err)
+	c.metrics.Settled(ctx, dest, op, start, nil, named(err))
+	c.tracing.End(span, named(err))
 	return err
 }
 

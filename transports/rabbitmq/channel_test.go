@@ -201,3 +201,27 @@ func TestChannelMetrics(t *testing.T) {
 		t.Errorf("nack durations %v, want 1", got)
 	}
 }
+
+// TestChannelErrorType: a publish on a closed channel is recorded with the
+// AMQP name of amqp091's error (channel-error), not as *amqp.Error, which
+// every AMQP failure is; the caller still gets amqp091's error.
+func TestChannelErrorType(t *testing.T) {
+	conn, q := setup(t, nil)
+	tel := testtel.New(t)
+	raw := rawChannel(t, conn)
+	ch := WrapChannel(raw, middleware.WithTracerProvider(tel.TracerProvider), middleware.WithMeterProvider(tel.MeterProvider))
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := ch.PublishWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: []byte("x")})
+	if !errors.Is(err, amqp.ErrClosed) {
+		t.Fatalf("publish on a closed channel: %v, want amqp.ErrClosed", err)
+	}
+	points := tel.OperationPoints(t, "send")
+	if len(points) != 1 {
+		t.Fatalf("%d send duration points, want 1", len(points))
+	}
+	if v, _ := points[0].Attributes.Value("error.type"); v.AsString() != "channel-error" {
+		t.Errorf("error.type %q, want channel-error", v.AsString())
+	}
+}

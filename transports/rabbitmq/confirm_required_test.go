@@ -36,6 +36,9 @@ func TestPublishConfirmRequired(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "returned by the broker: 312 NO_ROUTE") || !strings.Contains(err.Error(), `id "lost"`) {
 		t.Fatalf("marked publish to an unbound routing key: %v, want it returned", err)
 	}
+	if got := middleware.ErrorType(err); got != "no-route" {
+		t.Errorf("returned message's error.type %q, want no-route", got)
+	}
 	first := pub.confirmed.ch
 	if first == nil || pub.confirmed.returns == nil {
 		t.Fatal("no confirm channel with a returns reader after a marked Publish")

@@ -134,7 +134,7 @@ func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey strin
 		if msg != nil {
 			id = msg.ID
 		}
-		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, id, err))
+		errs = append(errs, fmt.Errorf("message %d (id %q): %w", i, id, named(err)))
 	}
 	ch, err := c.channel(ctx, p.conn)
 	if err != nil {
@@ -214,7 +214,7 @@ func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey strin
 			// a duplicate).
 			fail(i, msgs[i], closedError(c.closeReason()))
 		case !ok:
-			fail(i, msgs[i], errors.New("nacked by the broker"))
+			fail(i, msgs[i], middleware.NamedError(errors.New("nacked by the broker"), "nacked"))
 		default:
 			acked[i] = true // unless it was returned
 		}
@@ -226,7 +226,7 @@ func (p *Publisher) publish(ctx context.Context, c *pubChannel, routingKey strin
 				continue
 			}
 			if r, returnedToo := returned[msgs[i].ID]; returnedToo {
-				fail(i, msgs[i], fmt.Errorf("returned by the broker: %d %s (nothing bound to routing key %q)", r.ReplyCode, r.ReplyText, routingKey))
+				fail(i, msgs[i], returnedError(r, routingKey))
 			}
 		}
 	}
@@ -494,4 +494,14 @@ func (s *idSource) next() string {
 		b[i] = base32Alphabet[b[i]%32]
 	}
 	return string(b[:])
+}
+
+// returnedError is the error of a message the broker returned (basic.return)
+// instead of routing it, named by the return's reply code (312: no-route).
+func returnedError(r amqp.Return, routingKey string) error {
+	err := fmt.Errorf("returned by the broker: %d %s (nothing bound to routing key %q)", r.ReplyCode, r.ReplyText, routingKey)
+	if name, ok := replyNames[int(r.ReplyCode)]; ok {
+		return middleware.NamedError(err, name)
+	}
+	return err
 }
