@@ -80,8 +80,15 @@
 //
 // # Reconnecting
 //
-// amqp091-go does not reconnect: a connection closed by the broker, the
-// network or an operator stays closed. Dial returns a *Connection, a Dialer
+// Without amqp.Config.Recovery, amqp091-go does not reconnect: a
+// connection closed by the broker, the network or an operator stays
+// closed. With it, amqp091 reopens channels in place, delivery tags
+// starting again at 1 under handlers still settling the old channel's
+// deliveries, so Subscribe refuses such a connection (ErrAMQPRecovery).
+// Behind a Dialer of your own it sees the recovery only when topology
+// recovery is on, amqp.Recovery's default: an *amqp.Channel does not
+// reveal a Recovery whose TopologyRecoveryMode is TopologyRecoveryDisabled,
+// so do not pass one. Dial returns a *Connection, a Dialer
 // that redials with backoff when its connection is closed. On it the
 // Publisher opens a new channel at the next Publish, and Subscribe opens a
 // new channel and resumes consuming (WithReconnect). With confirms

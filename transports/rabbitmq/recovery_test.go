@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -41,4 +42,57 @@ func TestAMQPRecovery(t *testing.T) {
 	if on {
 		t.Fatal("Dial kept amqp091's recovery on")
 	}
+}
+
+// ownDialer is a Dialer of the user's own over an *amqp.Connection: the
+// type checks for *amqp.Connection do not see through it.
+type ownDialer struct{ conn *amqp.Connection }
+
+func (d ownDialer) Channel() (*amqp.Channel, error) { return d.conn.Channel() }
+
+// dialRecovering dials the test broker with amqp091's recovery on, as
+// amqp.Recovery{} configures it; closed at cleanup.
+func dialRecovering(t *testing.T) *amqp.Connection {
+	t.Helper()
+	raw, err := amqp.DialConfig(brokers.RabbitMQURL(t), amqp.Config{
+		Properties: amqp.Table{"connection_name": "test " + t.Name()},
+		Recovery:   &amqp.Recovery{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	if !raw.IsRecoveryEnabled() {
+		t.Fatal("amqp091 did not enable recovery: the test proves nothing")
+	}
+	return raw
+}
+
+// A recovering *amqp.Connection behind a Dialer of the user's own is found
+// on the channel Subscribe opens (amqp091 tracks its prefetch for
+// recovery), and refused for good, also when reconnecting is on; the same
+// Dialer over a plain connection consumes.
+func TestAMQPRecoveryBehindDialer(t *testing.T) {
+	plain, q := setup(t, nil)
+	raw := dialRecovering(t)
+	nop := middleware.HandlerFunc(func(context.Context, *middleware.Message) error { return nil })
+	for _, reconnect := range []bool{false, true} {
+		// Without the check Subscribe would consume until this ends.
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		err := NewSubscriber(ownDialer{raw}, WithReconnect(reconnect)).Subscribe(ctx, q, nop)
+		cancel()
+		if !errors.Is(err, ErrAMQPRecovery) {
+			t.Fatalf("Subscribe (reconnect %v) through a Dialer over a recovering connection returned %v, want ErrAMQPRecovery", reconnect, err)
+		}
+	}
+
+	got := make(chan *middleware.Message, 1)
+	subscribe(t, t.Context(), NewSubscriber(ownDialer{plain}), q, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	if err := rawChannel(t, plain).Publish("", q, false, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, got, 1, 5*time.Second)
 }

@@ -34,6 +34,13 @@ var (
 // with delivery tags starting again at 1, so an ack meant for a delivery
 // of the old channel would settle one of the new. Dial's Connection
 // reconnects instead, and Subscribe opens a new channel itself.
+//
+// Behind a Dialer of your own, the connection is found on the channel
+// Subscribe opens only when its topology recovery is on (the default of an
+// amqp.Recovery): amqp091 then tracks the channel's prefetch. With
+// TopologyRecoveryMode set to TopologyRecoveryDisabled, channels are still
+// reopened in place but an *amqp.Channel does not tell: no exported method
+// reports it short of Channel.Reconnect, which acts.
 var ErrAMQPRecovery = errors.New("rabbitmq: subscribe: amqp091's automatic recovery is not supported (delivery tags restart under running handlers); use rabbitmq.Dial, which reconnects")
 
 // NewSubscriber returns a Subscriber that opens one channel on conn per
@@ -156,6 +163,11 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	if err := rpcErr(ctx, func() error { return ch.Qos(s.cfg.prefetch, 0, false) }); err != nil {
 		return false, fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
 	}
+	if tracksTopology(ch) {
+		// A Dialer of the user's own over a recovering *amqp.Connection,
+		// which the check in Subscribe cannot see.
+		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, ErrAMQPRecovery)
+	}
 	deliveries, err := rpc(ctx, func() (<-chan amqp.Delivery, error) {
 		return ch.Consume(queue, s.cfg.consumerTag, false, false, false, false, nil)
 	}, nil)
@@ -207,12 +219,13 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 }
 
 // permanent reports whether err is one a new channel cannot cure: the
-// *Connection was closed by its owner, or the broker
+// *Connection was closed by its owner, its connection recovers channels in
+// place (ErrAMQPRecovery), or the broker
 // refused the queue itself (404 not found, 403 access refused, 405 resource
 // locked by an exclusive consumer, 406 precondition failed) when asked to
 // consume from it.
 func permanent(err error) bool {
-	if errors.Is(err, errConnectionClosed) {
+	if errors.Is(err, errConnectionClosed) || errors.Is(err, ErrAMQPRecovery) {
 		return true
 	}
 	var e *amqp.Error
