@@ -84,14 +84,19 @@
 // connection closed by the broker, the network or an operator stays
 // closed. With it, amqp091 reopens channels in place, delivery tags
 // starting again at 1 under handlers still settling the old channel's
-// deliveries, so Subscribe refuses such a connection (ErrAMQPRecovery).
-// Behind a Dialer of your own it sees the recovery only when topology
-// recovery is on, amqp.Recovery's default: an *amqp.Channel does not
-// reveal a Recovery whose TopologyRecoveryMode is TopologyRecoveryDisabled,
-// so do not pass one. Dial returns a *Connection, a Dialer
-// that redials with backoff when its connection is closed. On it the
-// Publisher opens a new channel at the next Publish, and Subscribe opens a
-// new channel and resumes consuming (WithReconnect). With confirms
+// deliveries, and publisher confirm tags too, under messages still
+// waiting for theirs; so Subscribe and Publish refuse such a connection
+// (ErrAMQPRecovery, which says what was measured: no Publish returned nil
+// for a lost message, but a recovery could leave every later Publish
+// failing). Behind a Dialer of your own the recovery is seen only when
+// topology recovery is on, amqp.Recovery's default: an *amqp.Channel does
+// not reveal a Recovery whose TopologyRecoveryMode is
+// TopologyRecoveryDisabled, so do not pass one.
+//
+// Dial returns a *Connection, a Dialer that redials with backoff when its
+// connection is closed. On it the Publisher opens a new channel at the
+// next Publish, and Subscribe opens a new channel and resumes consuming
+// (WithReconnect). With confirms
 // (WithConfirms, or a context marked with middleware.RequireConfirm, as
 // DeadLetter and Relay mark theirs) the Publish that was cut off returns an
 // error naming its unconfirmed messages: publish them again and expect

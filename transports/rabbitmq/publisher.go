@@ -78,7 +78,10 @@ var (
 )
 
 // NewPublisher returns a Publisher that opens its channel on conn at the
-// first Publish and opens a new one when that channel closes.
+// first Publish and opens a new one when that channel closes. Publish
+// refuses a connection with amqp091's automatic recovery on
+// (ErrAMQPRecovery): it would reopen the channel in place, restarting the
+// confirm tags under unconfirmed messages.
 func NewPublisher(conn Dialer, opts ...Option) *Publisher {
 	p := &Publisher{conn: conn, cfg: newConfig(conn, opts)}
 	p.pubChannel.confirms = p.cfg.confirms
@@ -400,8 +403,15 @@ func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, e
 	}
 	c.ch = nil
 	c.dropReturns()
+	if recoveryEnabled(conn) {
+		return nil, ErrAMQPRecovery
+	}
 	ch, err := openChannel(ctx, conn)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkRecovery(ctx, conn, ch); err != nil {
+		go discardChannel(ch) // it may wait for the broker as long as Qos
 		return nil, err
 	}
 	c.closed, c.reason = ch.NotifyClose(make(chan *amqp.Error, 1)), nil

@@ -96,3 +96,35 @@ func TestAMQPRecoveryBehindDialer(t *testing.T) {
 	}
 	receive(t, got, 1, 5*time.Second)
 }
+
+// Publish refuses a recovering connection, bare or behind a Dialer of the
+// user's own, with confirms or without, before sending anything: amqp091
+// would reopen the channel in place and restart the confirm tags under
+// unconfirmed messages. The same Dialer over a plain connection publishes.
+func TestPublisherRefusesAMQPRecovery(t *testing.T) {
+	plain, q := setup(t, nil)
+	raw := dialRecovering(t)
+	for _, conn := range []Dialer{raw, ownDialer{raw}} {
+		for _, confirms := range []bool{false, true} {
+			pub := NewPublisher(conn, WithConfirms(confirms))
+			defer pub.Close()
+			ctxs := map[string]context.Context{"": t.Context(), " with RequireConfirm": middleware.RequireConfirm(t.Context())}
+			for name, ctx := range ctxs {
+				err := pub.Publish(ctx, q, middleware.NewMessage([]byte("x")))
+				if !errors.Is(err, ErrAMQPRecovery) {
+					t.Errorf("%T, confirms %v%s: Publish returned %v, want ErrAMQPRecovery", conn, confirms, name, err)
+				}
+			}
+		}
+	}
+	if n := queueDepth(t, plain, q); n != 0 {
+		t.Fatalf("%d message(s) published through a recovering connection", n)
+	}
+
+	pub := NewPublisher(ownDialer{plain}, WithConfirms(true))
+	defer pub.Close()
+	if err := pub.Publish(t.Context(), q, middleware.NewMessage([]byte("x"))); err != nil {
+		t.Fatalf("Publish through a Dialer over a plain connection: %v", err)
+	}
+	eventually(t, 5*time.Second, "the message in the queue", func() bool { return queueDepth(t, plain, q) == 1 })
+}

@@ -29,20 +29,6 @@ var (
 	_ middleware.Describer  = (*Subscriber)(nil)
 )
 
-// ErrAMQPRecovery is what Subscribe returns on an *amqp.Connection dialed
-// with amqp.Config.Recovery: amqp091's recovery reopens a channel in place,
-// with delivery tags starting again at 1, so an ack meant for a delivery
-// of the old channel would settle one of the new. Dial's Connection
-// reconnects instead, and Subscribe opens a new channel itself.
-//
-// Behind a Dialer of your own, the connection is found on the channel
-// Subscribe opens only when its topology recovery is on (the default of an
-// amqp.Recovery): amqp091 then tracks the channel's prefetch. With
-// TopologyRecoveryMode set to TopologyRecoveryDisabled, channels are still
-// reopened in place but an *amqp.Channel does not tell: no exported method
-// reports it short of Channel.Reconnect, which acts.
-var ErrAMQPRecovery = errors.New("rabbitmq: subscribe: amqp091's automatic recovery is not supported (delivery tags restart under running handlers); use rabbitmq.Dial, which reconnects")
-
 // NewSubscriber returns a Subscriber that opens one channel on conn per
 // Subscribe call, and a new one each time it reconnects.
 func NewSubscriber(conn Dialer, opts ...Option) *Subscriber {
@@ -106,7 +92,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, queue string, h middleware.H
 	if isNil(s.conn) {
 		return errors.New("rabbitmq: subscribe: no connection")
 	}
-	if c, ok := s.conn.(*amqp.Connection); ok && c.IsRecoveryEnabled() {
+	if recoveryEnabled(s.conn) {
 		// Recovery reopens the channel in place: delivery tags start again
 		// at 1 while the old channel's deliveries are still being settled,
 		// and an ack meant for one would settle another.
