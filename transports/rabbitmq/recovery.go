@@ -15,10 +15,11 @@ import (
 // new; and publisher confirm tags start again at 1 too, and a message
 // published while the channel reopens (after channel.open, before
 // confirm.select) gets a tag from amqp091 but none from the broker, which
-// shifts every later confirm onto the message before it. Measured with confirms, 4 goroutines publishing and
-// the connection force-closed mid-stream, 11 runs: no Publish returned nil
-// for a message missing from the queue (20,206 returned nil in the 9 runs
-// that finished), but in 3 runs every Publish after the recovery failed
+// shifts every later confirm onto the message before it. Measured with
+// confirms, 4 goroutines publishing and the connection force-closed
+// mid-stream, 11 runs: no Publish returned nil for a message missing from
+// the queue (20,206 returned nil in the 9 runs that finished), but in 3
+// runs every Publish after the recovery failed
 // waiting for its confirm, which came only with the next message; in 7 the
 // Publisher's new channel was refused (504, connection not open) for the
 // rest of the run, as it raced amqp091's redial; 1 recovered cleanly.
