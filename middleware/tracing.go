@@ -1048,7 +1048,10 @@ func (t *Tracing) End(span trace.Span, err error) { endWith(span, err, t.cfg.red
 // endWith is End with redact (nil: none).
 func endWith(span trace.Span, err error, redact func(attribute.KeyValue) attribute.KeyValue) {
 	if t, ok := span.(*timedSpan); ok && err != nil {
-		t.err.Store(&err) // for the process duration's error.type
+		// A copy: storing &err would move err to the heap on entry, an
+		// allocation for every span ended, timed or not.
+		e := err
+		t.err.Store(&e) // for the process duration's error.type
 	}
 	if err != nil && span.IsRecording() {
 		description := err.Error()
