@@ -4,10 +4,11 @@ package middleware
 // spans and metrics alike (see ErrorType): for an error whose Go type says
 // nothing (an errors.New value, a wrapper every failure of a client has)
 // and that cannot be given an ErrorType method. errors.Is and errors.As see
-// through it, and its text is err's. NamedError(nil, t) is nil.
+// through it, and its text is err's. NamedError(nil, t) is nil, and
+// NamedError(err, "") is err: an empty error.type would say less than err.
 func NamedError(err error, errorType string) error {
-	if err == nil {
-		return nil
+	if err == nil || errorType == "" {
+		return err
 	}
 	return &namedError{err: err, name: errorType}
 }

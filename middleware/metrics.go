@@ -212,21 +212,26 @@ func (m *Metrics) processed(ctx context.Context, d Destination, ok *metricSet, s
 }
 
 // TimeProcess measures the processing of one message of d for native
-// instrumentation, whose process span span is, started in ctx (which
-// carries span) now: it records otelmq.message.queue_time from produced
-// (the message's producer or broker timestamp; zero: none), and returns
-// ctx and span with a span in place of span whose end records
-// messaging.process.duration, once, with the error given to Tracing.End or
-// End (ending it with span.End alone records none). The Subscriber
-// middleware measures its messages itself; kafka.Hooks,
-// awssqs.Instrumentation and rabbitmq.Channel call this.
-func (m *Metrics) TimeProcess(ctx context.Context, span trace.Span, d Destination, produced time.Time) (context.Context, trace.Span) {
+// instrumentation, whose process span, started in ctx, span is: it
+// records otelmq.message.queue_time from produced (the message's producer
+// or broker timestamp; zero: none) now, and returns a span in place of
+// span whose end records messaging.process.duration, once, with the error
+// given to Tracing.End or End (ended with its End method alone, without
+// error.type). The Subscriber middleware measures its messages itself;
+// kafka.Hooks, awssqs.Instrumentation and rabbitmq.Channel call this.
+//
+// ctx keeps span, not the returned one: spans started under ctx (a send
+// or settle inside the processing) may hand the span in ctx back as their
+// own when they do not record (the no-op tracer does), and their end must
+// not end the measurement. So end the returned span, not the one
+// trace.SpanFromContext finds in ctx, which records no duration.
+func (m *Metrics) TimeProcess(ctx context.Context, span trace.Span, d Destination, produced time.Time) trace.Span {
 	if m == nil || m.noop {
-		return ctx, span
+		return span
 	}
 	t := &timedSpan{Span: span, m: m, ctx: ctx, d: d, start: time.Now()}
 	m.queued(ctx, m.sets.get(d, propagation.Process, "process"), t.start, produced)
-	return trace.ContextWithSpan(ctx, t), t
+	return t
 }
 
 // timedSpan is a process span whose end records the process duration.

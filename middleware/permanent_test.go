@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,5 +63,17 @@ func TestPermanentFailures(t *testing.T) {
 					calls.Load(), n, nexts.Load())
 			}
 		})
+	}
+}
+
+// TestNamedErrorEmptyName: an empty name would record less than err's own
+// type, so NamedError leaves err as it is; nil stays nil.
+func TestNamedErrorEmptyName(t *testing.T) {
+	err := &os.PathError{Op: "open", Path: "x", Err: os.ErrNotExist}
+	if got := middleware.NamedError(err, ""); got != error(err) || middleware.ErrorType(got) != "*fs.PathError" {
+		t.Errorf("NamedError(err, \"\") = %v (%s), want err", got, middleware.ErrorType(got))
+	}
+	if middleware.NamedError(nil, "x") != nil {
+		t.Error("NamedError(nil, x) != nil")
 	}
 }

@@ -414,16 +414,17 @@ func (i *Instrumentation) creation(m *types.Message) trace.SpanContext {
 // queueURL, parented on the producer's creation context per
 // middleware.WithProcessParent; a W3C traceparent wins over the
 // AWSTraceHeader system attribute. Pass ReceiveContext(ctx, out) as ctx
-// (see ReceiveContext). End the span with
-// i.Tracing().End, which puts its error text through the redactor and,
-// with metrics (NewInstrumentationWithTelemetry), records
-// messaging.process.duration with the error's error.type; the queue time
-// from SQS's SentTimestamp is recorded here.
+// (see ReceiveContext). End the span it returns (not the one in ctx: see
+// middleware.Metrics.TimeProcess) with i.Tracing().End, which puts its
+// error text through the redactor and, with metrics
+// (NewInstrumentationWithTelemetry), records messaging.process.duration
+// with the error's error.type; the queue time from SQS's SentTimestamp is
+// recorded here.
 func (i *Instrumentation) StartProcess(ctx context.Context, queueURL string, m types.Message) (context.Context, trace.Span) {
 	d := describe(queueURL)
 	ctx, span := i.tracing.StartProcess(ctx, d, messageCarrier{&m}, i.messageAttributes(&m, queueURL)...)
 	if i.metrics != nil {
-		ctx, span = i.metrics.TimeProcess(ctx, span, d, sentTime(&m))
+		span = i.metrics.TimeProcess(ctx, span, d, sentTime(&m))
 	}
 	return ctx, span
 }

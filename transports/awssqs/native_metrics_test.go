@@ -2,6 +2,7 @@ package awssqs_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/internal/testtel"
@@ -133,5 +135,42 @@ func TestNativeTracingRecordsNoMetrics(t *testing.T) {
 	}
 	if len(tel.Spans.Ended()) != 1 {
 		t.Errorf("%d spans, want the send span", len(tel.Spans.Ended()))
+	}
+}
+
+// TestNativeProcessDurationOutlivesChildSpans: a message sent from inside a
+// process span (forwarded) does not end the process measurement when its
+// send span is a stand-in for none (an unsampled parent with
+// WithParentBasedSampling, or the no-op tracer, which hands back the span
+// in ctx): the process duration is recorded once, when the process span
+// ends, with the error it ends with.
+func TestNativeProcessDurationOutlivesChildSpans(t *testing.T) {
+	raw := brokers.SQS(t)
+	url := brokers.SQSQueue(t, raw, "native-process-children", nil)
+	for _, tt := range []struct {
+		name  string
+		flags string // of the message's traceparent
+		opts  []middleware.Option
+	}{
+		{"parent-based-unsampled", "00", []middleware.Option{middleware.WithParentBasedSampling(true)}},
+		{"noop-tracer", "01", []middleware.Option{middleware.WithTracerProvider(noop.NewTracerProvider())}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tel := testtel.New(t, tt.opts...)
+			inst := awssqs.NewInstrumentationWithTelemetry(tel.Telemetry)
+			client := sqs.New(raw.Options(), inst.ClientOption())
+			m := types.Message{MessageId: aws.String("m-1"), Body: aws.String("in"), MessageAttributes: map[string]types.MessageAttributeValue{
+				"traceparent": {DataType: aws.String("String"), StringValue: aws.String("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-" + tt.flags)},
+			}}
+			pctx, span := inst.StartProcess(context.Background(), url, m)
+			if _, err := client.SendMessage(pctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("forwarded")}); err != nil {
+				t.Fatal(err)
+			}
+			inst.Tracing().End(span, errors.New("handler failed"))
+			got := tel.HistogramPoints(t, middleware.MetricProcessDuration)
+			if ok, failed := durationCount(got, "error.type", ""), durationCount(got, "error.type", "_OTHER"); ok != 0 || failed != 1 {
+				t.Errorf("process durations: %d without error.type, %d _OTHER; want the one the process span ended with (_OTHER)", ok, failed)
+			}
+		})
 	}
 }

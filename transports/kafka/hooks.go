@@ -237,7 +237,9 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	}
 	err = named(err)
 	if h.metrics != nil {
-		h.metrics.Sent(st.parent, h.destination(r.Topic, false), st.start, 1, err)
+		// In the send span's context, as the Publisher middleware measures
+		// inside its send span (exemplars point at it).
+		h.metrics.Sent(st.Context, h.destination(r.Topic, false), st.start, 1, err)
 	}
 	if st.span.IsRecording() {
 		// One call for all: each call can grow the span's attributes.
@@ -418,11 +420,11 @@ func (h *Hooks) countConsumed(ctx context.Context, records []*kgo.Record) {
 // creation context per middleware.WithProcessParent, with r's partition,
 // offset, key, message ID and body size, and the consumer group when known.
 // The returned ctx carries the span and the producer's baggage (filtered by
-// middleware.WithInboundBaggage). End the span with
-// h.Tracing().End, which puts its error text through the redactor and,
-// with metrics (NewHooks, NewHooksWithTelemetry), records
-// messaging.process.duration with the error's error.type; the queue time
-// from r.Timestamp is recorded here.
+// middleware.WithInboundBaggage). End the span it returns (not the one in
+// ctx: see middleware.Metrics.TimeProcess) with h.Tracing().End, which
+// puts its error text through the redactor and, with metrics (NewHooks,
+// NewHooksWithTelemetry), records messaging.process.duration with the
+// error's error.type; the queue time from r.Timestamp is recorded here.
 //
 // The allow-listed headers (middleware.WithHeaderAllowList) are recorded
 // as messaging.header.<name>, as on the Subscriber's process spans. There
@@ -470,7 +472,7 @@ func (h *Hooks) StartProcess(ctx context.Context, r *kgo.Record) (context.Contex
 		h.tracing.RecordAttributes(span, recordAttributes(r, partition, h.tracing.RecordsBodySize())...)
 	}
 	if h.metrics != nil {
-		ctx, span = h.metrics.TimeProcess(ctx, span, d, r.Timestamp)
+		span = h.metrics.TimeProcess(ctx, span, d, r.Timestamp)
 	}
 	return ctx, span
 }

@@ -130,17 +130,22 @@ func (c *Channel) Cancel(consumer string, noWait bool) error {
 // Tracing returns the Tracing the channel records through.
 func (c *Channel) Tracing() *middleware.Tracing { return c.tracing }
 
+// Metrics returns the Metrics the channel records through.
+func (c *Channel) Metrics() *middleware.Metrics { return c.metrics }
+
 // StartProcess starts the process span of d, parented on its creation
 // context per middleware.WithProcessParent, and counts d as a consumed
-// message. End it with c.Tracing().End, which puts its error text through
-// the redactor and records the process duration with its error.type.
+// message. End the span it returns with c.Tracing().End, which puts its
+// error text through the redactor and records the process duration with
+// its error.type (the span in the returned ctx records no duration: see
+// middleware.Metrics.TimeProcess).
 func (c *Channel) StartProcess(ctx context.Context, d amqp.Delivery) (context.Context, trace.Span) {
 	attrs := appendDeliveryAttributes(make([]attribute.KeyValue, 0, maxDeliveryAttributes+1), &d)
 	attrs = append(attrs, middleware.DeliveryCountKey.Int(deliveryCount(&d)))
 	dest := c.destination(&d)
 	c.metrics.Consumed(ctx, dest, time.Time{}, 1)
 	ctx, span := c.tracing.StartProcess(ctx, dest, NewCarrier(&d.Headers), attrs...)
-	return c.metrics.TimeProcess(ctx, span, dest, timestamp(&d))
+	return ctx, c.metrics.TimeProcess(ctx, span, dest, timestamp(&d))
 }
 
 // Ack acknowledges d inside an "ack" settle span.
