@@ -17,7 +17,9 @@
 //	                  when Time is zero, and Publish copies it back
 //	DeliveryCount <-  1 + how many times a handler in this process failed on
 //	                  this offset; Kafka does not count deliveries, so a
-//	                  redelivery after a restart or rebalance counts from 1
+//	                  redelivery after a restart, or to another member
+//	                  after a rebalance, counts from 1 (and one that comes
+//	                  back to this process goes on from its count)
 //	Destination   <-  the record's topic
 //
 // Message.As reaches the record: pass a **kgo.Record (or a *kgo.Record to get
