@@ -63,3 +63,15 @@ func ExampleWithTracing() {
 	client := sqs.NewFromConfig(cfg, awssqs.WithTracing())
 	_ = client
 }
+
+// WithTelemetry instruments one client with spans and the semconv messaging
+// metrics (sends, receives, deletes, process durations), on the global
+// providers unless options say otherwise.
+func ExampleWithTelemetry() {
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := sqs.NewFromConfig(cfg, awssqs.WithTelemetry())
+	_ = client
+}

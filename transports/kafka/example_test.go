@@ -95,3 +95,23 @@ func ExampleHooks() {
 }
 
 func process(context.Context, *kgo.Record) error { return nil }
+
+// One Telemetry for the hooks of a hand-written loop and the Publisher of
+// another topic: the same tracer and meter providers, sampling and
+// redaction, and the hooks record the semconv messaging metrics (sends,
+// consumed messages, process durations of spans ended through
+// Tracing.End). Compiled, not run: it needs a broker.
+func ExampleNewHooksWithTelemetry() {
+	tel := middleware.NewTelemetry(
+		middleware.WithTracerProvider(otel.GetTracerProvider()),
+		middleware.WithMeterProvider(otel.GetMeterProvider()),
+	)
+	hooks := kafka.NewHooksWithTelemetry(tel)
+	cl, err := kgo.NewClient(kgo.SeedBrokers("localhost:9092"), kgo.WithHooks(hooks))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	pub := tel.Publisher(kafka.NewPublisher(cl))
+	_ = pub
+}
