@@ -122,6 +122,10 @@ func deadLetterMessage(msg *Message, err error, errorText bool) *Message {
 	headers[HeaderDLQErrorType] = ErrorType(err)
 	if errorText {
 		headers[HeaderDLQError] = err.Error()
+	} else {
+		// A message dead-lettered before (taken from a DLQ) carries the
+		// text of that failure, which must not pass for this one's.
+		delete(headers, HeaderDLQError)
 	}
 	// The source's ID goes along: a destination that deduplicates by ID
 	// (an SQS FIFO queue, by default) then drops the copy a redelivery
