@@ -129,6 +129,11 @@ func (cfg *retryConfig) retryInPlace(ctx context.Context, next Handler, msg *Mes
 	tracer := process.TracerProvider().Tracer(propagation.ScopeName)
 	redact := redactorIn(ctx)
 	for ; attempt < cfg.attempts; attempt++ {
+		if ctx.Err() != nil {
+			// With a zero backoff the wait below is as ready as ctx.Done,
+			// and select would pick one at random.
+			return err
+		}
 		if process.IsRecording() {
 			errorType := propagation.ErrorTypeKey.String(ErrorType(err))
 			if redact != nil {
