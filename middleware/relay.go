@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 )
 
 // Relay consumes source on src and publishes every message to destination
@@ -19,19 +20,51 @@ import (
 // destination that can take it.
 // With traced src and dst, the relay's own process and send spans sit in the
 // message's trace. Relay blocks like Subscribe.
-func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, destination string) error {
-	return src.Subscribe(ctx, source, RelayHandler(dst, destination))
+//
+// Each publish to dst is bounded by WithRelayTimeout (30 s by default): a
+// destination that stops answering (a RabbitMQ connection blocked by a
+// resource alarm, an unreachable endpoint) fails the message, which the
+// source redelivers, rather than holding the handler, and Subscribe's
+// shutdown, for as long as it lasts.
+func Relay(ctx context.Context, src Subscriber, source string, dst Publisher, destination string, opts ...RelayOption) error {
+	return src.Subscribe(ctx, source, RelayHandler(dst, destination, opts...))
+}
+
+// DefaultRelayTimeout bounds each relay publish unless WithRelayTimeout says
+// otherwise.
+const DefaultRelayTimeout = 30 * time.Second
+
+// RelayOption configures Relay and RelayHandler.
+type RelayOption func(*relayConfig)
+
+type relayConfig struct{ timeout time.Duration }
+
+// WithRelayTimeout bounds each publish to the destination to d (default
+// DefaultRelayTimeout; d <= 0 keeps it), within the handler context's own
+// deadline, if any.
+func WithRelayTimeout(d time.Duration) RelayOption {
+	return func(c *relayConfig) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
 }
 
 // RelayHandler is the handler Relay uses, for composing with other handler
 // middleware (Retry, DeadLetter).
-func RelayHandler(dst Publisher, destination string) Handler {
+func RelayHandler(dst Publisher, destination string, opts ...RelayOption) Handler {
+	cfg := relayConfig{timeout: DefaultRelayTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	return HandlerFunc(func(ctx context.Context, msg *Message) error {
 		// The source's ID goes along: a destination that deduplicates by
 		// ID (an SQS FIFO queue, by default) drops the copy a redelivery
 		// relays again; brokers that assign IDs replace it.
 		out := &Message{ID: msg.ID, Key: msg.Key, Body: msg.Body, Headers: maps.Clone(msg.Headers), Time: msg.Time}
-		if err := dst.Publish(RequireConfirm(ctx), destination, out); err != nil {
+		pctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+		defer cancel()
+		if err := dst.Publish(RequireConfirm(pctx), destination, out); err != nil {
 			return fmt.Errorf("otelmq: relaying %s to %s: %w", msg.ID, destination, err)
 		}
 		return nil
