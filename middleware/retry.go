@@ -60,6 +60,12 @@ func ExponentialBackoff(base, maximum time.Duration) func(attempt int) time.Dura
 	return func(attempt int) time.Duration {
 		d := base
 		for i := 1; i < attempt && d < maximum; i++ {
+			if d > maximum/2 {
+				// Doubling would pass maximum, or overflow to a wait of
+				// zero when maximum is near the largest Duration.
+				d = maximum
+				break
+			}
 			d *= 2
 		}
 		d = min(d, maximum)
