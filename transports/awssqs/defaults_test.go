@@ -40,10 +40,17 @@ func TestSubscriberDefaults(t *testing.T) {
 	var receives []*sqs.ReceiveMessageInput
 	changes, deleted := 0, 0
 	api := &faultAPI{Client: client}
+	// Subscribe waits for the poll in flight when it stops, up to the
+	// default 20 s wait; the test ends that poll itself instead.
+	ending, end := context.WithCancel(ctx)
+	defer end()
 	api.receive = func(ctx context.Context, in *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error) {
 		mu.Lock()
 		receives = append(receives, in)
 		mu.Unlock()
+		ctx, cancel := context.WithCancel(ctx)
+		defer context.AfterFunc(ending, cancel)()
+		defer cancel()
 		return client.ReceiveMessage(ctx, in)
 	}
 	api.changeVisibility = func(ctx context.Context, in *sqs.ChangeMessageVisibilityInput) (*sqs.ChangeMessageVisibilityOutput, error) {
@@ -94,6 +101,7 @@ func TestSubscriberDefaults(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // room for an eleventh to start
 	close(release)
 	c.waitFor(t, 20*time.Second, "every message handled", func(m map[string][]*middleware.Message) bool { return len(m) == n+1 })
+	end()
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

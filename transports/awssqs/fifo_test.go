@@ -144,9 +144,13 @@ func (f *fifoFake) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInp
 	first := !f.served
 	f.served = true
 	f.mu.Unlock()
-	if !first {
-		<-ctx.Done()
-		return nil, ctx.Err()
+	if !first { // an empty long poll
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(in.WaitTimeSeconds) * time.Second):
+			return &sqs.ReceiveMessageOutput{}, nil
+		}
 	}
 	out := &sqs.ReceiveMessageOutput{}
 	for _, b := range []string{"m1", "m2", "m3"} {
@@ -196,7 +200,7 @@ func TestFIFOFailureHoldsGroupInReceive(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = awssqs.NewSubscriber(api, awssqs.WithConcurrency(1), awssqs.WithRetryVisibility(0)).Subscribe(ctx, url, h)
+	_ = awssqs.NewSubscriber(api, awssqs.WithWaitTime(time.Second), awssqs.WithConcurrency(1), awssqs.WithRetryVisibility(0)).Subscribe(ctx, url, h)
 	mu.Lock()
 	defer mu.Unlock()
 	api.mu.Lock()

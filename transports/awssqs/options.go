@@ -130,7 +130,8 @@ func WithMaxMessages(n int) Option {
 // default), rounded up to whole seconds. 0 sends none, so the queue's
 // ReceiveMessageWaitTimeSeconds applies: short polling when that is 0 too,
 // which costs a request per empty poll (the Subscriber then pauses 100 ms
-// after each).
+// after each). When Subscribe's context ends, it waits for the poll in
+// flight, so up to this long (up to 20 s with 0).
 func WithWaitTime(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.waitTime = min(max(d, 0), maxWait) })
 }

@@ -87,7 +87,7 @@ const (
 //
 // Each failed ReceiveMessage is reported to the observers that implement
 // middleware.PollFailedObserver, the one that ends Subscribe included; a
-// poll that the end of ctx interrupts is not.
+// poll that fails once ctx has ended is not.
 //
 // A message stays invisible to other receives for the visibility timeout
 // (the queue's, or WithVisibilityTimeout's) from its receive, whether or
@@ -97,7 +97,10 @@ const (
 // When ctx ends Subscribe stops polling, waits for the running handlers,
 // deletes the messages they succeeded on (without waiting for the linger),
 // makes the received messages no handler started visible again at once,
-// and returns nil.
+// and returns nil. A poll in flight is not cancelled but answered, within
+// its wait time (WithWaitTime): SQS would hand it the messages that arrive
+// meanwhile all the same, and they would stay invisible for their
+// visibility timeout; they are made visible again with the others.
 func (s *Subscriber) Subscribe(ctx context.Context, queueURL string, h middleware.Handler) error {
 	if h == nil {
 		return errors.New("awssqs: subscribe: nil handler")
@@ -165,7 +168,7 @@ func (p *poller) poll(ctx context.Context) error {
 			return nil
 		}
 		start := time.Now()
-		out, err := p.s.api.ReceiveMessage(ctx, in)
+		out, err := p.receive(ctx, in)
 		if err != nil {
 			err = named(err)
 			p.release(want)
@@ -196,6 +199,25 @@ func (p *poller) poll(ctx context.Context) error {
 		}
 		p.dispatch(ctx, start, out.Messages[:n], requestID(out.ResultMetadata))
 	}
+}
+
+// receiveGrace is how long past its wait time a ReceiveMessage may take.
+const receiveGrace = 5 * time.Second
+
+// receive calls ReceiveMessage on a context that the end of ctx does not
+// cancel: SQS keeps a long poll open after its client hung up and hands it
+// the messages that arrive meanwhile, which would then stay invisible for
+// their visibility timeout. The poll is let finish instead (dispatch makes
+// what it returns visible again), bounded by its wait time and
+// receiveGrace.
+func (p *poller) receive(ctx context.Context, in *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error) {
+	wait := p.s.cfg.waitTime
+	if wait == 0 {
+		wait = maxWait // the queue's own, which is at most that
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait+receiveGrace)
+	defer cancel()
+	return p.s.api.ReceiveMessage(rctx, in)
 }
 
 // dispatch reports one poll's messages as received and hands them to
