@@ -81,3 +81,45 @@ func TestVisibilityExtensionBeforeShortTimeout(t *testing.T) {
 		t.Errorf("handled %d times with WithVisibilityExtension on", n)
 	}
 }
+
+// WithVisibilityExtension also extends a message that waits for a handler
+// slot: with one handler at a time and a 2 s extension, the second message
+// of a receive still waits when its first 2 s have passed, and no other
+// consumer may receive it then.
+func TestVisibilityExtensionCoversWaitingMessage(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "waiting", map[string]string{"VisibilityTimeout": "1"})
+	publishBodies(t, client, url, "a", "b")
+	started, release := make(chan string, 2), make(chan struct{})
+	s := awssqs.NewSubscriber(client, awssqs.WithWaitTime(time.Second), awssqs.WithConcurrency(1),
+		awssqs.WithMaxMessages(2), awssqs.WithVisibilityExtension(2*time.Second))
+	stop := subscribe(t, context.Background(), s, url, middleware.HandlerFunc(func(_ context.Context, m *middleware.Message) error {
+		started <- string(m.Body)
+		<-release
+		return nil
+	}))
+	var first string
+	select {
+	case first = <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no handler started")
+	}
+	// Past the receive's 2 s timeout, with a tick of goaws's 1 s clock.
+	time.Sleep(3 * time.Second)
+	out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
+	close(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != 0 {
+		t.Errorf("another consumer received %q while %q's handler ran and it waited for the slot", *out.Messages[0].Body, first)
+	}
+	select {
+	case <-started: // the second message, once the first returned
+	case <-time.After(10 * time.Second):
+		t.Error("the second message was not handled")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
