@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -211,5 +212,43 @@ func TestFIFOFailureHoldsGroupInReceive(t *testing.T) {
 	slices.Sort(api.changed) // m1's retry and the dispatch race
 	if got := fmt.Sprint(api.changed); got != "[rh-m1=0 rh-m2=0 rh-m3=0]" {
 		t.Errorf("visibility changes %s, want m1's retry and m2, m3 made visible again", got)
+	}
+}
+
+// SQS judges each entry of a SendMessageBatch on its own: when it refuses
+// the second message of a FIFO group, the third, in the same request, is
+// sent all the same, ahead of it. Publish cannot take that back; it must
+// say so: the error names only the refused message, and the sent one has
+// gone (Publish's doc promised that later messages of a failed group are
+// not sent, which holds only across requests).
+func TestFIFOPublishPartialBatchSendsLaterOfGroup(t *testing.T) {
+	client := brokers.SQS(t)
+	url := brokers.SQSQueue(t, client, "inbatch.fifo", map[string]string{"ContentBasedDeduplication": "true"})
+	api := &faultAPI{Client: client}
+	api.sendBatch = func(ctx context.Context, in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+		forward := *in
+		forward.Entries = append([]types.SendMessageBatchRequestEntry{in.Entries[0]}, in.Entries[2:]...)
+		out, err := client.SendMessageBatch(ctx, &forward)
+		if err != nil {
+			return nil, err
+		}
+		out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: in.Entries[1].Id, Code: aws.String("InternalError"), Message: aws.String("injected")})
+		return out, nil
+	}
+	msgs := make([]*middleware.Message, 3)
+	for i := range msgs {
+		msgs[i] = middleware.NewMessage(fmt.Appendf(nil, "m%d", i))
+		msgs[i].Key = []byte("customer-1")
+	}
+	err := awssqs.NewPublisher(api).Publish(context.Background(), url, msgs...)
+	if err == nil || !strings.Contains(err.Error(), "1 message(s) failed") || !strings.Contains(err.Error(), "message 1 ") {
+		t.Fatalf("Publish = %v, want message 1 alone failed", err)
+	}
+	if errors.Is(err, awssqs.ErrFIFOGroupFailed) {
+		t.Errorf("Publish = %v: message 2 reported held back, but it was sent", err)
+	}
+	// None is in flight, so goaws's count is exact.
+	if n := approximateCount(t, client, url); n != 2 {
+		t.Errorf("%d message(s) on the queue, want m0 and m2", n)
 	}
 }

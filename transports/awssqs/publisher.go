@@ -61,9 +61,11 @@ func (p *Publisher) Describe(queueURL string) middleware.Destination { return de
 // same deduplication IDs (or none, with ContentBasedDeduplication) and SQS
 // drops what was already sent; the send span then records that ID (or
 // none), not the MessageId consumers see. Once a message of a group fails, the later
-// messages of that group in msgs are not sent either (they fail with
-// ErrFIFOGroupFailed), so that sending the failed ones again keeps the
-// group's order.
+// messages of that group in msgs that are not yet sent are not sent either
+// (they fail with ErrFIFOGroupFailed), so that sending the failed ones
+// again keeps the group's order. Those in the same SendMessageBatch as the
+// failed one are the exception: SQS judges each entry on its own and may
+// have sent them, ahead of it; the error names only the failed one.
 func (p *Publisher) Publish(ctx context.Context, queueURL string, msgs ...*middleware.Message) error {
 	fifo := isFIFO(queueURL)
 	var (
