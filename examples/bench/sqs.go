@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -33,7 +34,10 @@ func newSQS() (*transport, error) {
 			if err != nil {
 				return nil, nil, "", nil, err
 			}
-			return awssqs.NewPublisher(client), awssqs.NewSubscriber(client), q, func() {}, nil
+			// A 1 s long poll, as raw's: messages flow during a run, so
+			// it only bounds how long stopping waits for the poll in
+			// flight, which the Subscriber lets answer.
+			return awssqs.NewPublisher(client), awssqs.NewSubscriber(client, awssqs.WithWaitTime(time.Second)), q, func() {}, nil
 		}
 	}
 	return &transport{
@@ -66,7 +70,7 @@ func sqsRawMode(client *sqs.Client, createQueue func(context.Context, string, ma
 		sctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			in := &sqs.ReceiveMessageInput{QueueUrl: aws.String(q), MaxNumberOfMessages: sqsBatch, WaitTimeSeconds: 20}
+			in := &sqs.ReceiveMessageInput{QueueUrl: aws.String(q), MaxNumberOfMessages: sqsBatch, WaitTimeSeconds: 1}
 			for {
 				out, err := client.ReceiveMessage(sctx, in)
 				if sctx.Err() != nil {
