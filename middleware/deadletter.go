@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Headers DeadLetter adds to a dead-lettered message.
@@ -61,7 +62,8 @@ func WithPublishTimeout(d time.Duration) DeadLetterOption {
 	}
 }
 
-// WithErrorText also copies the error's text into HeaderDLQError.
+// WithErrorText also copies the error's text into HeaderDLQError, cut to
+// MaxDLQErrorText bytes.
 func WithErrorText() DeadLetterOption {
 	return func(c *deadLetterConfig) { c.errorText = true }
 }
@@ -121,7 +123,7 @@ func deadLetterMessage(msg *Message, err error, errorText bool) *Message {
 	headers[HeaderDLQAttempts] = strconv.Itoa(max(msg.Attempts(), 1))
 	headers[HeaderDLQErrorType] = ErrorType(err)
 	if errorText {
-		headers[HeaderDLQError] = err.Error()
+		headers[HeaderDLQError] = truncateText(err.Error(), MaxDLQErrorText)
 	} else {
 		// A message dead-lettered before (taken from a DLQ) carries the
 		// text of that failure, which must not pass for this one's.
@@ -131,4 +133,24 @@ func deadLetterMessage(msg *Message, err error, errorText bool) *Message {
 	// (an SQS FIFO queue, by default) then drops the copy a redelivery
 	// dead-letters again.
 	return &Message{ID: msg.ID, Key: msg.Key, Body: msg.Body, Headers: headers, Time: msg.Time}
+}
+
+// MaxDLQErrorText is the most of an error's text WithErrorText carries:
+// texts can be long (a batch publish's error names every message), and a
+// dead letter its destination refuses for good (a header past a broker's
+// frame or message size) would come back for ever instead.
+const MaxDLQErrorText = 4096
+
+// truncateText cuts s to at most n bytes on a rune boundary, marking the
+// cut with an ellipsis (which the n bytes include).
+func truncateText(s string, n int) string {
+	const ellipsis = "…"
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
 }

@@ -3,7 +3,9 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/otelmq/otelmq/middleware"
 )
@@ -64,5 +66,27 @@ func TestDeadLetterAgain(t *testing.T) {
 				t.Error("dead-lettering changed the source message's headers")
 			}
 		})
+	}
+}
+
+// TestDeadLetterErrorTextBounded: WithErrorText carries at most
+// MaxDLQErrorText bytes of a long error's text, cut on a rune boundary and
+// marked, so the dead letter stays within what brokers take.
+func TestDeadLetterErrorTextBounded(t *testing.T) {
+	long := errors.New(strings.Repeat("é", middleware.MaxDLQErrorText)) // 2 bytes a rune
+	var dead *middleware.Message
+	dlq := middleware.PublisherFunc(func(_ context.Context, _ string, msgs ...*middleware.Message) error {
+		dead = msgs[0]
+		return nil
+	})
+	h := middleware.DeadLetter(dlq, "dlq", middleware.WithErrorText())(middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+		return long
+	}))
+	if err := h.Handle(context.Background(), middleware.NewMessage([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	text := dead.Headers[middleware.HeaderDLQError]
+	if len(text) > middleware.MaxDLQErrorText || !utf8.ValidString(text) || !strings.HasSuffix(text, "…") || !strings.HasPrefix(long.Error(), strings.TrimSuffix(text, "…")) {
+		t.Errorf("error text of %d bytes (valid UTF-8 %v), want a prefix of at most %d ending in …", len(text), utf8.ValidString(text), middleware.MaxDLQErrorText)
 	}
 }
