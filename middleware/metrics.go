@@ -129,9 +129,10 @@ func (p *meteredPublisher) record(ctx context.Context, dest string, start time.T
 // messaging.client.sent.messages (the messages the producer attempted to
 // send, failed or not). The Publisher middleware calls it; so does native
 // instrumentation (kafka.Hooks, awssqs.Instrumentation), and so may code
-// that publishes through a client of its own.
+// that publishes through a client of its own. A nil m records nothing, as
+// for Consumed and TimeProcess.
 func (m *Metrics) Sent(ctx context.Context, d Destination, start time.Time, n int, err error) {
-	if m.noop {
+	if m == nil || m.noop {
 		return
 	}
 	set := m.attributes(d, propagation.Send, "send", err)
@@ -145,7 +146,7 @@ func (m *Metrics) Sent(ctx context.Context, d Destination, start time.Time, n in
 // (native instrumentation that sees messages arrive but not when the poll
 // began) or d is push-based (see Received, which calls it).
 func (m *Metrics) Consumed(ctx context.Context, d Destination, start time.Time, n int) {
-	if m.noop {
+	if m == nil || m.noop {
 		return
 	}
 	set := m.sets.get(d, propagation.Receive, "receive")
