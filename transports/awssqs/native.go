@@ -80,7 +80,10 @@ func WithTracing(opts ...middleware.Option) func(*sqs.Options) {
 
 // WithTelemetry is
 // NewInstrumentationWithTelemetry(middleware.NewTelemetry(opts...)).ClientOption():
-// spans and metrics.
+// spans and metrics. Give it to the client (sqs.NewFromConfig), not to each
+// call, which would build a Telemetry per call; a client keeps the first
+// instrumentation installed on it, so a per-call WithTelemetry on a client
+// built WithTracing adds no metrics.
 func WithTelemetry(opts ...middleware.Option) func(*sqs.Options) {
 	return NewInstrumentationWithTelemetry(middleware.NewTelemetry(opts...)).ClientOption()
 }
