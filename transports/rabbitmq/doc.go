@@ -23,7 +23,9 @@
 //	                  anyway; read from the header when present. The
 //	                  Publisher stamps the publish time when Time is zero
 //	DeliveryCount <-  at least: x-delivery-count + 1 (quorum queues), else
-//	                  1 + the x-death counts + 1 when redelivered; a
+//	                  1 + the x-death counts of rejections (not of
+//	                  expiries: a delayed retry through a TTL queue
+//	                  counts once per attempt) + 1 when redelivered; a
 //	                  classic queue does not count requeues, so the
 //	                  Subscriber marks a redelivered count saturated
 //	                  (Message.DeliveryCountSaturated) when it requeues

@@ -192,8 +192,12 @@ func message(d *amqp.Delivery, queue string) *middleware.Message {
 
 // deliveryCount is a lower bound of how many times d has been delivered:
 // quorum queues count redeliveries in x-delivery-count; otherwise every
-// dead-lettering recorded in x-death was a delivery, and Redelivered adds one
-// more. A classic queue does not count requeues, so the true number can be
+// dead-lettering recorded in x-death for a rejection (or a quorum queue's
+// delivery limit) followed a delivery, and Redelivered adds one more. The
+// x-death entries of messages that expired or overflowed a queue are left
+// out: no consumer saw them there, and a delayed retry (rejected into a
+// queue whose TTL dead-letters back) records one of those per attempt too.
+// A classic queue does not count requeues, so the true number can be
 // higher.
 func deliveryCount(d *amqp.Delivery) int {
 	if n, ok := intValue(d.Headers["x-delivery-count"]); ok && n >= 0 && n < 1<<31 {
@@ -202,7 +206,7 @@ func deliveryCount(d *amqp.Delivery) int {
 	n := 1
 	if deaths, ok := d.Headers["x-death"].([]any); ok {
 		for _, death := range deaths {
-			if t, ok := death.(amqp.Table); ok {
+			if t, ok := death.(amqp.Table); ok && deliveredBefore(t["reason"]) {
 				if c, ok := intValue(t["count"]); ok && c > 0 && c < 1<<31 {
 					// Saturate: a forged x-death must not overflow int
 					// (32-bit platforms) into a count below 1.
@@ -215,6 +219,18 @@ func deliveryCount(d *amqp.Delivery) int {
 		n++
 	}
 	return n
+}
+
+// deliveredBefore reports whether an x-death reason means the message was
+// delivered before it was dead-lettered: a reject or nack without requeue,
+// or a quorum queue's delivery-limit. "expired" and "maxlen" say nothing of
+// a delivery, nor does a reason RabbitMQ may add later.
+func deliveredBefore(reason any) bool {
+	switch reason {
+	case "rejected", "delivery_limit":
+		return true
+	}
+	return false
 }
 
 // timestamp is when d was stamped: TimestampHeader's milliseconds when it

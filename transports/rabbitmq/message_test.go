@@ -94,6 +94,15 @@ func TestDeliveryCount(t *testing.T) {
 		{"x-death", amqp.Delivery{Headers: amqp.Table{"x-death": []any{death(int64(1))}}}, 2},
 		{"x-death two queues", amqp.Delivery{Headers: amqp.Table{"x-death": []any{death(int64(2)), death(int32(1))}}, Redelivered: true}, 5},
 		{"x-death junk", amqp.Delivery{Headers: amqp.Table{"x-death": []any{"x", nil, death("3"), death(int64(-1)), death(int64(math.MaxInt64))}}}, 1},
+		// A delayed retry: rejected into a queue whose TTL dead-letters it
+		// back; the expiries were no deliveries, nor was an overflow.
+		{"x-death delayed retry", amqp.Delivery{Headers: amqp.Table{"x-death": []any{
+			amqp.Table{"count": int64(2), "reason": "expired"}, death(int64(2)),
+		}}}, 3},
+		{"x-death maxlen and unknown", amqp.Delivery{Headers: amqp.Table{"x-death": []any{
+			amqp.Table{"count": int64(1), "reason": "maxlen"}, amqp.Table{"count": int64(1)},
+		}}}, 1},
+		{"x-death delivery limit", amqp.Delivery{Headers: amqp.Table{"x-death": []any{amqp.Table{"count": int64(1), "reason": "delivery_limit"}}}}, 2},
 		{"x-death not array", amqp.Delivery{Headers: amqp.Table{"x-death": amqp.Table{"count": int64(4)}}}, 1},
 		{"x-delivery-count huge", amqp.Delivery{Headers: amqp.Table{"x-delivery-count": int64(math.MaxInt64)}}, 1},
 	} {
