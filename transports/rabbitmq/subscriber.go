@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,7 +74,8 @@ func serverNamed(queue string) bool {
 // Acks are written off the handlers' goroutines, several at once when
 // handlers finish faster than acks are written (see the package doc).
 //
-// When ctx ends Subscribe stops taking deliveries, waits for the running
+// When ctx ends Subscribe stops taking deliveries and cancels its consumer
+// (basic.cancel), so that the broker sends no more, waits for the running
 // handlers, settles them as usual (ack on success, nack on error), closes
 // its channel, which returns the prefetched but unhandled messages to the
 // queue, and returns nil.
@@ -154,12 +156,25 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 		// which the check in Subscribe cannot see.
 		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, ErrAMQPRecovery)
 	}
+	tag := s.cfg.consumerTag
+	if tag == "" {
+		// Named here rather than by amqp091, so that it can be cancelled.
+		tag = "ctag-otelmq-" + strconv.FormatUint(consumerTags.Add(1), 10)
+	}
 	deliveries, err := rpc(ctx, func() (<-chan amqp.Delivery, error) {
-		return ch.Consume(queue, s.cfg.consumerTag, false, false, false, false, nil)
+		return ch.Consume(queue, tag, false, false, false, false, nil)
 	}, nil)
 	if err != nil {
 		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
 	}
+	// When ctx ends, the broker must stop delivering while the running
+	// handlers drain: each ack of theirs frees a prefetch slot, which a
+	// registered consumer would be sent a new message for, never handled,
+	// returned when the channel closes and marked redelivered (a classic
+	// queue's DeliveryCount 2, saturated, before its first real attempt).
+	// No wait: the deliveries already on their way are returned with the
+	// prefetched ones.
+	defer context.AfterFunc(ctx, func() { _ = ch.Cancel(tag, true) })()
 
 	hctx := handlerContext(ctx)
 	a := newAcker(hctx, ch, s.cfg.requeue, obs, dest)
