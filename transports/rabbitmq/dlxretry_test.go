@@ -65,3 +65,49 @@ func TestDeliveryCountDelayedRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveryCountOnRequeue: a handler failing with requeueing on, as
+// the package doc maps it. A quorum queue counts every requeue
+// (x-delivery-count); a classic queue only sets the redelivered flag, so
+// its count stops at 2, which the Subscriber marks saturated, so that
+// Retry and DeadLetter do not wait for a count that never comes.
+func TestDeliveryCountOnRequeue(t *testing.T) {
+	for _, tc := range []struct {
+		queueType string
+		counts    []int
+		saturated []bool
+	}{
+		{"classic", []int{1, 2, 2, 2}, []bool{false, true, true, true}},
+		{"quorum", []int{1, 2, 3, 4}, []bool{false, false, false, false}},
+	} {
+		t.Run(tc.queueType, func(t *testing.T) {
+			conn, q := setup(t, amqp.Table{"x-queue-type": tc.queueType})
+			if err := NewPublisher(conn, WithConfirms(true)).Publish(t.Context(), q, &middleware.Message{ID: "m"}); err != nil {
+				t.Fatal(err)
+			}
+			type delivery struct {
+				count     int
+				saturated bool
+			}
+			got := make(chan delivery, len(tc.counts))
+			attempts := 0 // one handler at a time
+			subscribe(t, t.Context(), NewSubscriber(conn), q, func(_ context.Context, m *middleware.Message) error {
+				got <- delivery{m.DeliveryCount, m.DeliveryCountSaturated()}
+				if attempts++; attempts < len(tc.counts) {
+					return errors.New("again")
+				}
+				return nil
+			})
+			for i := range tc.counts {
+				select {
+				case d := <-got:
+					if d.count != tc.counts[i] || d.saturated != tc.saturated[i] {
+						t.Errorf("delivery %d: DeliveryCount %d, saturated %v; want %d, %v", i+1, d.count, d.saturated, tc.counts[i], tc.saturated[i])
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("delivery %d did not come", i+1)
+				}
+			}
+		})
+	}
+}
