@@ -173,8 +173,21 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	// returned when the channel closes and marked redelivered (a classic
 	// queue's DeliveryCount 2, saturated, before its first real attempt).
 	// No wait: the deliveries already on their way are returned with the
-	// prefetched ones.
-	defer context.AfterFunc(ctx, func() { _ = ch.Cancel(tag, true) })()
+	// prefetched ones. The cancel is joined before the deferred close:
+	// amqp091 checks that a channel is open and then writes, so a
+	// basic.cancel racing the close could reach the broker after
+	// channel.close, and the broker then closes the whole connection (504
+	// "expected 'channel.open'").
+	stopCancel, cancelled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(cancelled)
+		select {
+		case <-ctx.Done():
+			_ = ch.Cancel(tag, true)
+		case <-stopCancel:
+		}
+	}()
+	defer func() { close(stopCancel); <-cancelled }()
 
 	hctx := handlerContext(ctx)
 	a := newAcker(hctx, ch, s.cfg.requeue, obs, dest)
