@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	smithymiddleware "github.com/aws/smithy-go/middleware"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	otelprop "go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -176,18 +175,16 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 	in.Parameters = &cp
 	start := time.Now()
 	out, md, err := next.HandleInitialize(ctx, in)
-	recorded := named(err)
+	recorded := named(err) // the caller gets err as the SDK returned it
 	if res, ok := out.Result.(*sqs.SendMessageBatchOutput); ok && res != nil && len(res.Failed) > 0 && err == nil {
 		// The request succeeded but SQS refused some entries: the send
-		// did not fully happen, which the span must not hide.
-		span.SetStatus(codes.Error, fmt.Sprintf("%d of %d entries failed", len(res.Failed), len(cp.Entries)))
-		span.SetAttributes(propagation.ErrorTypeKey.String(aws.ToString(res.Failed[0].Code)))
+		// did not fully happen, which the span and metric must not hide.
 		recorded = middleware.NamedError(fmt.Errorf("%d of %d entries failed", len(res.Failed), len(cp.Entries)), aws.ToString(res.Failed[0].Code))
 	}
 	if i.metrics != nil {
 		i.metrics.Sent(ctx, d, start, len(cp.Entries), recorded)
 	}
-	i.tracing.End(span, named(err))
+	i.tracing.End(span, recorded)
 	return out, md, err
 }
 
@@ -359,10 +356,10 @@ func (i *Instrumentation) receiveMessage(ctx context.Context, in smithymiddlewar
 	if err != nil {
 		// Like the Subscriber: a failed receive span, with the error
 		// status and error.type, unless ctx ended the call.
-		d := describe(aws.ToString(p.QueueUrl))
-		middleware.ReportPollFailed(ctx, i.tracing, d, start, named(err))
+		d, recorded := describe(aws.ToString(p.QueueUrl)), named(err)
+		middleware.ReportPollFailed(ctx, i.tracing, d, start, recorded)
 		if i.metrics != nil {
-			middleware.ReportPollFailed(ctx, i.metrics, d, start, named(err))
+			middleware.ReportPollFailed(ctx, i.metrics, d, start, recorded)
 		}
 		return out, md, err
 	}
@@ -446,10 +443,11 @@ func (i *Instrumentation) DeleteMessage(ctx context.Context, api MessageDeleter,
 		[]trace.SpanContext{i.creation(&m)}, i.messageAttributes(&m, queueURL)...)
 	start := time.Now()
 	out, err := api.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}, optFns...)
+	recorded := named(err) // the caller gets err as the SDK returned it
 	if i.metrics != nil {
-		i.metrics.Settled(ctx, d, propagation.OpDelete, start, nil, named(err))
+		i.metrics.Settled(ctx, d, propagation.OpDelete, start, nil, recorded)
 	}
-	i.tracing.End(span, named(err))
+	i.tracing.End(span, recorded)
 	return out, err
 }
 

@@ -2,7 +2,12 @@ package awssqs_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelmq/otelmq/integration/brokers"
@@ -172,5 +180,62 @@ func TestNativeProcessDurationOutlivesChildSpans(t *testing.T) {
 				t.Errorf("process durations: %d without error.type, %d _OTHER; want the one the process span ended with (_OTHER)", ok, failed)
 			}
 		})
+	}
+}
+
+// refusingBatch answers every SendMessageBatch as SQS does when it refuses
+// one entry of two (HTTP 200, one Successful, one Failed), without sending
+// anything: goaws refuses no entry.
+type refusingBatch struct{}
+
+func (refusingBatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("X-Amz-Target") != "AmazonSQS.SendMessageBatch" {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+	body := `{"Successful":[{"Id":"a","MessageId":"m-a","MD5OfMessageBody":"` + md5Hex("one") + `"}],` +
+		`"Failed":[{"Id":"b","Code":"InvalidParameterValue","Message":"refused","SenderFault":true}]}`
+	return &http.Response{
+		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Requestid": {"refused-by-test"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       r,
+	}, nil
+}
+
+func md5Hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestNativeBatchRefusedEntry: a SendMessageBatch that SQS took but
+// refused an entry of succeeds for the caller, while its send span and
+// send metric carry the refusal: error status, error.type the entry's code.
+func TestNativeBatchRefusedEntry(t *testing.T) {
+	raw := brokers.SQS(t)
+	url := brokers.SQSQueue(t, raw, "native-batch-refused", nil)
+	tel := testtel.New(t)
+	inst := awssqs.NewInstrumentationWithTelemetry(tel.Telemetry)
+	client := sqs.New(raw.Options(), inst.ClientOption(), func(o *sqs.Options) { o.HTTPClient = &http.Client{Transport: refusingBatch{}} })
+	out, err := client.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: []types.SendMessageBatchRequestEntry{
+		{Id: aws.String("a"), MessageBody: aws.String("one")}, {Id: aws.String("b"), MessageBody: aws.String("two")},
+	}})
+	if err != nil || len(out.Failed) != 1 {
+		t.Fatalf("SendMessageBatch: %v, %d failed; want nil and one failed entry", err, len(out.Failed))
+	}
+	var send sdktrace.ReadOnlySpan
+	for _, s := range tel.Spans.Ended() {
+		if s.SpanKind() == trace.SpanKindProducer && strings.HasPrefix(s.Name(), "send ") {
+			send = s
+		}
+	}
+	if send == nil || send.Status().Code != codes.Error || spanAttr(send, "error.type") != "InvalidParameterValue" {
+		t.Errorf("send span %v: want error status and error.type InvalidParameterValue", send)
+	}
+	if got := durationCount(tel.OperationPoints(t, "send"), "error.type", "InvalidParameterValue"); got != 1 {
+		t.Errorf("%d send durations with error.type InvalidParameterValue, want 1", got)
 	}
 }

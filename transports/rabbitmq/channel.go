@@ -164,8 +164,9 @@ func (c *Channel) settle(ctx context.Context, d *amqp.Delivery, op string, settl
 	_, span := c.tracing.StartSettle(ctx, dest, op, []trace.SpanContext{creation}, deliveryAttributes(d)...)
 	start := time.Now()
 	err := settle()
-	c.metrics.Settled(ctx, dest, op, start, nil, named(err))
-	c.tracing.End(span, named(err))
+	recorded := named(err) // the caller gets amqp091's error
+	c.metrics.Settled(ctx, dest, op, start, nil, recorded)
+	c.tracing.End(span, recorded)
 	return err
 }
 
