@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -217,8 +218,10 @@ func (m *Metrics) processed(ctx context.Context, d Destination, ok *metricSet, s
 // records otelmq.message.queue_time from produced (the message's producer
 // or broker timestamp; zero: none) now, and returns a span in place of
 // span whose end records messaging.process.duration, once, with the error
-// given to Tracing.End or End (ended with its End method alone, without
-// error.type). The Subscriber middleware measures its messages itself;
+// given to Tracing.End or End. Ended with its End method alone, the
+// duration is a failure when the returned span was given an error status
+// or an error.type attribute: error.type is that attribute's value, else
+// _OTHER. The Subscriber middleware measures its messages itself;
 // kafka.Hooks, awssqs.Instrumentation and rabbitmq.Channel call this.
 //
 // ctx keeps span, not the returned one: spans started under ctx (a send
@@ -244,6 +247,41 @@ type timedSpan struct {
 	start time.Time
 	err   atomic.Pointer[error] // what End was given, set before the span ends
 	ended atomic.Bool
+
+	// What the span's own methods said of a failure, for a span ended with
+	// its End method alone (a handler that set an error status, or
+	// error.type, and ended the span itself): the status code, kept with
+	// the SDK's precedence (Ok is final, Unset changes nothing), and the
+	// last error.type attribute set.
+	mu        sync.Mutex
+	status    codes.Code
+	errorType string
+}
+
+// errStatus is the failure of a process span ended with an error status
+// and no error: its error.type is the one set on the span, else _OTHER.
+var errStatus = errors.New("otelmq: process span ended with an error status")
+
+// SetStatus passes the status on and keeps its code for End.
+func (t *timedSpan) SetStatus(code codes.Code, description string) {
+	t.mu.Lock()
+	if t.status != codes.Ok && code != codes.Unset {
+		t.status = code
+	}
+	t.mu.Unlock()
+	t.Span.SetStatus(code, description)
+}
+
+// SetAttributes passes the attributes on and keeps error.type for End.
+func (t *timedSpan) SetAttributes(kv ...attribute.KeyValue) {
+	for _, a := range kv {
+		if a.Key == propagation.ErrorTypeKey && a.Value.Type() == attribute.STRING {
+			t.mu.Lock()
+			t.errorType = a.Value.AsString()
+			t.mu.Unlock()
+		}
+	}
+	t.Span.SetAttributes(kv...)
 }
 
 func (t *timedSpan) End(opts ...trace.SpanEndOption) {
@@ -251,10 +289,28 @@ func (t *timedSpan) End(opts ...trace.SpanEndOption) {
 		var err error
 		if p := t.err.Load(); p != nil {
 			err = *p
+		} else {
+			err = t.failure()
 		}
 		t.m.processed(t.ctx, t.d, t.m.sets.get(t.d, propagation.Process, "process"), t.start, err)
 	}
 	t.Span.End(opts...)
+}
+
+// failure is the error a span ended without one failed with, by its status
+// and error.type (semconv sets error.type only on a failure), or nil.
+func (t *timedSpan) failure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.status == codes.Ok:
+		return nil
+	case t.errorType != "":
+		return NamedError(errStatus, t.errorType)
+	case t.status == codes.Error:
+		return NamedError(errStatus, "_OTHER")
+	}
+	return nil
 }
 
 // Received implements Observer: consumed messages, and the receive duration

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -124,6 +126,45 @@ func TestTimeProcess(t *testing.T) {
 	noop := middleware.NewMetrics(middleware.WithMeterProvider(noopmetric.NewMeterProvider()))
 	if s := noop.TimeProcess(ctx, span, d, time.Time{}); s != span {
 		t.Error("a no-op meter wrapped the span")
+	}
+}
+
+// TestTimeProcessEndAlone: a process span ended with its own End method
+// after a handler marked it failed records a failed process duration:
+// error.type is the attribute the handler set, else _OTHER; an Ok status
+// is final, as in the SDK, and an Unset one changes nothing.
+func TestTimeProcessEndAlone(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	m := middleware.NewMetrics(middleware.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	tp := sdktrace.NewTracerProvider()
+	d := middleware.Destination{System: "kafka", Name: "orders"}
+	process := func(mark func(trace.Span)) {
+		ctx, span := tp.Tracer("t").Start(context.Background(), "process orders")
+		span = m.TimeProcess(ctx, span, d, time.Time{})
+		mark(span)
+		span.End()
+	}
+
+	process(func(s trace.Span) { s.SetStatus(codes.Error, "invalid order") })
+	process(func(s trace.Span) {
+		s.SetAttributes(attribute.String("error.type", "InvalidOrder"))
+		s.SetStatus(codes.Error, "invalid order")
+	})
+	process(func(s trace.Span) { s.SetAttributes(attribute.String("error.type", "InvalidOrder")) })
+	process(func(s trace.Span) {
+		s.SetStatus(codes.Error, "first")
+		s.SetStatus(codes.Unset, "")
+	})
+	process(func(s trace.Span) {
+		s.SetStatus(codes.Ok, "")
+		s.SetStatus(codes.Error, "too late")
+	})
+	process(func(trace.Span) {})
+
+	got := errorTypes(t, reader)[middleware.MetricProcessDuration]
+	want := map[string]int64{"_OTHER": 2, "InvalidOrder": 2, "": 2}
+	if len(got) != len(want) || got["_OTHER"] != 2 || got["InvalidOrder"] != 2 || got[""] != 2 {
+		t.Errorf("process durations by error.type %v, want %v", got, want)
 	}
 }
 
