@@ -65,7 +65,9 @@ func RelayHandler(dst Publisher, destination string, opts ...RelayOption) Handle
 		pctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 		if err := dst.Publish(RequireConfirm(pctx), destination, out); err != nil {
-			return fmt.Errorf("otelmq: relaying %s to %s: %w", msg.ID, destination, err)
+			// Named as dst describes it: a DualPublish takes no
+			// destination here, its own are fixed.
+			return fmt.Errorf("otelmq: relaying message %q to %q: %w", msg.ID, Describe(dst, destination).Name, err)
 		}
 		return nil
 	})

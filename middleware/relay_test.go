@@ -51,3 +51,21 @@ func TestRelayTimeout(t *testing.T) {
 	}
 	cancel()
 }
+
+// TestRelayErrorNamesDestination: a failed relay names the message and the
+// destination; through DualPublish, which takes no destination of its own
+// in Publish, the primary's.
+func TestRelayErrorNamesDestination(t *testing.T) {
+	refuse := middleware.PublisherFunc(func(context.Context, string, ...*middleware.Message) error {
+		return errors.New("refused")
+	})
+	err := middleware.RelayHandler(refuse, "orders").Handle(context.Background(), &middleware.Message{ID: "m-1"})
+	if want := `otelmq: relaying message "m-1" to "orders": refused`; err == nil || err.Error() != want {
+		t.Errorf("relay error %v, want %q", err, want)
+	}
+	dual := middleware.DualPublish(refuse, "orders-v1", refuse, "orders-v2")
+	err = middleware.RelayHandler(dual, "").Handle(context.Background(), &middleware.Message{ID: "m-2"})
+	if want := `otelmq: relaying message "m-2" to "orders-v1": refused`; err == nil || err.Error() != want {
+		t.Errorf("relay error through DualPublish %v, want %q", err, want)
+	}
+}
