@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -51,9 +53,15 @@ type Message struct {
 	// countSaturated: see SetDeliveryCountSaturated. A bool here fits in
 	// the padding after creation.
 	countSaturated bool
-	attempts       int // set by Retry
+	// processLock guards process, which a transport may read while the
+	// handler's goroutine sets it (RecordExtensionFailed): a spin lock,
+	// held for the copy of an interface value, in the padding before
+	// attempts, so a Message stays 224 bytes.
+	processLock atomic.Uint32
+	attempts    int // set by Retry
 	// process is the process span, the parent of a settle span that covers
-	// this message alone.
+	// this message alone and where RecordExtensionFailed records. Read and
+	// written through processSpan and setProcess.
 	process trace.Span
 	rare    *rareState
 }
@@ -199,4 +207,27 @@ func (m *Message) rareState() *rareState {
 		m.rare = new(rareState)
 	}
 	return m.rare
+}
+
+// setProcess sets m's process span.
+func (m *Message) setProcess(span trace.Span) {
+	m.lockProcess()
+	m.process = span
+	m.processLock.Store(0)
+}
+
+// processSpan returns m's process span, nil when none was started.
+func (m *Message) processSpan() trace.Span {
+	m.lockProcess()
+	p := m.process
+	m.processLock.Store(0)
+	return p
+}
+
+// lockProcess takes processLock. It is held for a copy only, and only a
+// transport's extension pass contends with the handler's goroutine for it.
+func (m *Message) lockProcess() {
+	for !m.processLock.CompareAndSwap(0, 1) {
+		runtime.Gosched()
+	}
 }

@@ -200,8 +200,14 @@ func (s *tracedSubscriber) Subscribe(ctx context.Context, src string, h Handler)
 
 // Received implements Observer: a receive span per poll, linking each
 // message's creation context. A push delivery (d.Push) gets no receive span:
-// the messages are extracted and ctx is returned as it is.
+// the messages are extracted and ctx is returned with nothing added but,
+// with WithRedactor, the redactor, for RecordExtensionFailed.
 func (t *Tracing) Received(ctx context.Context, d Destination, start time.Time, msgs []*Message) context.Context {
+	if t.cfg.redact != nil {
+		// For what a transport records in this context before the
+		// handlers' own (RecordExtensionFailed).
+		ctx = context.WithValue(ctx, redactorKey{}, t.cfg.redact)
+	}
 	if d.Push {
 		for _, msg := range msgs {
 			t.extract(msg)
@@ -230,7 +236,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 	var attrs []attribute.KeyValue
 	switch {
 	case len(msgs) == 1:
-		if p := msgs[0].process; p != nil && p.SpanContext().IsValid() {
+		if p := msgs[0].processSpan(); p != nil && p.SpanContext().IsValid() {
 			if t.skips(p.SpanContext()) {
 				return // startSettle would start no span under it
 			}
@@ -256,7 +262,7 @@ func (t *Tracing) Settled(ctx context.Context, d Destination, op string, start t
 func pushSettleParent(ctx context.Context, msgs []*Message) context.Context {
 	var unsampled trace.Span
 	for _, msg := range msgs {
-		p := msg.process
+		p := msg.processSpan()
 		if p == nil {
 			continue
 		}
@@ -593,9 +599,9 @@ func (t *Tracing) startProcess(ctx context.Context, d Destination, sh *shape, ms
 	t.extract(msg)
 	creation, bg, dropped := t.carried(msg)
 	ctx, span := t.process(ctx, d, sh, creation, bg, dropped, nil, msg)
-	if t.cfg.settleSpans {
-		msg.process = span
-	}
+	// Kept with or without settle spans: RecordExtensionFailed records on
+	// it too.
+	msg.setProcess(span)
 	return ctx, span
 }
 
