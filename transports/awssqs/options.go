@@ -156,14 +156,27 @@ func WithVisibilityTimeout(d time.Duration) Option {
 
 // WithVisibilityExtension makes a Subscriber extend the visibility timeout
 // of the messages it holds, waiting for a handler or being handled, to d
-// every d/2 (ChangeMessageVisibility, a request per message) until their
-// handlers return: a handler slower than the visibility timeout then does
-// not see its message delivered again meanwhile, to itself or to another
-// consumer. The receive asks for d as the visibility timeout as well,
-// unless WithVisibilityTimeout sets one (the extensions then come every
-// half of the shorter of the two). d is rounded up to whole seconds,
-// 2 s at least; 0, the default, extends nothing. SQS ends extensions 12 h
-// after a message's receive.
+// every d/3 until their handlers return: a handler slower than the
+// visibility timeout then does not see its message delivered again
+// meanwhile, to itself or to another consumer. The receive asks for d as
+// the visibility timeout as well, unless WithVisibilityTimeout sets one
+// (the extensions then come every third of the shorter of the two). d is
+// rounded up to whole seconds, 2 s at least; 0, the default, extends
+// nothing. SQS ends extensions 12 h after a message's receive.
+//
+// Each tick sends a ChangeMessageVisibility per message of a poll still
+// held, all at once, each bounded by half a tick (d/6, 30 s at most): a
+// slow call does not delay the others, and a hung one ends before the
+// next tick. Each
+// extension lasts d from when it lands, so one that fails (throttling, a
+// network error the SDK gave up on) is retried at the next tick, still
+// d/3 before the message would be visible again; it costs three requests
+// per message and d. Two failures in a row can let the message be
+// delivered again while its handler runs. A failed extension is recorded
+// as an event (middleware.ExtensionFailedEventName, with error.type) on
+// the message's process span, when the tracing middleware records one:
+// see middleware.RecordExtensionFailed. A message waiting for a handler
+// has no process span yet, and nothing records its failures.
 func WithVisibilityExtension(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d <= 0 {

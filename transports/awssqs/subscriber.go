@@ -230,14 +230,8 @@ func (p *poller) dispatch(ctx context.Context, start time.Time, raw []types.Mess
 	hctx := context.WithoutCancel(p.obs.Received(ctx, p.dest, start, msgs))
 	b := &deleteBatch{p: p, hctx: hctx, raw: raw, msgs: msgs, left: len(msgs)}
 	if d := p.s.cfg.extendVisibility; d > 0 {
-		// The first extension must come before the receive's own timeout
-		// ends: every half of the shorter of the two.
-		every := d / 2
-		if vt := p.s.cfg.visibilityTimeout; vt != nil && *vt > 0 {
-			every = min(every, time.Duration(seconds(*vt))*time.Second/2)
-		}
 		b.extending = newExtension(len(raw))
-		p.wg.Go(func() { b.extend(d, every) })
+		p.wg.Go(func() { b.extend(d, extensionInterval(d, p.s.cfg.visibilityTimeout)) })
 	}
 	p.wg.Go(func() {
 		for i, msg := range msgs {
@@ -415,6 +409,27 @@ func (b *deleteBatch) stopExtending(from, to int) {
 	}
 }
 
+// extensionInterval is how often the visibility of a poll's messages is
+// extended to d: a third of the shorter of d and the receive's own timeout
+// (vt, when WithVisibilityTimeout set one).
+//
+// Each extension counts d from when it lands, so after one lands two more
+// ticks come before the message would be visible again, the second a
+// third of the timeout before that: an extension that fails (throttling,
+// a network error the SDK gave up on, a call cut at its bound) is retried
+// by the next tick in time. Ticking every half, the retry came as the
+// message became visible, and another consumer could get it while its
+// handler still ran. A quick retry of the failed entries between half
+// ticks would cost fewer requests when nothing fails, but it would meet
+// the same throttling again; a third spaces every try evenly, at 1.5
+// times the requests of a half (one per message every 10 s for d = 30 s).
+func extensionInterval(d time.Duration, vt *time.Duration) time.Duration {
+	if vt != nil && *vt > 0 {
+		d = min(d, time.Duration(seconds(*vt))*time.Second)
+	}
+	return d / 3
+}
+
 // extend extends the visibility of b's messages to d at every tick of
 // every until every one of them has stopped (stopExtending).
 func (b *deleteBatch) extend(d, every time.Duration) {
@@ -427,19 +442,49 @@ func (b *deleteBatch) extend(d, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		x.mu.Lock()
-		for i := range b.raw {
-			if !x.done[i] {
-				ctx, cancel := context.WithTimeout(b.hctx, every)
-				_, _ = b.p.s.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-					QueueUrl:          aws.String(b.p.queueURL),
-					ReceiptHandle:     b.raw[i].ReceiptHandle,
-					VisibilityTimeout: seconds(d),
-				})
-				cancel()
-			}
+		b.extendPass(d, min(every/2, settleTimeout))
+	}
+}
+
+// extendPass extends the visibility of the messages of b's poll that have
+// not stopped to d, with a ChangeMessageVisibility each, all at once (at
+// most a poll's 10, what one ChangeMessageVisibilityBatch would carry),
+// each bounded by limit. One at a time, each call could delay the next
+// by its bound, so the last of ten came late; the batch request would
+// avoid both, but goaws, the emulator the tests run on, does not
+// implement it, and API, which callers implement, does not have it.
+//
+// limit is half a tick (up to settleTimeout): a hung call ends before the
+// next tick, which retries it. The pass holds x.mu until every call has returned, so that
+// no extension lands after what follows stopExtending; that is also why
+// a retry waits for the next pass, which checks done again. A failed
+// extension is recorded on its message's process span
+// (middleware.RecordExtensionFailed).
+func (b *deleteBatch) extendPass(d, limit time.Duration) {
+	x := b.extending
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := range b.raw {
+		if !x.done[i] {
+			wg.Go(func() { b.extendOne(i, d, limit) })
 		}
-		x.mu.Unlock()
+	}
+	wg.Wait()
+}
+
+// extendOne extends the visibility of message i of b's poll to d, within
+// limit, and records a failure.
+func (b *deleteBatch) extendOne(i int, d, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(b.hctx, limit)
+	defer cancel()
+	_, err := b.p.s.api.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl:          aws.String(b.p.queueURL),
+		ReceiptHandle:     b.raw[i].ReceiptHandle,
+		VisibilityTimeout: seconds(d),
+	})
+	if err != nil {
+		middleware.RecordExtensionFailed(b.hctx, b.msgs[i], named(err))
 	}
 }
 
