@@ -299,6 +299,7 @@ func TestParseXRay(t *testing.T) {
 		{"Root=1-5759e988-bd862e3fe1be46a994272793", false, false},
 		{"Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8", false, false},
 		{"Root=1-5759e988-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8", false, false},
+		{"Root=1-5759e988xbd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8", false, false},
 		{"Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8", false, false},
 		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000000", false, false},
 		{"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=xyz", false, false},

@@ -1,0 +1,40 @@
+package propagation_test
+
+import (
+	"testing"
+
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// TestRabbitMQDestination: semconv names the default exchange amq.default,
+// and a destination is "{exchange}:{routing key}", with ":{queue}" on receive.
+func TestRabbitMQDestination(t *testing.T) {
+	for _, tc := range []struct{ exchange, key, queue, want string }{
+		{"", "orders", "", "amq.default:orders"},
+		{"", "orders", "orders", "amq.default:orders:orders"},
+		{"events", "", "", "events"},
+		{"events", "order.created", "billing", "events:order.created:billing"},
+	} {
+		if got := propagation.RabbitMQDestination(tc.exchange, tc.key, tc.queue); got != tc.want {
+			t.Errorf("RabbitMQDestination(%q, %q, %q) = %q, want %q", tc.exchange, tc.key, tc.queue, got, tc.want)
+		}
+	}
+}
+
+// TestRecordableKey: a Kafka key is recorded only when there is one (nil
+// is no key; an empty key is one) and it is UTF-8.
+func TestRecordableKey(t *testing.T) {
+	for _, tc := range []struct {
+		key  []byte
+		want bool
+	}{
+		{nil, false},
+		{[]byte{}, true},
+		{[]byte("order-1"), true},
+		{[]byte{0xff, 0xfe}, false},
+	} {
+		if got := propagation.RecordableKey(tc.key); got != tc.want {
+			t.Errorf("RecordableKey(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}
