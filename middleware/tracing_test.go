@@ -318,6 +318,11 @@ func TestBatchPublishCreatesOneSpanPerMessage(t *testing.T) {
 	if len(creates) != 3 {
 		t.Fatalf("%d create spans, want 3", len(creates))
 	}
+	for _, c := range creates {
+		if c.SpanKind() != trace.SpanKindProducer || c.Parent().SpanID() != send.SpanContext().SpanID() {
+			t.Fatalf("create span of kind %v with parent %v, want PRODUCER under the send span", c.SpanKind(), c.Parent().SpanID())
+		}
+	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		seen[m.Headers["traceparent"]] = true
