@@ -21,3 +21,16 @@ func TestExponentialBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestExponentialBackoffBaseOverMaximum: a base above the maximum is capped
+// too, from the first attempt on.
+func TestExponentialBackoffBaseOverMaximum(t *testing.T) {
+	backoff := middleware.ExponentialBackoff(10*time.Second, time.Second)
+	for attempt := 1; attempt <= 3; attempt++ {
+		for range 50 { // full jitter: one wait in ten over 1s would pass unseen once
+			if d := backoff(attempt); d <= 0 || d > time.Second {
+				t.Fatalf("base 10s, max 1s, attempt %d: wait %v, want in (0, 1s]", attempt, d)
+			}
+		}
+	}
+}
