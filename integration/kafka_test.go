@@ -24,7 +24,8 @@ var kafkaHarness = Harness{
 
 // kafkaEnvWith is a fresh topic and group on the fixture's Kafka, with
 // subscriber options (the soak and leak runs turn the retry backoff off: at
-// 10% failures the default 100 ms per failing poll would keep them asleep).
+// 10% failures the default 100 ms pause of each failing partition would
+// keep most partitions paused most of the time).
 func kafkaEnvWith(t *testing.T, opts ...kafka.Option) Env {
 	env, _ := kafkaEnvClosable(t, opts...)
 	return env

@@ -12,9 +12,9 @@ import (
 )
 
 // TestSubscriberDefaults: a Subscriber without options takes at most 500
-// records per poll, and after a handler failed waits 100 ms before it
-// polls again, so the failed record comes back no sooner: the defaults
-// the README's table of knobs gives.
+// records per poll, and after a handler failed pauses the record's
+// partition for 100 ms, so the failed record comes back no sooner: the
+// defaults the README's table of knobs gives.
 func TestSubscriberDefaults(t *testing.T) {
 	seeds, topic := cluster(t)
 	msgs := publishN(t, seeds, topic, 1200, 1) // one partition: the fetch holds them all

@@ -62,11 +62,12 @@
 //
 // Delivery is at least once and in order per partition. A handler's nil
 // commits its record; an error or panic stops its partition for the poll
-// and rewinds the partition to that record, which is delivered again by the
-// next poll, and the records after it are delivered after it: a failing
-// record blocks its partition until it succeeds (dead-lettering is the
-// handler's business). Spans are named by the topic ("process orders",
-// "commit orders").
+// and rewinds the partition to that record, which is delivered again once
+// the partition's WithRetryBackoff is over (the other partitions are
+// polled meanwhile), and the records after it are delivered after it: a
+// failing record blocks its partition, and only it, until it succeeds
+// (dead-lettering is the handler's business). Spans are named by the topic
+// ("process orders", "commit orders").
 //
 // # Native instrumentation
 //

@@ -94,10 +94,12 @@ func WithMaxPollRecords(n int) Option {
 	})
 }
 
-// WithRetryBackoff sets how long a Subscriber waits before polling again
-// after a handler failed, so a record that keeps failing is not retried in
-// a tight loop; the default is 100ms, 0 retries at once. Negative values are
-// ignored.
+// WithRetryBackoff sets how long a Subscriber leaves a partition paused
+// after a handler failed on one of its records before it delivers that
+// record again, so a record that keeps failing is not retried in a tight
+// loop. The backoff is per partition: the other partitions of the client
+// are polled and handled meanwhile. The default is 100ms; 0 retries at
+// once, without pausing. Negative values are ignored.
 func WithRetryBackoff(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d >= 0 {

@@ -119,9 +119,15 @@ func (s *Subscriber) Describe(topic string) middleware.Destination {
 // concurrently (see WithConcurrency), the records of one partition one at a
 // time in offset order. When a handler returns an error or panics, that
 // partition stops for this poll: the failed record and the ones after it are
-// not committed, and the partition is rewound to the failed record, so the
-// next poll delivers it again (after WithRetryBackoff) with DeliveryCount
-// one higher. After all partitions are done, the handled records are
+// not committed, and the partition is rewound to the failed record and
+// paused (kgo.Client.PauseFetchPartitions) for WithRetryBackoff, after which
+// a poll delivers the record again with DeliveryCount one higher. The
+// backoff is the failing partition's alone: the other partitions go on
+// being polled and handled meanwhile. The poll loop resumes the partition
+// between polls, so handlers that run long on other partitions can make
+// its backoff longer. Subscribe neither pauses nor resumes a partition the
+// client's user paused, and when it returns it resumes every partition it
+// paused. After all partitions are done, the handled records are
 // committed in one commit, reported to Settled as OpCommit, and, when the
 // client was built with kgo.BlockRebalanceOnPoll, rebalances are allowed
 // again.
@@ -177,16 +183,24 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 		dest:      s.Describe(topic),
 		topic:     topic,
 		redeliver: make(map[int32]redelivery),
+		paused:    make(map[int32]time.Time),
 	}
+	// The client is the caller's: leave no partition paused that this
+	// Subscribe paused, however it returns.
+	defer l.resumeAll()
 	var fatal error
 	for ctx.Err() == nil {
+		l.resumeDue(time.Now())
+		pctx, cancelPoll := l.pollContext(ctx)
 		start := time.Now()
-		fetches := s.cl.PollRecords(ctx, s.cfg.maxPollRecords)
+		fetches := s.cl.PollRecords(pctx, s.cfg.maxPollRecords)
+		cancelPoll()
 		if fetches.IsClientClosed() {
 			return fmt.Errorf("kafka: consuming %q: %w", topic, kgo.ErrClientClosed)
 		}
 		// Other fetch errors are retried by the client; a context error
-		// means ctx ended, which the loop condition sees. The others are
+		// means ctx ended, which the loop condition sees, or a paused
+		// partition is due to be resumed. The others are
 		// reported as a failed receive. Records that came with them are
 		// other partitions' (kgo fetches per broker in the background and
 		// a poll drains what several fetches buffered): they are still
@@ -195,23 +209,14 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string, h middleware.H
 		if err != nil {
 			middleware.ReportPollFailed(ctx, l.obs, l.dest, start, err)
 		}
-		failed := false
 		if records := fetches.Records(); len(records) > 0 {
-			failed = l.handlePoll(ctx, start, records)
+			l.handlePoll(ctx, start, records)
 		}
 		s.cl.AllowRebalance()
 		if refused(err) {
 			// kgo would retry for ever what only an operator can fix.
 			fatal = fmt.Errorf("kafka: consuming %q: %w", topic, err)
 			break
-		}
-		if failed && s.cfg.retryBackoff > 0 {
-			t := time.NewTimer(s.cfg.retryBackoff)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
 		}
 	}
 	markLeft(s.cl)
@@ -306,6 +311,10 @@ type pollLoop struct {
 	// redeliver tracks, per partition, the record being retried; only the
 	// poll loop goroutine touches it.
 	redeliver map[int32]redelivery
+	// paused holds the partitions this Subscribe paused (backOff) with
+	// when each is due to be resumed; only the poll loop goroutine
+	// touches it. Partitions paused by someone else are never in it.
+	paused map[int32]time.Time
 
 	// Scratch space of split, reused from poll to poll: nothing keeps it
 	// once handlePoll returns.
@@ -336,15 +345,15 @@ func handlerContext(ctx context.Context) context.Context {
 type handlerContextKey struct{}
 
 // handlePoll handles the records of one poll, commits the handled ones,
-// rewinds each partition to its first unhandled record, and reports whether
-// a handler failed.
-func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*kgo.Record) bool {
+// pauses the partitions whose handler failed (see backOff), and rewinds
+// each partition to its first unhandled record.
+func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*kgo.Record) {
 	parts, grouped, all := l.split(records)
 	if ctx.Err() != nil {
 		// The poll returned as ctx ended: hand nothing out, but rewind so
 		// a later Subscribe on this client does not skip these records.
 		l.rewind(parts)
-		return false
+		return
 	}
 	hctx := handlerContext(l.obs.Received(ctx, l.dest, start, all))
 
@@ -372,11 +381,10 @@ func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*k
 		wg.Wait()
 	}
 
-	failed, complete := false, true
+	complete := true
 	for i := range parts {
 		p := &parts[i]
 		l.track(p)
-		failed = failed || p.failed
 		complete = complete && p.handled == len(p.records)
 	}
 	commitRecords, commitMsgs := grouped, all
@@ -397,8 +405,12 @@ func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*k
 		}
 		l.obs.Settled(hctx, l.dest, propagation.OpCommit, st, commitMsgs, err)
 	}
+	if ctx.Err() == nil {
+		// Paused before the rewind, which would otherwise start a fetch
+		// of the partition at once.
+		l.backOff(parts)
+	}
 	l.rewind(parts)
-	return failed
 }
 
 // rewind sets each partition with unhandled records back to the first of
@@ -421,6 +433,87 @@ func (l *pollLoop) rewind(parts []partitionWork) {
 	if len(offsets) > 0 {
 		l.s.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{l.topic: offsets})
 	}
+}
+
+// backOff pauses fetching the partitions whose handler failed for
+// WithRetryBackoff, so their failed record comes back no sooner while the
+// other partitions go on being polled; the poll loop resumes them
+// (resumeDue). A paused partition's records are neither fetched nor
+// returned by a poll; the ones already buffered are dropped and fetched
+// again from its offset once it is resumed. A partition the client's user
+// paused while its records were being handled is left to the user: were
+// it recorded here, resumeDue would resume it.
+func (l *pollLoop) backOff(parts []partitionWork) {
+	if l.s.cfg.retryBackoff <= 0 {
+		return
+	}
+	var failed []int32
+	for _, p := range parts {
+		if p.failed {
+			failed = append(failed, p.partition)
+		}
+	}
+	if len(failed) == 0 {
+		return
+	}
+	due := time.Now().Add(l.s.cfg.retryBackoff)
+	pausedByUser := l.s.cl.PauseFetchPartitions(nil)[l.topic]
+	mine := failed[:0]
+	for _, p := range failed {
+		if _, ours := l.paused[p]; ours || !slices.Contains(pausedByUser, p) {
+			mine = append(mine, p)
+			l.paused[p] = due
+		}
+	}
+	if len(mine) > 0 {
+		l.s.cl.PauseFetchPartitions(map[string][]int32{l.topic: mine})
+	}
+}
+
+// resumeDue resumes the partitions backOff paused whose backoff is over at
+// now. Resuming a partition a rebalance took away meanwhile is harmless:
+// kgo keeps the paused set apart from the assignment, and the partition,
+// if it comes back, is fetched at once instead of after its backoff.
+func (l *pollLoop) resumeDue(now time.Time) {
+	var due []int32
+	for p, at := range l.paused {
+		if !at.After(now) {
+			due = append(due, p)
+			delete(l.paused, p)
+		}
+	}
+	if len(due) > 0 {
+		l.s.cl.ResumeFetchPartitions(map[string][]int32{l.topic: due})
+	}
+}
+
+// resumeAll resumes every partition backOff paused and has not resumed:
+// the client is the caller's, and must not keep partitions paused that
+// its user did not pause.
+func (l *pollLoop) resumeAll() {
+	if len(l.paused) == 0 {
+		return
+	}
+	ps := slices.Collect(maps.Keys(l.paused))
+	clear(l.paused)
+	l.s.cl.ResumeFetchPartitions(map[string][]int32{l.topic: ps})
+}
+
+// pollContext is the context of the next poll: ctx, with a deadline at
+// the earliest due resume when backOff paused a partition, because a poll
+// blocks until ctx ends when every assigned partition is paused, and it
+// takes a poll loop iteration to resume one.
+func (l *pollLoop) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if len(l.paused) == 0 {
+		return ctx, func() {}
+	}
+	var first time.Time
+	for _, at := range l.paused {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return context.WithDeadline(ctx, first)
 }
 
 // split groups records by partition, keeping offset order, and builds their
