@@ -350,8 +350,10 @@ type handlerContextKey struct{}
 func (l *pollLoop) handlePoll(ctx context.Context, start time.Time, records []*kgo.Record) {
 	parts, grouped, all := l.split(records)
 	if ctx.Err() != nil {
-		// The poll returned as ctx ended: hand nothing out, but rewind so
-		// a later Subscribe on this client does not skip these records.
+		// The poll returned as ctx ended: hand nothing out. Nothing
+		// consumes on this client again (Subscribe leaves the group and
+		// refuses a client that left); the rewind keeps its position at
+		// what was committed, for code that reads it afterwards.
 		l.rewind(parts)
 		return
 	}
