@@ -286,14 +286,24 @@ type received struct {
 	attrs [1]attribute.KeyValue
 }
 
-// message is the Message a handler sees for env: its own header map, so a
-// handler's changes stay out of redeliveries.
+// message is the Message a handler sees for env: its own copies of the key
+// and body (one allocation for both) and of the header map, so a handler's
+// changes stay out of redeliveries.
 func message(env *envelope, name string) *middleware.Message {
 	r := &received{}
 	msg := &r.msg
 	msg.ID = env.id
-	msg.Key = env.key
-	msg.Body = env.body
+	if env.key != nil || env.body != nil {
+		buf := make([]byte, len(env.key)+len(env.body))
+		n := copy(buf, env.key)
+		copy(buf[n:], env.body)
+		if env.key != nil {
+			msg.Key = buf[:n:n]
+		}
+		if env.body != nil {
+			msg.Body = buf[n:]
+		}
+	}
 	msg.Time = env.time
 	msg.DeliveryCount = env.deliveries
 	msg.Destination = name
