@@ -1,0 +1,60 @@
+package rabbitmq
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otelmq/otelmq/middleware"
+)
+
+// TestPublishAtShortStringLimits: a message ID and a header name of
+// exactly 255 bytes, the most an AMQP short string holds, are published
+// and arrive as they were sent; only one byte more is refused (see
+// TestPublishUnencodableMessages).
+func TestPublishAtShortStringLimits(t *testing.T) {
+	conn, queue := setup(t, nil)
+	got := make(chan *middleware.Message, 1)
+	r := subscribe(t, t.Context(), NewSubscriber(conn), queue, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	id, name := strings.Repeat("i", 255), strings.Repeat("k", 255)
+	msg := &middleware.Message{ID: id, Body: []byte("at the limit"), Headers: map[string]string{name: "v"}}
+	if err := NewPublisher(conn, WithConfirms(true)).Publish(t.Context(), queue, msg); err != nil {
+		t.Fatalf("a 255-byte ID and header name: %v", err)
+	}
+	if m := receive(t, got, 1, 10*time.Second)[0]; m.ID != id || m.Headers[name] != "v" {
+		t.Errorf("received ID of %d bytes, headers %v; want the 255-byte ID and header", len(m.ID), m.Headers)
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Subscribe = %v", err)
+	}
+}
+
+// TestEmptyKeyRoundTrip: an empty, non-nil Key travels (as an empty
+// KeyHeader) and arrives empty, not nil, even on a message without other
+// headers; a nil Key arrives nil, with no header table.
+func TestEmptyKeyRoundTrip(t *testing.T) {
+	conn, queue := setup(t, nil)
+	got := make(chan *middleware.Message, 2)
+	r := subscribe(t, t.Context(), NewSubscriber(conn), queue, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	err := NewPublisher(conn, WithConfirms(true)).Publish(t.Context(), queue,
+		&middleware.Message{Body: []byte("empty"), Key: []byte{}},
+		&middleware.Message{Body: []byte("nil")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range receive(t, got, 2, 10*time.Second) {
+		if want := string(m.Body) == "empty"; (m.Key != nil) != want || len(m.Key) != 0 || len(m.Headers) != 0 {
+			t.Errorf("%s key: received key %#v, headers %v", m.Body, m.Key, m.Headers)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Subscribe = %v", err)
+	}
+}
