@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/otelmq/otelmq/middleware"
 )
 
@@ -56,5 +58,22 @@ func TestEmptyKeyRoundTrip(t *testing.T) {
 	}
 	if err := r.stop(t); err != nil {
 		t.Errorf("Subscribe = %v", err)
+	}
+}
+
+// TestDeliveryCountIntegerTypes: the counts are read whatever integer
+// type the table decoded them as (amqp091 decodes each AMQP integer field
+// type to its own Go type, and other clients and plugins pick different
+// ones), in x-delivery-count as in x-death.
+func TestDeliveryCountIntegerTypes(t *testing.T) {
+	for _, n := range []any{int(2), int8(2), int16(2), int32(2), int64(2), uint8(2), uint16(2), uint32(2)} {
+		quorum := amqp.Delivery{Headers: amqp.Table{"x-delivery-count": n}}
+		if got := deliveryCount(&quorum); got != 3 {
+			t.Errorf("x-delivery-count %T 2: deliveryCount = %d, want 3", n, got)
+		}
+		dead := amqp.Delivery{Headers: amqp.Table{"x-death": []any{amqp.Table{"count": n, "reason": "rejected"}}}}
+		if got := deliveryCount(&dead); got != 3 {
+			t.Errorf("x-death count %T 2: deliveryCount = %d, want 3", n, got)
+		}
 	}
 }
