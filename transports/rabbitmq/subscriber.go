@@ -148,7 +148,14 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	// Subscribe does not wait past closeWait for the broker to confirm it.
 	defer closeChannel(ch)
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if err := rpcErr(ctx, func() error { return ch.Qos(s.cfg.prefetch, 0, false) }); err != nil {
+	// basic.qos and basic.consume are not abandoned when ctx ends: rpc
+	// would leave the call running and the deferred close would send
+	// channel.close, which the call's frame (amqp091 checks "open", then
+	// writes) could follow: the broker then closes the whole connection
+	// (504 "expected 'channel.open'"). A broker answers them in
+	// milliseconds; a silent network ends them at the heartbeat timeout.
+	setupCtx := context.WithoutCancel(ctx)
+	if err := rpcErr(setupCtx, func() error { return ch.Qos(s.cfg.prefetch, 0, false) }); err != nil {
 		return false, fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
 	}
 	if tracksTopology(ch) {
@@ -161,7 +168,7 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 		// Named here rather than by amqp091, so that it can be cancelled.
 		tag = "ctag-otelmq-" + strconv.FormatUint(consumerTags.Add(1), 10)
 	}
-	deliveries, err := rpc(ctx, func() (<-chan amqp.Delivery, error) {
+	deliveries, err := rpc(setupCtx, func() (<-chan amqp.Delivery, error) {
 		return ch.Consume(queue, tag, false, false, false, false, nil)
 	}, nil)
 	if err != nil {
