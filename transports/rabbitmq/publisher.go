@@ -411,13 +411,11 @@ func (c *pubChannel) channel(ctx context.Context, conn Dialer) (*amqp.Channel, e
 		return nil, err
 	}
 	if err := checkRecovery(ctx, conn, ch); err != nil {
-		go discardChannel(ch) // it may wait for the broker as long as Qos
 		return nil, err
 	}
 	c.closed, c.reason = ch.NotifyClose(make(chan *amqp.Error, 1)), nil
 	if c.confirms {
-		if err := rpcErr(ctx, func() error { return ch.Confirm(false) }); err != nil {
-			go discardChannel(ch) // it may wait for the broker as long as Confirm
+		if err := setupChannel(ctx, ch, func() error { return ch.Confirm(false) }); err != nil {
 			return nil, fmt.Errorf("enabling confirms: %w", err)
 		}
 		c.returns = newReturnReader(ch)

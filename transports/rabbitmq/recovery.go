@@ -55,7 +55,7 @@ func tracksTopology(ch *amqp.Channel) bool {
 }
 
 // checkRecovery refuses ch, just opened on conn, when amqp091 would
-// recover it in place (ErrAMQPRecovery). An *amqp.Connection was checked
+// recover it in place (ErrAMQPRecovery), and then closes it. An *amqp.Connection was checked
 // before the channel was opened and Dial's Connection turns recovery off;
 // any other Dialer costs a basic.qos round trip per channel, to see
 // whether amqp091 tracks it (tracksTopology). The prefetch it sets, 0, is
@@ -65,10 +65,11 @@ func checkRecovery(ctx context.Context, conn Dialer, ch *amqp.Channel) error {
 	case *amqp.Connection, *Connection:
 		return nil
 	}
-	if err := rpcErr(ctx, func() error { return ch.Qos(0, 0, false) }); err != nil {
+	if err := setupChannel(ctx, ch, func() error { return ch.Qos(0, 0, false) }); err != nil {
 		return fmt.Errorf("rabbitmq: checking for amqp091's recovery: %w", err)
 	}
 	if tracksTopology(ch) {
+		go discardChannel(ch)
 		return ErrAMQPRecovery
 	}
 	return nil

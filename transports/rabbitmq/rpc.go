@@ -47,6 +47,31 @@ func rpcErr(ctx context.Context, f func() error) error {
 	return err
 }
 
+// setupChannel runs f, a call that sets up ch (confirm.select, basic.qos),
+// like rpcErr; when f fails, or ctx ends first, ch is closed, since its
+// opener no longer wants it. The close waits for f to return even when the
+// caller does not: amqp091 checks that a channel is open and then writes,
+// so an abandoned call's frame could follow the channel.close, and a frame
+// on a channel the broker has closed makes it close the whole connection
+// (504 "expected 'channel.open'"), with every other channel on it.
+func setupChannel(ctx context.Context, ch *amqp.Channel, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }() // once per channel: no fast path
+	select {
+	case err := <-done:
+		if err != nil {
+			go discardChannel(ch) // it may wait for the broker as long as f
+		}
+		return err
+	case <-ctx.Done():
+		go func() {
+			<-done
+			discardChannel(ch)
+		}()
+		return ctx.Err()
+	}
+}
+
 // discardChannel closes a channel its opener no longer wants.
 func discardChannel(ch *amqp.Channel) { _ = ch.Close() }
 
