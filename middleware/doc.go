@@ -5,11 +5,14 @@
 //
 // # Spans (OpenTelemetry messaging semantic conventions)
 //
-//   - send {destination} (PRODUCER): one per Publish call; for a batch,
-//     messaging.batch.message_count and one create {destination} span per
-//     message (WithCreateSpans(false) turns those off). Each message's
-//     creation context is injected into its Headers, unless it already
-//     carries one (a relay or a dead-letter publish keeps the original).
+//   - send {destination}: one per Publish call; for a batch,
+//     messaging.batch.message_count and one create {destination} span
+//     (PRODUCER) per message (WithCreateSpans(false) turns those off). Each
+//     message's creation context is injected into its Headers, unless it
+//     already carries one (a relay or a dead-letter publish keeps the
+//     original, which the send span links). The send span is a PRODUCER
+//     when its own context is some message's creation context, else (create
+//     spans, or every message keeping its own) a CLIENT.
 //   - receive {destination} (CLIENT): one per poll that returned messages,
 //     linking every message's creation context (up to WithLinkLimit, by
 //     default the SDK's own link limit). Only pull-based consumers

@@ -119,17 +119,42 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 		return p.next.Publish(ctx, dest, msgs...)
 	}
 	d := Describe(p.next, dest)
-	ctx, span := p.t.StartSend(ctx, d, len(msgs))
 	batch := len(msgs) > 1
-	for _, msg := range msgs {
+	// The send span is a PRODUCER only when its context becomes some
+	// message's creation context; it is a CLIENT when create spans take
+	// that role, or every message keeps the one it came with (a relay, a
+	// retry, a dead-letter publish). Which ones keep theirs is known
+	// before the span starts, since a span's kind is fixed at its start.
+	var kept []trace.SpanContext // by index in msgs; nil when none is kept
+	injects := false
+	for i, msg := range msgs {
 		if msg == nil {
 			continue // the transport reports it
+		}
+		if sc, ok := p.t.keep(ctx, (*headerCarrier)(msg)); ok {
+			if kept == nil {
+				kept = make([]trace.SpanContext, len(msgs))
+			}
+			kept[i] = sc
+		} else {
+			injects = true
+		}
+	}
+	ctx, span := p.t.startSend(ctx, d, len(msgs), injects && !(batch && p.t.cfg.createSpans), nil)
+	for i, msg := range msgs {
+		if msg == nil {
+			continue
+		}
+		if kept != nil && kept[i].IsValid() {
+			span.AddLink(trace.Link{SpanContext: kept[i]})
+			msg.setCreation(kept[i])
+			continue
 		}
 		var attrs []attribute.KeyValue
 		if batch && msg.ID != "" {
 			attrs = []attribute.KeyValue{propagation.MessageID(msg.ID)}
 		}
-		msg.setCreation(p.t.InjectCreate(ctx, d, (*headerCarrier)(msg), batch, attrs...))
+		msg.setCreation(p.t.injectNew(ctx, d, (*headerCarrier)(msg), batch, attrs))
 	}
 	published := false
 	defer func() {
@@ -326,17 +351,28 @@ func (t *Tracing) SettledEach(ctx context.Context, d Destination, op string, sta
 // span when it records nothing itself: ending a span that does not record
 // does nothing), and InjectCreate starts no create span.
 
-// StartSend starts the send span (PRODUCER) of a publish of n messages to d.
+// StartSend starts the send span of a publish of n messages to d: a
+// PRODUCER, whose context InjectCreate writes into the messages, or, when
+// create spans do that for a batch (n > 1, WithCreateSpans on), a CLIENT.
 func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return t.startSend(ctx, d, n, !(n > 1 && t.cfg.createSpans), attrs)
+}
+
+// startSend is StartSend with the kind decided by the caller: PRODUCER when
+// producer is true, which only a span whose context some message takes as
+// its creation context is, else CLIENT.
+func (t *Tracing) startSend(ctx context.Context, d Destination, n int, producer bool, attrs []attribute.KeyValue) (context.Context, trace.Span) {
 	if pctx, span, ok := t.unsampledParent(ctx); ok {
 		return pctx, span
 	}
 	sh := t.shapes.get(d, propagation.Send, "send")
-	if n <= 1 && len(attrs) == 0 && t.cfg.redact == nil {
+	if producer && n <= 1 && len(attrs) == 0 && t.cfg.redact == nil {
 		return t.tracer.Start(ctx, sh.name, sh.opts...)
 	}
 	attrOpt, opts, skip := t.start(sh, n > 1, n, attrs)
-	if opts == nil {
+	if !producer {
+		opts = []trace.SpanStartOption{kindClient, attrOpt}
+	} else if opts == nil {
 		opts = []trace.SpanStartOption{sh.kind, attrOpt}
 	}
 	ctx, span := t.tracer.Start(ctx, sh.name, opts...)
@@ -356,6 +392,11 @@ func (t *Tracing) InjectCreate(ctx context.Context, d Destination, c propagation
 		trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: sc})
 		return sc
 	}
+	return t.injectNew(ctx, d, c, batch, attrs)
+}
+
+// injectNew is InjectCreate for a message that keeps no creation context.
+func (t *Tracing) injectNew(ctx context.Context, d Destination, c propagation.TextMapCarrier, batch bool, attrs []attribute.KeyValue) trace.SpanContext {
 	if batch && t.cfg.createSpans && !t.sampledOut(ctx) {
 		sh := t.shapes.get(d, propagation.Create, "create")
 		attrOpt, opts, skip := t.start(sh, false, 0, attrs)

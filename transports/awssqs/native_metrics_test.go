@@ -228,7 +228,8 @@ func TestNativeBatchRefusedEntry(t *testing.T) {
 	}
 	var send sdktrace.ReadOnlySpan
 	for _, s := range tel.Spans.Ended() {
-		if s.SpanKind() == trace.SpanKindProducer && strings.HasPrefix(s.Name(), "send ") {
+		// A CLIENT: each entry's create span is its creation context.
+		if s.SpanKind() == trace.SpanKindClient && strings.HasPrefix(s.Name(), "send ") {
 			send = s
 		}
 	}
