@@ -84,7 +84,7 @@ func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *a
 	d := middleware.Destination{
 		System:     propagation.SystemRabbitMQ,
 		Name:       propagation.RabbitMQDestination(exchange, key, ""),
-		Attributes: []attribute.KeyValue{propagation.RabbitMQRouting(key)},
+		Attributes: appendRoutingKey(nil, key),
 	}
 	ctx, span := c.tracing.StartSend(ctx, d, 1)
 	// The caller's table may be shared between publishes: never write to it.
@@ -185,20 +185,27 @@ func (c *Channel) destination(d *amqp.Delivery) middleware.Destination {
 // adds at most.
 const maxDeliveryAttributes = 3
 
-// deliveryAttributes are the attributes that describe d: its routing key,
-// delivery tag and, when it has one, message ID.
+// deliveryAttributes are the attributes that describe d: its routing key
+// (when not empty), delivery tag and, when it has one, message ID.
 func deliveryAttributes(d *amqp.Delivery) []attribute.KeyValue {
 	return appendDeliveryAttributes(make([]attribute.KeyValue, 0, maxDeliveryAttributes), d)
 }
 
 // appendDeliveryAttributes appends deliveryAttributes(d) to attrs.
 func appendDeliveryAttributes(attrs []attribute.KeyValue, d *amqp.Delivery) []attribute.KeyValue {
-	attrs = append(attrs,
-		propagation.RabbitMQRouting(d.RoutingKey),
-		propagation.RabbitMQDeliveryTag(d.DeliveryTag),
-	)
+	attrs = append(appendRoutingKey(attrs, d.RoutingKey), propagation.RabbitMQDeliveryTag(d.DeliveryTag))
 	if d.MessageId != "" {
 		attrs = append(attrs, propagation.MessageID(d.MessageId))
 	}
 	return attrs
+}
+
+// appendRoutingKey appends messaging.rabbitmq.destination.routing_key to
+// attrs, unless key is empty: semconv requires it only when it is not (a
+// fanout or headers exchange routes without one).
+func appendRoutingKey(attrs []attribute.KeyValue, key string) []attribute.KeyValue {
+	if key == "" {
+		return attrs
+	}
+	return append(attrs, propagation.RabbitMQRouting(key))
 }

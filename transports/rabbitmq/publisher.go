@@ -10,7 +10,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelmq/otelmq/internal/destcache"
 	"github.com/otelmq/otelmq/middleware"
@@ -98,7 +97,7 @@ func (p *Publisher) Describe(routingKey string) middleware.Destination {
 }
 
 func (p *Publisher) describe(routingKey string) middleware.Destination {
-	attrs := append([]attribute.KeyValue{propagation.RabbitMQRouting(routingKey)}, p.cfg.serverAttributes()...)
+	attrs := append(appendRoutingKey(nil, routingKey), p.cfg.serverAttributes()...)
 	if p.cfg.exchange == "" && serverNamed(routingKey) {
 		// The default exchange routes to the queue of that name.
 		attrs = append(attrs, propagation.DestinationAnonymous(true))

@@ -1,0 +1,84 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/otelmq/otelmq/internal/testtel"
+	"github.com/otelmq/otelmq/middleware"
+	"github.com/otelmq/otelmq/propagation"
+)
+
+// TestEmptyRoutingKeyIsNotRecorded: semconv requires
+// messaging.rabbitmq.destination.routing_key only when it is not empty. A
+// fanout exchange routes without one: a message published to it with an
+// empty key gets no such attribute on its send or process span (nor an
+// empty string one), while one published with a key, which the fanout
+// ignores, records it on both.
+func TestEmptyRoutingKeyIsNotRecorded(t *testing.T) {
+	conn, q := setup(t, nil)
+	ch := rawChannel(t, conn)
+	ex := fmt.Sprintf("otelmq-fanout-%d", time.Now().UnixNano())
+	if err := ch.ExchangeDeclare(ex, "fanout", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q, "", ex, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	tel := testtel.New(t)
+	pub := tel.Publisher(NewPublisher(conn, WithExchange(ex)))
+	got := make(chan *middleware.Message, 2)
+	subscribe(t, t.Context(), tel.Subscriber(NewSubscriber(conn)), q, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	for _, key := range []string{"", "ignored-by-fanout"} {
+		if err := pub.Publish(t.Context(), key, middleware.NewMessage([]byte(key))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive(t, got, 2, 10*time.Second)
+	routingKey := func(s sdktrace.ReadOnlySpan) (attribute.Value, bool) {
+		for _, a := range s.Attributes() {
+			if a.Key == propagation.RabbitMQRouting("").Key {
+				return a.Value, true
+			}
+		}
+		return attribute.Value{}, false
+	}
+	eventually(t, 5*time.Second, "two send and two process spans", func() bool {
+		var sends, processes int
+		for _, s := range tel.Spans.Ended() {
+			switch s.Name() {
+			case "send " + ex, "send " + ex + ":ignored-by-fanout":
+				sends++
+			case "process " + q:
+				processes++
+			}
+		}
+		return sends == 2 && processes == 2
+	})
+	keyed := map[string]int{}
+	for _, s := range tel.Spans.Ended() {
+		v, ok := routingKey(s)
+		if s.Name() == "send "+ex && ok {
+			t.Fatalf("the send span of the message without a key records routing key %q", v.AsString())
+		}
+		if ok {
+			if v.AsString() != "ignored-by-fanout" {
+				t.Fatalf("%s records routing key %q", s.Name(), v.AsString())
+			}
+			keyed[s.Name()]++
+		}
+	}
+	// The keyed message's spans must record it: a test that passed with no
+	// routing key recorded at all would prove nothing.
+	if keyed["send "+ex+":ignored-by-fanout"] != 1 || keyed["process "+q] != 1 {
+		t.Fatalf("spans recording the routing key: %v, want the keyed message's send and process span", keyed)
+	}
+}
