@@ -92,6 +92,15 @@ type Destination struct {
 	// beside Name), and metrics record it instead of Name. Transports leave
 	// it empty; WithDestinationTemplate sets it.
 	Template string
+	// MessageAttributes, when not nil, describes one message published to
+	// this destination: before the publish (sent false) what the message
+	// itself says (a Kafka key, a tombstone), after a successful one (sent
+	// true) also what the broker told (a Kafka partition and offset). The
+	// tracing middleware records them on the message's create span, and on
+	// the send span of a Publish of that message alone. The slice returned
+	// is the caller's. Transports' publishers set it; subscribers describe
+	// consumed messages with Message.Attributes instead.
+	MessageAttributes func(msg *Message, sent bool) []attribute.KeyValue
 }
 
 // Describer is implemented by transports' publishers and subscribers.

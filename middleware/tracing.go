@@ -151,8 +151,8 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 			continue
 		}
 		var attrs []attribute.KeyValue
-		if batch && msg.ID != "" {
-			attrs = []attribute.KeyValue{propagation.MessageID(msg.ID)}
+		if batch && p.t.cfg.createSpans {
+			attrs = publishedAttributes(d, msg, false)
 		}
 		msg.setCreation(p.t.injectNew(ctx, d, (*headerCarrier)(msg), batch, attrs))
 	}
@@ -170,12 +170,28 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, msgs ...*Mes
 	}()
 	err := p.next.Publish(ctx, dest, msgs...)
 	published = true
-	if !batch && len(msgs) == 1 && msgs[0] != nil && msgs[0].ID != "" && span.IsRecording() {
-		// Brokers assign IDs on send; record it once known.
-		p.t.RecordAttributes(span, propagation.MessageID(msgs[0].ID))
+	if !batch && len(msgs) == 1 && msgs[0] != nil && span.IsRecording() {
+		// Brokers assign IDs (and Kafka partitions and offsets) on send:
+		// recorded once known.
+		if attrs := publishedAttributes(d, msgs[0], err == nil); len(attrs) > 0 {
+			p.t.RecordAttributes(span, attrs...)
+		}
 	}
 	p.t.End(span, err)
 	return err
+}
+
+// publishedAttributes describes msg, published to d (sent) or about to be:
+// d.MessageAttributes, and its ID when it has one.
+func publishedAttributes(d Destination, msg *Message, sent bool) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	if d.MessageAttributes != nil {
+		attrs = d.MessageAttributes(msg, sent)
+	}
+	if msg.ID != "" {
+		attrs = append(attrs, propagation.MessageID(msg.ID))
+	}
+	return attrs
 }
 
 // publishPanic is the error a send span ends with when the Publisher it

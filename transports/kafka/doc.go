@@ -29,6 +29,11 @@
 // arrays and strings (IDs, header values), so a handler that keeps a
 // Message keeps its block's memory (some KiB) alive.
 //
+// A Publish of one message records on its send span, as the Hooks do, the
+// record's key, tombstone flag, partition, offset and ID (partition and
+// offset once the broker acknowledged it); in a batch each message's create
+// span records its key and tombstone flag (Destination.MessageAttributes).
+//
 // Publish marks middleware.Permanent (so DeadLetter dead-letters at once)
 // a nil message, and a record the broker refuses as too large
 // (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_RECORD) when it was

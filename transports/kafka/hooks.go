@@ -243,21 +243,13 @@ func (h *Hooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	}
 	if st.span.IsRecording() {
 		// One call for all: each call can grow the span's attributes.
-		attrs := make([]attribute.KeyValue, 0, 5)
-		if propagation.RecordableKey(r.Key) {
-			attrs = append(attrs, propagation.KafkaKey(r.Key))
-		}
-		if r.Value == nil {
-			attrs = append(attrs, propagation.KafkaTombstone(true))
-		}
+		id := ""
 		if err == nil {
-			// Partition and offset are known only now.
-			id := recordID(r.Topic, r.Partition, r.Offset)
-			attrs = append(attrs,
-				propagation.PartitionID(idPartition(id)),
-				propagation.KafkaOffset(r.Offset),
-				propagation.MessageID(id),
-			)
+			id = recordID(r.Topic, r.Partition, r.Offset) // known only now
+		}
+		attrs := appendProducedAttributes(make([]attribute.KeyValue, 0, 5), r.Key, r.Value == nil, id, r.Offset)
+		if id != "" {
+			attrs = append(attrs, propagation.MessageID(id))
 		}
 		h.tracing.RecordAttributes(st.span, attrs...)
 	}

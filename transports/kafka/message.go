@@ -40,6 +40,53 @@ func idPartition(id string) string {
 	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
+// appendProducedAttributes appends what a send or create span records of
+// one record beside its destination, as the Publisher and the Hooks both
+// describe it: its key (when recordable: propagation.RecordableKey), the
+// tombstone flag (a nil value) and, once it was produced (id, its recordID,
+// is not empty), its partition, sharing id's bytes, and offset.
+func appendProducedAttributes(attrs []attribute.KeyValue, key []byte, tombstone bool, id string, offset int64) []attribute.KeyValue {
+	if propagation.RecordableKey(key) {
+		attrs = append(attrs, propagation.KafkaKey(key))
+	}
+	if tombstone {
+		attrs = append(attrs, propagation.KafkaTombstone(true))
+	}
+	if id != "" {
+		attrs = append(attrs, propagation.PartitionID(idPartition(id)), propagation.KafkaOffset(offset))
+	}
+	return attrs
+}
+
+// idOffset returns the offset of an ID recordID built, and whether id is
+// one: an ID a Publish set may have been replaced since (by a publish
+// through another transport, or the application). It reads the ID from the
+// end, as idPartition does: topic names hold no '/'.
+func idOffset(id string) (int64, bool) {
+	rest, offset, ok := cutLast(id)
+	if !ok {
+		return 0, false
+	}
+	topic, partition, ok := cutLast(rest)
+	if !ok || topic == "" {
+		return 0, false
+	}
+	if _, err := strconv.ParseInt(partition, 10, 32); err != nil {
+		return 0, false
+	}
+	o, err := strconv.ParseInt(offset, 10, 64)
+	return o, err == nil
+}
+
+// cutLast cuts s around its last '/'.
+func cutLast(s string) (before, after string, found bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
 // idLen is len(recordID(topic, partition, offset)), counted without
 // formatting: builders are grown by exactly this, since a bound (11 and 20
 // digits) would reserve 25 bytes a record that hold nothing.

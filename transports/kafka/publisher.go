@@ -45,7 +45,26 @@ func (p *Publisher) Describe(topic string) middleware.Destination {
 		System:     propagation.SystemKafka,
 		Name:       topic,
 		Attributes: p.attrs,
+		// A function, not a closure: Describe runs on every Publish.
+		MessageAttributes: producedAttributes,
 	}
+}
+
+// producedAttributes describes msg, produced by Publish (sent) or about to
+// be, as the Hooks describe a record on its send span: key, tombstone and,
+// once produced, partition and offset, read back from the ID Publish set.
+// Nil when there is nothing to say (no key, a value, not sent).
+func producedAttributes(msg *middleware.Message, sent bool) []attribute.KeyValue {
+	id, offset := "", int64(0)
+	if sent {
+		if o, ok := idOffset(msg.ID); ok {
+			id, offset = msg.ID, o
+		}
+	}
+	if id == "" && msg.Body != nil && !propagation.RecordableKey(msg.Key) {
+		return nil
+	}
+	return appendProducedAttributes(make([]attribute.KeyValue, 0, 5), msg.Key, msg.Body == nil, id, offset)
 }
 
 // Publish produces one record per message to topic and waits until every
