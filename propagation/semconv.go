@@ -131,19 +131,29 @@ func RabbitMQDeliveryTag(tag uint64) attribute.KeyValue {
 	return attribute.Int64(string(semconv.MessagingRabbitMQMessageDeliveryTagKey), int64(tag))
 }
 
-// RabbitMQDestination names a RabbitMQ destination per semconv:
-// "{exchange}:{routing key}" on send, "{exchange}:{routing key}:{queue}" on
-// receive (queue != ""), with "amq.default" for the default exchange.
+// RabbitMQDestination names a RabbitMQ destination per semconv's
+// rabbitmq.md: "{exchange}:{routing key}" on send, and on receive (queue
+// != "") "{exchange}:{routing key}:{queue}", leaving out the empty parts
+// (the default exchange's name is empty) and the routing key when it is
+// the queue's name. A send with neither exchange nor routing key is
+// "amq.default". So a publish to queue "orders" through the default
+// exchange is "orders", not "amq.default:orders".
 func RabbitMQDestination(exchange, routingKey, queue string) string {
-	if exchange == "" {
-		exchange = "amq.default"
+	if queue != "" && routingKey == queue {
+		routingKey = ""
 	}
 	s := exchange
-	if routingKey != "" {
-		s += ":" + routingKey
+	for _, part := range [...]string{routingKey, queue} {
+		switch {
+		case part == "":
+		case s == "":
+			s = part
+		default:
+			s += ":" + part
+		}
 	}
-	if queue != "" {
-		s += ":" + queue
+	if s == "" {
+		return "amq.default"
 	}
 	return s
 }

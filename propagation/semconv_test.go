@@ -6,14 +6,22 @@ import (
 	"github.com/otelmq/otelmq/propagation"
 )
 
-// TestRabbitMQDestination: semconv names the default exchange amq.default,
-// and a destination is "{exchange}:{routing key}", with ":{queue}" on receive.
+// TestRabbitMQDestination: semconv's rabbitmq.md names a destination
+// "{exchange}:{routing key}" on send and "{exchange}:{routing key}:{queue}"
+// on receive, leaving out what is empty and a routing key equal to the
+// queue; "amq.default" only when a send has neither exchange nor key.
 func TestRabbitMQDestination(t *testing.T) {
 	for _, tc := range []struct{ exchange, key, queue, want string }{
-		{"", "orders", "", "amq.default:orders"},
-		{"", "orders", "orders", "amq.default:orders:orders"},
+		{"", "orders", "", "orders"},
+		{"", "", "", "amq.default"},
 		{"events", "", "", "events"},
+		{"events", "order.created", "", "events:order.created"},
+		{"", "orders", "orders", "orders"},
+		{"", "orders", "billing", "orders:billing"},
+		{"events", "", "billing", "events:billing"},
+		{"events", "billing", "billing", "events:billing"},
 		{"events", "order.created", "billing", "events:order.created:billing"},
+		{"", "", "billing", "billing"},
 	} {
 		if got := propagation.RabbitMQDestination(tc.exchange, tc.key, tc.queue); got != tc.want {
 			t.Errorf("RabbitMQDestination(%q, %q, %q) = %q, want %q", tc.exchange, tc.key, tc.queue, got, tc.want)

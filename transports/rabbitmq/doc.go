@@ -59,7 +59,12 @@
 // Publish's destination is the routing key on the exchange set with
 // WithExchange (default: the default exchange, which routes to the queue
 // of that name). Send spans are named per the semantic conventions,
-// "send amq.default:orders". Subscribe's destination is the queue, and
+// "send {exchange}:{routing key}", without the default exchange's empty
+// name: "send orders" through it, "send events:order.created" through an
+// exchange "events" ("amq.default" when neither is set). Subscribe's
+// destination is the queue (one low-cardinality name for all its
+// deliveries, where semconv would add each delivery's exchange and
+// routing key), and
 // process and settle spans are named by the queue alone ("process orders",
 // "ack orders"); the routing key, delivery tag and message ID of each
 // delivery are attributes. The broker pushes deliveries, so there is no

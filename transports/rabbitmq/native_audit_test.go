@@ -118,7 +118,7 @@ func TestChannelSendMessageID(t *testing.T) {
 	if err := ch.PublishWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: []byte("3")}); err != nil {
 		t.Fatal(err)
 	}
-	// Named by exchange and routing key: "send amq.default:{queue}".
+	// Named by the routing key alone through the default exchange: "send {queue}".
 	sends := endedNamed(sr, "send "+propagation.RabbitMQDestination("", q, ""))
 	if len(sends) != 3 {
 		var names []string

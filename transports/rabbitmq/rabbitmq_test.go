@@ -179,7 +179,7 @@ func TestPublishErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("publish on a closed connection succeeded")
 			}
-			for _, want := range []string{`message 0 (id "a")`, `message 1 (id "b")`, "2 message(s) failed", "amq.default:orders"} {
+			for _, want := range []string{`message 0 (id "a")`, `message 1 (id "b")`, "2 message(s) failed", "publish to orders:"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not contain %q", err, want)
 				}
