@@ -69,13 +69,13 @@ func (c *Channel) PublishWithDeferredConfirmWithContext(ctx context.Context, exc
 }
 
 // endPublish ends the send span of msg to d with err, recording msg's
-// MessageId, as the Publisher records a message's ID, and measures the
-// send that began at start.
+// MessageId, as the Publisher records a message's ID, and CorrelationId,
+// and measures the send that began at start.
 func (c *Channel) endPublish(ctx context.Context, span trace.Span, d middleware.Destination, start time.Time, msg *amqp.Publishing, err error) {
 	err = named(err) // for the span and metric; the caller gets amqp091's error
 	c.metrics.Sent(ctx, d, start, 1, err)
-	if msg.MessageId != "" && span.IsRecording() {
-		c.tracing.RecordAttributes(span, propagation.MessageID(msg.MessageId))
+	if (msg.MessageId != "" || msg.CorrelationId != "") && span.IsRecording() {
+		c.tracing.RecordAttributes(span, appendMessageIDs(make([]attribute.KeyValue, 0, 2), msg.MessageId, msg.CorrelationId)...)
 	}
 	c.tracing.End(span, err)
 }
@@ -182,11 +182,14 @@ func (c *Channel) destination(d *amqp.Delivery) middleware.Destination {
 }
 
 // maxDeliveryAttributes is how many attributes appendDeliveryAttributes
-// adds at most.
+// adds at most to a delivery without a correlation ID: one with one (rare
+// outside request-reply) grows the slice, rather than every delivery
+// making room for it.
 const maxDeliveryAttributes = 3
 
 // deliveryAttributes are the attributes that describe d: its routing key
-// (when not empty), delivery tag and, when it has one, message ID.
+// (when not empty), delivery tag and, when it has them, message ID and
+// correlation ID (messaging.message.conversation_id).
 func deliveryAttributes(d *amqp.Delivery) []attribute.KeyValue {
 	return appendDeliveryAttributes(make([]attribute.KeyValue, 0, maxDeliveryAttributes), d)
 }
@@ -194,8 +197,18 @@ func deliveryAttributes(d *amqp.Delivery) []attribute.KeyValue {
 // appendDeliveryAttributes appends deliveryAttributes(d) to attrs.
 func appendDeliveryAttributes(attrs []attribute.KeyValue, d *amqp.Delivery) []attribute.KeyValue {
 	attrs = append(appendRoutingKey(attrs, d.RoutingKey), propagation.RabbitMQDeliveryTag(d.DeliveryTag))
-	if d.MessageId != "" {
-		attrs = append(attrs, propagation.MessageID(d.MessageId))
+	return appendMessageIDs(attrs, d.MessageId, d.CorrelationId)
+}
+
+// appendMessageIDs appends the message-id property, as messaging.message.id,
+// and the correlation-id property, as messaging.message.conversation_id
+// (semconv's RabbitMQ mapping), leaving out the empty ones.
+func appendMessageIDs(attrs []attribute.KeyValue, messageID, correlationID string) []attribute.KeyValue {
+	if messageID != "" {
+		attrs = append(attrs, propagation.MessageID(messageID))
+	}
+	if correlationID != "" {
+		attrs = append(attrs, propagation.ConversationID(correlationID))
 	}
 	return attrs
 }

@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"context"
 	"fmt"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"testing"
 	"time"
 
@@ -80,5 +81,42 @@ func TestEmptyRoutingKeyIsNotRecorded(t *testing.T) {
 	// routing key recorded at all would prove nothing.
 	if keyed["send "+ex+":ignored-by-fanout"] != 1 || keyed["process "+q] != 1 {
 		t.Fatalf("spans recording the routing key: %v, want the keyed message's send and process span", keyed)
+	}
+}
+
+// TestCorrelationIDIsConversationID: semconv maps RabbitMQ's correlation-id
+// property to messaging.message.conversation_id. A Publishing with one
+// records it on its send span (native Channel) and the Subscriber's
+// process span of its delivery records it too; a message without one
+// records none.
+func TestCorrelationIDIsConversationID(t *testing.T) {
+	conn, q := setup(t, nil)
+	sr, tp := channelRecorder(t)
+	ch := WrapChannel(rawChannel(t, conn), middleware.WithTracerProvider(tp))
+	for _, corr := range []string{"req-42", ""} {
+		if err := ch.PublishWithContext(t.Context(), "", q, false, false, amqp.Publishing{CorrelationId: corr, Body: []byte(corr)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tracing := middleware.NewTracing(middleware.WithTracerProvider(tp))
+	got := make(chan *middleware.Message, 2)
+	subscribe(t, t.Context(), tracing.Subscriber(NewSubscriber(conn)), q, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	receive(t, got, 2, 10*time.Second)
+	key := propagation.ConversationID("").Key
+	eventually(t, 5*time.Second, "two process spans", func() bool { return len(endedNamed(sr, "process "+q)) == 2 })
+	for _, name := range []string{"send " + q, "process " + q} {
+		spans := endedNamed(sr, name)
+		var with []string
+		for _, s := range spans {
+			if v, ok := spanAttr(s, key); ok {
+				with = append(with, v.AsString())
+			}
+		}
+		if len(spans) != 2 || len(with) != 1 || with[0] != "req-42" {
+			t.Errorf("%d %q spans, conversation IDs %q; want 2, one of them req-42", len(spans), name, with)
+		}
 	}
 }
