@@ -124,6 +124,34 @@ func TestFIFOPublishKeepsOwnIDForRepublish(t *testing.T) {
 	}
 }
 
+// A single message (SendMessage rather than a batch) keeps its own ID on a
+// FIFO queue too, and a publish of it again sends the same
+// MessageDeduplicationId; a standard queue's gets the SQS MessageId.
+func TestFIFOSingleMessageKeepsOwnID(t *testing.T) {
+	client := brokers.SQS(t)
+	fifo := brokers.SQSQueue(t, client, "single.fifo", nil)
+	standard := brokers.SQSQueue(t, client, "single", nil)
+	pub := awssqs.NewPublisher(client)
+	msg := middleware.NewMessage([]byte("order 44"))
+	msg.ID, msg.Key = "order-44", []byte("customer-1")
+	for range 2 {
+		if err := pub.Publish(context.Background(), fifo, msg); err != nil {
+			t.Fatal(err)
+		}
+		if msg.ID != "order-44" {
+			t.Fatalf("ID after a FIFO publish: %q, want the caller's", msg.ID)
+		}
+	}
+	plain := middleware.NewMessage([]byte("order 45"))
+	plain.ID = "order-45"
+	if err := pub.Publish(context.Background(), standard, plain); err != nil {
+		t.Fatal(err)
+	}
+	if plain.ID == "order-45" || plain.ID == "" {
+		t.Fatalf("ID after a standard publish: %q, want the MessageId SQS assigned", plain.ID)
+	}
+}
+
 // fifoFake answers the first ReceiveMessage with three messages of one
 // group, in order, as SQS may for a FIFO queue, and nothing afterwards; it
 // records deletes and visibility changes.
