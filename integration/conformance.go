@@ -481,6 +481,22 @@ func testBatchPublish(t *testing.T, h Harness) {
 	if len(creates) != 12 {
 		t.Fatalf("%d create spans, want 12", len(creates))
 	}
+	// The create spans are the messages' creation contexts (PRODUCER), so
+	// the send spans, however the transport splits the batch, are CLIENTs.
+	for _, s := range r.spans("create ") {
+		if s.SpanKind() != trace.SpanKindProducer {
+			t.Fatalf("create span of kind %v, want producer", s.SpanKind())
+		}
+	}
+	sends := r.spans("send ")
+	if len(sends) == 0 {
+		t.Fatal("no send span")
+	}
+	for _, s := range sends {
+		if s.SpanKind() != trace.SpanKindClient {
+			t.Fatalf("send span of a batch with create spans of kind %v, want client", s.SpanKind())
+		}
+	}
 	for _, b := range bodies {
 		ds := c.byBody(b)
 		p := r.span(ds[0].span.SpanID())
