@@ -296,18 +296,25 @@ func (p *poller) retry(hctx context.Context, m *types.Message) {
 }
 
 // abandon makes received messages that no handler will run visible again at
-// once, so shutting down does not hide them for a visibility timeout.
+// once, so shutting down does not hide them for a visibility timeout. The
+// calls (at most a poll's ten) go out together, as extensions do: one at a
+// time, a slow SQS would hold shutdown for ten round trips, and the bound of
+// settleTimeout could leave the last ones hidden.
 func (p *poller) abandon(hctx context.Context, raw []types.Message) {
 	defer p.release(len(raw))
 	sctx, cancel := context.WithTimeout(hctx, settleTimeout)
 	defer cancel()
+	var wg sync.WaitGroup
 	for i := range raw {
-		_, _ = p.s.api.ChangeMessageVisibility(sctx, &sqs.ChangeMessageVisibilityInput{
-			QueueUrl:          aws.String(p.queueURL),
-			ReceiptHandle:     raw[i].ReceiptHandle,
-			VisibilityTimeout: 0,
+		wg.Go(func() {
+			_, _ = p.s.api.ChangeMessageVisibility(sctx, &sqs.ChangeMessageVisibilityInput{
+				QueueUrl:          aws.String(p.queueURL),
+				ReceiptHandle:     raw[i].ReceiptHandle,
+				VisibilityTimeout: 0,
+			})
 		})
 	}
+	wg.Wait()
 }
 
 // entryIDs are the Ids of DeleteMessageBatch entries: the index of the
