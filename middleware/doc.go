@@ -50,4 +50,8 @@
 // an error whether or not Recover is used. A transport whose per-message
 // attributes cost something to build sets a Native that is an
 // AttributeSource: the middleware asks for them only for spans it starts.
+// On the publishing side, Destination.MessageAttributes describes a message
+// being published (before the publish, for its create span) or just
+// published (for the send span of a lone message: a Kafka partition and
+// offset, known only then).
 package middleware
