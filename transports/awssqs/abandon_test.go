@@ -74,7 +74,9 @@ func TestShutdownAbandonsPollTogether(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- awssqs.NewSubscriber(api, append(fast, awssqs.WithConcurrency(1))...).Subscribe(ctx, url, h) }()
+	go func() {
+		done <- awssqs.NewSubscriber(api, append(fast, awssqs.WithConcurrency(1))...).Subscribe(ctx, url, h)
+	}()
 	select {
 	case <-started:
 	case <-time.After(15 * time.Second):
