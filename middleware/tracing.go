@@ -374,6 +374,23 @@ func (t *Tracing) StartSend(ctx context.Context, d Destination, n int, attrs ...
 	return t.startSend(ctx, d, n, !(n > 1 && t.cfg.createSpans), attrs)
 }
 
+// StartSendOne starts the send span of a publish of the one message c
+// carries, and gives the message its creation context, as a Publisher
+// wrapped by Tracing does for a single message: a valid one c already
+// carries is kept and the send span, a CLIENT, links it; else the send
+// span, a PRODUCER, is injected into c. It is StartSend and InjectCreate
+// for one message, with the span's kind, fixed at its start, right.
+func (t *Tracing) StartSendOne(ctx context.Context, d Destination, c propagation.TextMapCarrier, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	sc, kept := t.keep(ctx, c)
+	ctx, span := t.startSend(ctx, d, 1, !kept, attrs)
+	if kept {
+		span.AddLink(trace.Link{SpanContext: sc})
+	} else {
+		t.prop.Inject(ctx, c)
+	}
+	return ctx, span
+}
+
 // startSend is StartSend with the kind decided by the caller: PRODUCER when
 // producer is true, which only a span whose context some message takes as
 // its creation context is, else CLIENT.

@@ -143,11 +143,15 @@ func (i *Instrumentation) handle(ctx context.Context, in smithymiddleware.Initia
 
 func (i *Instrumentation) sendMessage(ctx context.Context, in smithymiddleware.InitializeInput, p *sqs.SendMessageInput, next smithymiddleware.InitializeHandler) (smithymiddleware.InitializeOutput, smithymiddleware.Metadata, error) {
 	d := describe(aws.ToString(p.QueueUrl))
-	ctx, span := i.tracing.StartSend(ctx, d, 1)
 	// The caller's input and maps may be reused for the next message: the
-	// trace context goes into copies.
+	// trace context goes into copies. The send span starts once the
+	// message's own creation context, if it has one, is known.
 	cp := *p
-	cp.MessageAttributes, cp.MessageSystemAttributes = i.inject(ctx, d, p.MessageAttributes, p.MessageSystemAttributes, false)
+	var span trace.Span
+	cp.MessageAttributes, cp.MessageSystemAttributes = i.inject(p.MessageAttributes, p.MessageSystemAttributes, func(c propagation.TextMapCarrier) context.Context {
+		ctx, span = i.tracing.StartSendOne(ctx, d, c)
+		return ctx
+	})
 	in.Parameters = &cp
 	start := time.Now()
 	out, md, err := next.HandleInitialize(ctx, in)
@@ -170,7 +174,10 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 	batch := len(cp.Entries) > 1
 	for j := range cp.Entries {
 		e := &cp.Entries[j]
-		e.MessageAttributes, e.MessageSystemAttributes = i.inject(ctx, d, e.MessageAttributes, e.MessageSystemAttributes, batch)
+		e.MessageAttributes, e.MessageSystemAttributes = i.inject(e.MessageAttributes, e.MessageSystemAttributes, func(c propagation.TextMapCarrier) context.Context {
+			i.tracing.InjectCreate(ctx, d, c, batch)
+			return ctx
+		})
 	}
 	in.Parameters = &cp
 	start := time.Now()
@@ -195,15 +202,18 @@ func (i *Instrumentation) sendMessageBatch(ctx context.Context, in smithymiddlew
 // attribute each when they fit beside the message's own attributes, else
 // packed into PackedAttribute, else they are dropped and recorded. An X-Ray
 // header the propagator writes becomes the AWSTraceHeader system attribute
-// unless the message already has one.
-func (i *Instrumentation) inject(ctx context.Context, d middleware.Destination, attrs map[string]types.MessageAttributeValue, sys map[string]types.MessageSystemAttributeValue, batch bool) (map[string]types.MessageAttributeValue, map[string]types.MessageSystemAttributeValue) {
+// unless the message already has one. create writes the creation context
+// into the carrier it is given (InjectCreate, or StartSendOne, which starts
+// the send span) and returns the context of the span that records what
+// the budget dropped.
+func (i *Instrumentation) inject(attrs map[string]types.MessageAttributeValue, sys map[string]types.MessageSystemAttributeValue, create func(propagation.TextMapCarrier) context.Context) (map[string]types.MessageAttributeValue, map[string]types.MessageSystemAttributeValue) {
 	fields := map[string]string{}
 	c := injectCarrier{read: NewCarrier(&attrs), fields: fields}
 	if v, ok := sys[attrTraceHeader]; ok {
 		// An AWS producer's creation context, kept as the message's own.
 		c.xray = aws.ToString(v.StringValue)
 	}
-	i.tracing.InjectCreate(ctx, d, c, batch)
+	ctx := create(c)
 	if xray := fields[propagation.XRayKey]; xray != "" {
 		delete(fields, propagation.XRayKey)
 		if _, ok := sys[attrTraceHeader]; !ok {

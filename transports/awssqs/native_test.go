@@ -230,6 +230,11 @@ func TestNativeKeepsExistingTraceparent(t *testing.T) {
 	if !linksTo(send, want) {
 		t.Error("the send span does not link the kept creation context")
 	}
+	// Its context is no message's creation context: a CLIENT, not a
+	// PRODUCER (semconv), as the Publisher's in a relay.
+	if send.SpanKind() != trace.SpanKindClient {
+		t.Errorf("send span of a message keeping its creation context is a %v, want client", send.SpanKind())
+	}
 }
 
 // TestNativeKeepsXRayCreationContext: a message an AWS producer sent with

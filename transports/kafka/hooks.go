@@ -213,11 +213,11 @@ func (h *Hooks) OnProduceRecordBuffered(r *kgo.Record) {
 	d := h.destination(r.Topic, false)
 	// The span starts with the destination's attributes, what a sampler
 	// may use; the record's are set when it is unbuffered, if it records.
-	ctx, span := h.tracing.StartSend(parent, d, 1)
 	// One record per send span: the send span is the creation context, as
-	// with Publisher for a single message. The carrier replaces, so a stale
-	// or invalid traceparent is not left next to ours.
-	h.tracing.InjectCreate(ctx, d, NewCarrier(r), false)
+	// with Publisher for a single message, unless the record carries a
+	// valid one already. The carrier replaces, so a stale or invalid
+	// traceparent is not left next to ours.
+	ctx, span := h.tracing.StartSendOne(parent, d, NewCarrier(r))
 	st := &sendState{Context: ctx, span: span, parent: parent}
 	if h.metrics != nil {
 		st.start = time.Now()

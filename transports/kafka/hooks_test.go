@@ -199,6 +199,10 @@ func TestHooksKeepTraceparent(t *testing.T) {
 	if len(send.Links()) != 1 || send.Links()[0].SpanContext.SpanID().String() != spanID {
 		t.Errorf("send links %v, want the existing context", send.Links())
 	}
+	// Its context is not the record's creation context: a CLIENT (semconv).
+	if send.SpanKind() != trace.SpanKindClient {
+		t.Errorf("send span of a record keeping its creation context is a %v, want client", send.SpanKind())
+	}
 
 	consumer := hookedClient(t, seeds, h, kgo.ConsumeTopics(topic), kgo.ConsumerGroup("g"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))

@@ -86,10 +86,9 @@ func (c *Channel) startPublish(ctx context.Context, exchange, key string, msg *a
 		Name:       propagation.RabbitMQDestination(exchange, key, ""),
 		Attributes: appendRoutingKey(nil, key),
 	}
-	ctx, span := c.tracing.StartSend(ctx, d, 1)
 	// The caller's table may be shared between publishes: never write to it.
 	msg.Headers = maps.Clone(msg.Headers)
-	c.tracing.InjectCreate(ctx, d, NewCarrier(&msg.Headers), false)
+	ctx, span := c.tracing.StartSendOne(ctx, d, NewCarrier(&msg.Headers))
 	return ctx, span, d
 }
 

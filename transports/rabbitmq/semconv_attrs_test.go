@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelmq/otelmq/internal/testtel"
 	"github.com/otelmq/otelmq/middleware"
@@ -118,5 +119,34 @@ func TestCorrelationIDIsConversationID(t *testing.T) {
 		if len(spans) != 2 || len(with) != 1 || with[0] != "req-42" {
 			t.Errorf("%d %q spans, conversation IDs %q; want 2, one of them req-42", len(spans), name, with)
 		}
+	}
+}
+
+// TestChannelSendKind: the Channel's send span is a PRODUCER when its
+// context becomes the message's creation context, and a CLIENT linking the
+// creation context a message already carries (a relay), as the
+// Publisher's.
+func TestChannelSendKind(t *testing.T) {
+	conn, q := setup(t, nil)
+	sr, tp := channelRecorder(t)
+	ch := WrapChannel(rawChannel(t, conn), middleware.WithTracerProvider(tp))
+	const carried = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if err := ch.PublishWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: []byte("fresh")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.PublishWithContext(t.Context(), "", q, false, false,
+		amqp.Publishing{Headers: amqp.Table{"traceparent": carried}, Body: []byte("relayed")}); err != nil {
+		t.Fatal(err)
+	}
+	sends := endedNamed(sr, "send "+q)
+	if len(sends) != 2 {
+		t.Fatalf("%d send spans, want 2", len(sends))
+	}
+	if sends[0].SpanKind() != trace.SpanKindProducer || len(sends[0].Links()) != 0 {
+		t.Errorf("fresh message: send span %v with %d links, want a producer without links", sends[0].SpanKind(), len(sends[0].Links()))
+	}
+	if sends[1].SpanKind() != trace.SpanKindClient || len(sends[1].Links()) != 1 ||
+		sends[1].Links()[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("relayed message: send span %v with links %v, want a client linking the carried context", sends[1].SpanKind(), sends[1].Links())
 	}
 }
