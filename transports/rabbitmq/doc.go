@@ -118,13 +118,11 @@
 // handlers must tolerate duplicates.
 //
 // Calls that wait for the broker's reply (opening a channel, entering
-// confirm mode) give up when their context ends, also over a silent
-// network (a partition, a dead host), which amqp091 notices only after
-// three heartbeats; the channel an abandoned call was setting up is closed
-// once the call returns, never before (a frame on a channel the broker has
-// closed makes it close the whole connection). Subscribe's own setup,
-// basic.qos and basic.consume, is not abandoned, for that reason: over a
-// silent network a Subscribe stopped during its setup returns at the
-// heartbeat timeout (three heartbeats) rather than at once. Closing
-// Subscribe's channel waits at most a second for the broker's answer.
+// confirm mode, setting the prefetch, consuming) give up when their
+// context ends, also over a silent network (a partition, a dead host),
+// which amqp091 notices only after three heartbeats; the channel an
+// abandoned call was setting up is closed in the background once the call
+// returns, never before (a frame on a channel the broker has closed makes
+// it close the whole connection). Closing Subscribe's channel waits at
+// most a second for the broker's answer.
 package rabbitmq

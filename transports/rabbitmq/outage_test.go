@@ -171,6 +171,24 @@ func TestSilentOutageHonoursContexts(t *testing.T) {
 			}
 		})
 	})
+	t.Run("Subscribe stopped during its setup", func(t *testing.T) {
+		conn, p := dialSilenceable(t)
+		// The channel opens; then silence: basic.qos waits for an answer
+		// that does not come until amqp091 gives up on the connection.
+		d := silenceAfterChannel{conn: conn, p: p}
+		r := subscribe(t, t.Context(), NewSubscriber(d), q, func(context.Context, *middleware.Message) error { return nil })
+		select {
+		case <-d.opened():
+		case <-time.After(5 * time.Second):
+			t.Fatal("no channel opened")
+		}
+		time.Sleep(100 * time.Millisecond) // basic.qos sent into the silence
+		within(t, "Subscribe stopped during its setup", func() {
+			if err := r.stop(t); err != nil {
+				t.Error(err)
+			}
+		})
+	})
 	t.Run("Connection.Close does not hold up Publish", func(t *testing.T) {
 		conn, p := dialSilenceable(t)
 		pub := NewPublisher(conn)
@@ -243,4 +261,30 @@ func TestSilentRightAfterHandshakeCloses(t *testing.T) {
 	case <-time.After(10 * time.Second): // 3 heartbeats of 1 s, with room
 		t.Fatal("a connection silent since its handshake was still open after 10 s")
 	}
+}
+
+// silenceAfterChannel is a Dialer that silences its proxy once it opened a
+// channel: the next call on that channel waits for the heartbeat timeout.
+type silenceAfterChannel struct {
+	conn *Connection
+	p    *silentProxy
+}
+
+func (d silenceAfterChannel) Channel() (*amqp.Channel, error) {
+	ch, err := d.conn.Channel()
+	d.p.silent.Store(true)
+	return ch, err
+}
+
+// opened is closed once the proxy went silent, polled: the test only waits
+// for it.
+func (d silenceAfterChannel) opened() <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		for !d.p.silent.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(c)
+	}()
+	return c
 }

@@ -41,35 +41,45 @@ func rpc[T any](ctx context.Context, f func() (T, error), discard func(T)) (T, e
 	}
 }
 
-// rpcErr is rpc for a call that returns only an error.
-func rpcErr(ctx context.Context, f func() error) error {
-	_, err := rpc(ctx, func() (struct{}, error) { return struct{}{}, f() }, nil)
-	return err
+// abandonable runs f, an amqp091 call that waits for the broker's reply,
+// until it returns or ctx ends. When ctx ends first it returns returned,
+// closed once f has returned (its result dropped), and ctx.Err(): what
+// closes f's channel must wait for it, since amqp091 checks that a channel
+// is open and then writes, so f's frame could follow a channel.close, and a
+// frame on a channel the broker has closed makes it close the whole
+// connection (504 "expected 'channel.open'"), with every other channel on it.
+func abandonable(ctx context.Context, f func() error) (returned <-chan struct{}, err error) {
+	done := make(chan error, 1)
+	go func() { done <- f() }() // once per channel set up: no fast path
+	select {
+	case err := <-done:
+		return nil, err
+	case <-ctx.Done():
+		c := make(chan struct{})
+		go func() {
+			<-done
+			close(c)
+		}()
+		return c, ctx.Err()
+	}
 }
 
 // setupChannel runs f, a call that sets up ch (confirm.select, basic.qos),
-// like rpcErr; when f fails, or ctx ends first, ch is closed, since its
-// opener no longer wants it. The close waits for f to return even when the
-// caller does not: amqp091 checks that a channel is open and then writes,
-// so an abandoned call's frame could follow the channel.close, and a frame
-// on a channel the broker has closed makes it close the whole connection
-// (504 "expected 'channel.open'"), with every other channel on it.
+// until it returns or ctx ends; when f fails, or ctx ends first, ch is
+// closed, since its opener no longer wants it, but only once f returned
+// (see abandonable).
 func setupChannel(ctx context.Context, ch *amqp.Channel, f func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- f() }() // once per channel: no fast path
-	select {
-	case err := <-done:
-		if err != nil {
-			go discardChannel(ch) // it may wait for the broker as long as f
-		}
-		return err
-	case <-ctx.Done():
+	returned, err := abandonable(ctx, f)
+	switch {
+	case returned != nil:
 		go func() {
-			<-done
+			<-returned
 			discardChannel(ch)
 		}()
-		return ctx.Err()
+	case err != nil:
+		go discardChannel(ch) // it may wait for the broker as long as f
 	}
+	return err
 }
 
 // discardChannel closes a channel its opener no longer wants.

@@ -146,16 +146,33 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 	}
 	// The close returns the prefetched, unhandled messages to the queue;
 	// Subscribe does not wait past closeWait for the broker to confirm it.
-	defer closeChannel(ch)
+	// After a setup call given up on (pending, still running), the close
+	// must follow the call, never overtake it (see abandonable), so it
+	// waits for it in the background: a broker answers in milliseconds, a
+	// silent network at the heartbeat timeout, which Subscribe, stopped,
+	// does not wait for.
+	var pending <-chan struct{}
+	defer func() {
+		if pending == nil {
+			closeChannel(ch)
+			return
+		}
+		go func() {
+			<-pending
+			closeChannel(ch)
+		}()
+	}()
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	// basic.qos and basic.consume are not abandoned when ctx ends: rpc
-	// would leave the call running and the deferred close would send
-	// channel.close, which the call's frame (amqp091 checks "open", then
-	// writes) could follow: the broker then closes the whole connection
-	// (504 "expected 'channel.open'"). A broker answers them in
-	// milliseconds; a silent network ends them at the heartbeat timeout.
-	setupCtx := context.WithoutCancel(ctx)
-	if err := rpcErr(setupCtx, func() error { return ch.Qos(s.cfg.prefetch, 0, false) }); err != nil {
+	// setup runs a call that waits for the broker's answer (basic.qos,
+	// basic.consume) until it returns or ctx ends.
+	setup := func(f func() error) error {
+		returned, err := abandonable(ctx, f)
+		if returned != nil {
+			pending = returned
+		}
+		return err
+	}
+	if err := setup(func() error { return ch.Qos(s.cfg.prefetch, 0, false) }); err != nil {
 		return false, fmt.Errorf("rabbitmq: setting prefetch on %q: %w", queue, err)
 	}
 	if tracksTopology(ch) {
@@ -168,9 +185,11 @@ func (s *Subscriber) consume(ctx context.Context, queue string, h middleware.Han
 		// Named here rather than by amqp091, so that it can be cancelled.
 		tag = "ctag-otelmq-" + strconv.FormatUint(consumerTags.Add(1), 10)
 	}
-	deliveries, err := rpc(setupCtx, func() (<-chan amqp.Delivery, error) {
-		return ch.Consume(queue, tag, false, false, false, false, nil)
-	}, nil)
+	var deliveries <-chan amqp.Delivery
+	err = setup(func() (err error) {
+		deliveries, err = ch.Consume(queue, tag, false, false, false, false, nil)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("rabbitmq: consuming %q: %w", queue, err)
 	}
