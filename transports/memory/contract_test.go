@@ -125,16 +125,27 @@ func TestSettleOperations(t *testing.T) {
 // queue and none stays counted in flight.
 func TestStoppedSubscriberLeavesNothingInFlight(t *testing.T) {
 	b := memory.New()
+	stopAtFirstOfThree(t, b, b)
+	if ready, inFlight := b.Len("q"); ready != 2 || inFlight != 0 {
+		t.Errorf("after Subscribe: %d ready, %d in flight; want 2 and 0", ready, inFlight)
+	}
+}
+
+// stopAtFirstOfThree publishes three messages to queue "q" of b and
+// subscribes to it through sub (b, or b wrapped) with one handler at a
+// time: the first handler ends the Subscribe and holds the one worker until
+// the two messages of its batch that no handler took are back on the
+// queue, so neither reaches a handler.
+func stopAtFirstOfThree(t *testing.T, b *memory.Broker, sub middleware.Subscriber) {
+	t.Helper()
 	for _, body := range []string{"1", "2", "3"} {
 		if err := b.Publish(context.Background(), "q", middleware.NewMessage([]byte(body))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	err := b.Subscribe(ctx, "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+	err := sub.Subscribe(ctx, "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		cancel()
-		// Hold the one worker until the two others are back, so
-		// neither reaches a handler.
 		deadline := time.Now().Add(10 * time.Second)
 		for ready, _ := b.Len("q"); ready != 2; ready, _ = b.Len("q") {
 			if time.Now().After(deadline) {
@@ -147,8 +158,5 @@ func TestStoppedSubscriberLeavesNothingInFlight(t *testing.T) {
 	}))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if ready, inFlight := b.Len("q"); ready != 2 || inFlight != 0 {
-		t.Errorf("after Subscribe: %d ready, %d in flight; want 2 and 0", ready, inFlight)
 	}
 }

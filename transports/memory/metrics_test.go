@@ -44,30 +44,9 @@ func TestConsumedCountsDispatchedMessagesOnly(t *testing.T) {
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	b := memory.New() // one handler at a time, batches of 10
 	sub := middleware.NewMetrics(middleware.WithMeterProvider(mp)).Subscriber(b)
-	for _, body := range []string{"1", "2", "3"} {
-		if err := b.Publish(context.Background(), "q", middleware.NewMessage([]byte(body))); err != nil {
-			t.Fatal(err)
-		}
-	}
-
 	// The first handler ends the Subscribe and waits until the two messages
 	// of its batch that no handler took are back on the queue.
-	ctx, cancel := context.WithCancel(context.Background())
-	err := sub.Subscribe(ctx, "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
-		cancel()
-		deadline := time.Now().Add(10 * time.Second)
-		for ready, _ := b.Len("q"); ready != 2; ready, _ = b.Len("q") {
-			if time.Now().After(deadline) {
-				t.Error("the undelivered messages were not requeued")
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stopAtFirstOfThree(t, b, sub)
 	if n := consumed(t, reader); n != 1 {
 		t.Errorf("after the first Subscribe: %d consumed, want 1 (one message was delivered)", n)
 	}
@@ -75,7 +54,7 @@ func TestConsumedCountsDispatchedMessagesOnly(t *testing.T) {
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel2()
 	handled := 0
-	err = sub.Subscribe(ctx2, "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
+	err := sub.Subscribe(ctx2, "q", middleware.HandlerFunc(func(context.Context, *middleware.Message) error {
 		if handled++; handled == 2 {
 			cancel2()
 		}
