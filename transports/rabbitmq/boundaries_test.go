@@ -1,7 +1,6 @@
 package rabbitmq
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +16,7 @@ import (
 // TestPublishUnencodableMessages).
 func TestPublishAtShortStringLimits(t *testing.T) {
 	conn, queue := setup(t, nil)
-	got := make(chan *middleware.Message, 1)
-	r := subscribe(t, t.Context(), NewSubscriber(conn), queue, func(_ context.Context, m *middleware.Message) error {
-		got <- m
-		return nil
-	})
+	got, r := collect(t, NewSubscriber(conn), queue, 1)
 	id, name := strings.Repeat("i", 255), strings.Repeat("k", 255)
 	msg := &middleware.Message{ID: id, Body: []byte("at the limit"), Headers: map[string]string{name: "v"}}
 	if err := NewPublisher(conn, WithConfirms(true)).Publish(t.Context(), queue, msg); err != nil {
@@ -40,11 +35,7 @@ func TestPublishAtShortStringLimits(t *testing.T) {
 // headers; a nil Key arrives nil, with no header table.
 func TestEmptyKeyRoundTrip(t *testing.T) {
 	conn, queue := setup(t, nil)
-	got := make(chan *middleware.Message, 2)
-	r := subscribe(t, t.Context(), NewSubscriber(conn), queue, func(_ context.Context, m *middleware.Message) error {
-		got <- m
-		return nil
-	})
+	got, r := collect(t, NewSubscriber(conn), queue, 2)
 	err := NewPublisher(conn, WithConfirms(true)).Publish(t.Context(), queue,
 		&middleware.Message{Body: []byte("empty"), Key: []byte{}},
 		&middleware.Message{Body: []byte("nil")})

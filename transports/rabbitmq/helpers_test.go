@@ -43,6 +43,18 @@ func subscribe(t testing.TB, ctx context.Context, sub middleware.Subscriber, que
 	return r
 }
 
+// collect subscribes sub to queue with a handler that succeeds and sends
+// each message to the returned channel, which holds n without a reader.
+func collect(t testing.TB, sub middleware.Subscriber, queue string, n int) (<-chan *middleware.Message, *running) {
+	t.Helper()
+	got := make(chan *middleware.Message, n)
+	r := subscribe(t, t.Context(), sub, queue, func(_ context.Context, m *middleware.Message) error {
+		got <- m
+		return nil
+	})
+	return got, r
+}
+
 // stop cancels the Subscribe context and returns what Subscribe returned.
 func (r *running) stop(t testing.TB) error {
 	r.once.Do(func() {

@@ -1,7 +1,6 @@
 package rabbitmq
 
 import (
-	"context"
 	"fmt"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"testing"
@@ -34,11 +33,7 @@ func TestEmptyRoutingKeyIsNotRecorded(t *testing.T) {
 	}
 	tel := testtel.New(t)
 	pub := tel.Publisher(NewPublisher(conn, WithExchange(ex)))
-	got := make(chan *middleware.Message, 2)
-	subscribe(t, t.Context(), tel.Subscriber(NewSubscriber(conn)), q, func(_ context.Context, m *middleware.Message) error {
-		got <- m
-		return nil
-	})
+	got, _ := collect(t, tel.Subscriber(NewSubscriber(conn)), q, 2)
 	for _, key := range []string{"", "ignored-by-fanout"} {
 		if err := pub.Publish(t.Context(), key, middleware.NewMessage([]byte(key))); err != nil {
 			t.Fatal(err)
@@ -100,11 +95,7 @@ func TestCorrelationIDIsConversationID(t *testing.T) {
 		}
 	}
 	tracing := middleware.NewTracing(middleware.WithTracerProvider(tp))
-	got := make(chan *middleware.Message, 2)
-	subscribe(t, t.Context(), tracing.Subscriber(NewSubscriber(conn)), q, func(_ context.Context, m *middleware.Message) error {
-		got <- m
-		return nil
-	})
+	got, _ := collect(t, tracing.Subscriber(NewSubscriber(conn)), q, 2)
 	receive(t, got, 2, 10*time.Second)
 	key := propagation.ConversationID("").Key
 	eventually(t, 5*time.Second, "two process spans", func() bool { return len(endedNamed(sr, "process "+q)) == 2 })
