@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/otelmq/otelmq/integration/brokers"
 	"github.com/otelmq/otelmq/middleware"
@@ -101,14 +99,7 @@ func TestShutdownAbandonsPollTogether(t *testing.T) {
 		t.Errorf("%d visibility changes for %d abandoned messages, %d of them waited alone: want all in flight together",
 			arrived, polled-1, alone.Load())
 	}
-	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
-		QueueUrl:       aws.String(url),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)]; v != "4" {
+	if v := approximateVisible(t, client, url); v != "4" {
 		t.Errorf("%s visible message(s) after shutdown, want the 4 abandoned ones", v)
 	}
 }

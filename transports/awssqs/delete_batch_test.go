@@ -628,14 +628,7 @@ func TestShutdownFlushesDeletesOfAbandonedPoll(t *testing.T) {
 	if len(batches) != 1 || rec.names(batches[0]) != first+"#1" {
 		t.Errorf("batches when Subscribe returned: %q, want the handled message %q alone", batches, first)
 	}
-	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
-		QueueUrl:       aws.String(url),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)]; v != "2" {
+	if v := approximateVisible(t, client, url); v != "2" {
 		t.Errorf("%s visible message(s) after shutdown, want the 2 abandoned ones", v)
 	}
 }

@@ -110,6 +110,20 @@ func approximateCount(t *testing.T, client *sqs.Client, url string) int {
 	return n
 }
 
+// approximateVisible returns the queue's ApproximateNumberOfMessages as SQS
+// answers it.
+func approximateVisible(t *testing.T, client *sqs.Client, url string) string {
+	t.Helper()
+	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)]
+}
+
 func TestRoundTrip(t *testing.T) {
 	client := brokers.SQS(t)
 	url := brokers.SQSQueue(t, client, "roundtrip", nil)
