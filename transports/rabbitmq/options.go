@@ -34,7 +34,7 @@ func openChannel(ctx context.Context, conn Dialer) (*amqp.Channel, error) {
 	if cd, ok := conn.(contextDialer); ok {
 		ch, err = cd.ChannelContext(ctx)
 	} else {
-		ch, err = rpc(ctx, conn.Channel, discardChannel)
+		ch, err = channelOf(ctx, conn.Channel)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: opening a channel: %w", err)

@@ -191,7 +191,7 @@ func (c *Connection) ChannelContext(ctx context.Context) (*amqp.Channel, error) 
 	for attempt := 0; ; attempt++ {
 		conn, err := c.connection(ctx)
 		if err == nil {
-			ch, cerr := rpc(ctx, conn.Channel, discardChannel)
+			ch, cerr := channelOf(ctx, conn.Channel)
 			if cerr == nil {
 				return ch, nil
 			}

@@ -7,38 +7,28 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// rpc runs f, an amqp091 call that waits for the broker's reply and takes
-// no context (channel.open, confirm.select, basic.qos, basic.consume), and
-// returns when f does or ctx ends. Over a silent network (a partition, a
-// dead host: no RST) such a call waits for the heartbeat timeout, three
+// channelOf opens a channel with open (a Dialer's Channel), an amqp091
+// call that waits for the broker's reply and takes no context, and returns
+// when it does or ctx ends. Over a silent network (a partition, a dead
+// host: no RST) such a call waits for the heartbeat timeout, three
 // heartbeats, 15 s by default; a caller whose context ends first gets its
-// error at once, and f goes on in the background until the connection
-// answers or dies, its result handed to discard.
-func rpc[T any](ctx context.Context, f func() (T, error), discard func(T)) (T, error) {
-	if ctx.Done() == nil {
-		return f() // nothing to give up on: no goroutine
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
+// error at once, and the channel opened after all is closed.
+func channelOf(ctx context.Context, open func() (*amqp.Channel, error)) (*amqp.Channel, error) {
+	var ch *amqp.Channel
+	returned, err := abandonable(ctx, func() (err error) {
+		ch, err = open()
+		return err
+	})
+	if returned != nil {
 		go func() {
-			if r := <-done; r.err == nil && discard != nil {
-				discard(r.v)
+			<-returned
+			if ch != nil {
+				discardChannel(ch)
 			}
 		}()
-		var zero T
-		return zero, ctx.Err()
+		return nil, err
 	}
+	return ch, err
 }
 
 // abandonable runs f, an amqp091 call that waits for the broker's reply,
@@ -49,8 +39,11 @@ func rpc[T any](ctx context.Context, f func() (T, error), discard func(T)) (T, e
 // frame on a channel the broker has closed makes it close the whole
 // connection (504 "expected 'channel.open'"), with every other channel on it.
 func abandonable(ctx context.Context, f func() error) (returned <-chan struct{}, err error) {
+	if ctx.Done() == nil {
+		return nil, f() // nothing to give up on: no goroutine
+	}
 	done := make(chan error, 1)
-	go func() { done <- f() }() // once per channel set up: no fast path
+	go func() { done <- f() }()
 	select {
 	case err := <-done:
 		return nil, err
