@@ -36,8 +36,9 @@ func writeRecordID(sb *strings.Builder, topic string, partition int32, offset in
 // the partition attribute shares the ID's bytes. It reads the ID from the
 // end: the offset and partition hold no '/'.
 func idPartition(id string) string {
-	p := id[:strings.LastIndexByte(id, '/')]
-	return p[strings.LastIndexByte(p, '/')+1:]
+	rest, _, _ := cutLast(id)
+	_, partition, _ := cutLast(rest)
+	return partition
 }
 
 // appendProducedAttributes appends what a send or create span records of
